@@ -1,0 +1,148 @@
+"""Training: rate + lambda * MSE (0-255 scale), all qualities and both synthesis depths at once.
+
+Each sample in a batch draws a quality level; its loss is ``bpp + lambda_q * MSE``
+with the MSE averaged over the two synthesis depths, so one analysis transform
+and one hyperprior serve both decoders. Checkpoints are written atomically every
+few minutes and a run resumes from its last checkpoint by default.
+
+    nic train configs/train.toml
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import random
+import time
+import tomllib
+
+import numpy as np
+from PIL import Image
+import torch
+from tqdm import tqdm
+
+from encoder.model import ModelConfig, NicModel, bits
+
+log = logging.getLogger("nic.train")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+class CropDataset:
+    """All training photos in memory as uint8; random crops with flips."""
+
+    def __init__(self, folder: Path, crop: int, seed: int = 0):
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise SystemExit(f"no images in {folder}")
+        self.images = []
+        for p in tqdm(paths, desc="loading photos", leave=False):
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if min(im.size) >= crop:
+                    self.images.append(np.asarray(im))
+        self.crop = crop
+        self.rng = random.Random(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.crop, self.crop, 3), np.uint8)
+        for i in range(n):
+            img = self.images[self.rng.randrange(len(self.images))]
+            h, w, _ = img.shape
+            y, x = self.rng.randrange(h - self.crop + 1), self.rng.randrange(w - self.crop + 1)
+            c = img[y : y + self.crop, x : x + self.crop]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            out[i] = c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def rd_loss(model: NicModel, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    out = model(x, q)
+    num_px = x.shape[2] * x.shape[3]
+    bpp = (bits(out["likelihoods"]["y"]) + bits(out["likelihoods"]["z"])) / num_px
+    lam = torch.tensor(model.cfg.lambdas, device=x.device)[q]
+    mse = {k: ((v - x) ** 2).mean(dim=(1, 2, 3)) * 255.0**2 for k, v in out["x_hat"].items()}
+    mse_avg = sum(mse.values()) / len(mse)
+    loss = (bpp + lam * mse_avg).mean()
+    stats = {"loss": loss.item(), "bpp": bpp.mean().item()}
+    for k, v in mse.items():
+        stats[f"psnr_{k}"] = (10 * torch.log10(255.0**2 / v.clamp_min(1e-6))).mean().item()
+    return loss, stats
+
+
+def lr_at(step: int, cfg: dict) -> float:
+    """Linear warm-up, then cosine decay to lr_min at total_steps."""
+    base, warm, total = cfg["lr"], cfg.get("warmup_steps", 200), cfg["total_steps"]
+    if step < warm:
+        return base * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    lo = cfg.get("lr_min", base * 0.05)
+    return lo + 0.5 * (base - lo) * (1 + math.cos(math.pi * t))
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(config_path: str | Path, max_minutes: float | None = None) -> Path:
+    with open(config_path, "rb") as f:
+        cfg = tomllib.load(f)
+    tcfg = cfg["train"]
+    mcfg = ModelConfig(**cfg.get("model", {}))
+    run_dir = Path(tcfg["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=run_dir / "train.log", level=logging.INFO, format="%(asctime)s %(message)s"
+    )
+    torch.set_num_threads(int(tcfg.get("threads", 2)))
+    torch.manual_seed(int(tcfg.get("seed", 0)))
+
+    model = NicModel(mcfg)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg["lr"])
+    step, ckpt_path = 0, run_dir / "last.pt"
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        log.info("resumed at step %d", step)
+    (run_dir / "config.json").write_text(json.dumps({"model": mcfg.__dict__, "train": tcfg}, indent=1))
+
+    data = CropDataset(Path(tcfg["data"]), int(tcfg["crop"]), seed=int(tcfg.get("seed", 0)) + step)
+    batch, total = int(tcfg["batch"]), int(tcfg["total_steps"])
+    every_s = float(tcfg.get("checkpoint_minutes", 3)) * 60
+    deadline = time.time() + max_minutes * 60 if max_minutes else None
+    last_save, avg = time.time(), {}
+    bar = tqdm(total=total, initial=step, desc="train", dynamic_ncols=True)
+    model.train()
+    while step < total:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tcfg)
+        x = data.batch(batch)
+        q = torch.randint(0, mcfg.qualities, (batch,))
+        loss, stats = rd_loss(model, x, q)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg.get("clip", 1.0)))
+        opt.step()
+        step += 1
+        avg = {k: 0.98 * avg.get(k, v) + 0.02 * v for k, v in stats.items()}
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items()})
+        if step % 50 == 0:
+            log.info("step %d lr %.2e %s", step, lr_at(step, tcfg), json.dumps({k: round(v, 4) for k, v in avg.items()}))
+        out_of_time = deadline is not None and time.time() > deadline
+        if time.time() - last_save > every_s or step == total or out_of_time:
+            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                         "config": mcfg.__dict__}, ckpt_path)
+            last_save = time.time()
+            log.info("checkpoint at step %d", step)
+        if out_of_time:
+            break
+    bar.close()
+    return ckpt_path
