@@ -1,0 +1,14 @@
+"""nic's decoder: stdlib + NumPy only, identical in CPython and in Pyodide.
+
+    >>> import webdecoder
+    >>> rgb = webdecoder.decode(open("photo.nic", "rb").read())   # (H, W, 3) uint8
+
+Every malformed input raises :class:`NicError`.
+"""
+
+from webdecoder.decoder import decode, info
+from webdecoder.errors import NicError
+from webdecoder.model import register_model
+
+__all__ = ["decode", "info", "NicError", "register_model"]
+__version__ = "0.1.0"

@@ -1,0 +1,111 @@
+"""Torch checkpoint -> integer model file for ``webdecoder`` (+ the encoder's float weights).
+
+The only bridge between the two worlds. Weights become integers with a
+per-layer shift chosen so that |w| < 2^14; activations are fixed point with
+``FRAC_BITS`` fraction bits; the last synthesis layer absorbs the 255 scale and
+the +0.5 offset so that its output is a pixel value. The probability tables
+are built here once, as integers, and stored in the file.
+
+    nic export runs/main/last.pt -o models/
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoder.model import ModelConfig, NicModel, decode_kmac_per_px
+from webdecoder.model import save_model
+from webdecoder.synthesis import SYN_FRAC_BITS
+from webdecoder.tables import FRAC_BITS, gaussian_tables, quantize_pmf
+
+WEIGHT_BITS = 14  # |w_int| < 2^14 keeps every sum below 2^53 (docs/FORMAT.md)
+INVGAIN_SHIFT = 16
+Z_TAIL = 1e-6  # the factorized z tables cover all but this much mass per channel
+DECODER_FILE = "nic.npz"
+ENCODER_FILE = "nic-encoder.pt"
+
+
+def _weight(w: torch.Tensor, scale: float = 1.0) -> tuple[np.ndarray, int]:
+    w = w.detach().double().numpy() * scale
+    m = float(np.abs(w).max()) or 1.0
+    shift = max(0, min(40, math.floor(math.log2((2**WEIGHT_BITS - 1) / m))))
+    return np.round(w * 2.0**shift).astype(np.int32), shift
+
+
+def _layer(arrays: dict, name: str, conv: torch.nn.Module, scale: float = 1.0, offset: float = 0.0,
+           output: bool = False, frac: int = SYN_FRAC_BITS) -> None:
+    """Integer weights, bias at the accumulator's scale, and the shift back to ``frac`` bits
+    (or to whole pixel values for an ``output`` layer)."""
+    w, shift = _weight(conv.weight, scale)
+    b = conv.bias.detach().double().numpy() * scale + offset
+    arrays[f"{name}.w"] = w
+    arrays[f"{name}.b"] = np.round(b * 2.0 ** (frac + shift)).astype(np.int64)
+    arrays[f"{name}.shift"] = np.array(shift + (frac if output else 0))
+
+
+def z_tables(model: NicModel) -> tuple[np.ndarray, np.ndarray]:
+    """Integer tables of the factorized prior, one per z channel, with escape."""
+    eb = model.entropy_bottleneck
+    cz = model.cfg.z_channels
+    grid = torch.arange(-512, 513, dtype=torch.float32)
+    with torch.no_grad():
+        lik, _, _ = eb._likelihood(grid.repeat(cz, 1).reshape(cz, 1, -1))
+    pmf = lik.reshape(cz, -1).double().numpy()
+    parts = []
+    for c in range(cz):
+        p = pmf[c]
+        r = 1
+        while r < 512 and p[512 - r : 512 + r + 1].sum() < 1 - Z_TAIL:
+            r += 1
+        parts.append(quantize_pmf(p[512 - r : 512 + r + 1]))
+    return np.concatenate(parts), np.cumsum([0] + [q.size for q in parts]).astype(np.int64)
+
+
+def export(ckpt_path: str | Path, out_dir: str | Path = "models") -> str:
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    cfg = ModelConfig(**state["config"])
+    model = NicModel(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    arrays: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(model.h_s.layers):
+        _layer(arrays, f"h{i}", layer, frac=FRAC_BITS)
+    _layer(arrays, "jpeg", model.g_s["jpeg"].conv, 255.0, 127.5, output=True)
+    two = model.g_s["two"]
+    _layer(arrays, "two.up", two.up)
+    _layer(arrays, "two.res", two.res)
+    _layer(arrays, "two.out", two.out, 255.0, 127.5, output=True)
+    beta, gamma = two.igdn.weights()
+    g, gshift = _weight(gamma)
+    arrays["two.gdn.gamma"] = g
+    arrays["two.gdn.beta"] = np.round(beta.detach().double().numpy() * 2.0 ** (SYN_FRAC_BITS + gshift)).astype(np.int64)
+    arrays["two.gdn.shift"] = np.array(gshift)
+    inv = torch.exp(-model.log_gain.detach().double()).numpy()
+    arrays["invgain"] = np.round(inv * 2**INVGAIN_SHIFT).astype(np.int64)
+    arrays["invgain.shift"] = np.array(INVGAIN_SHIFT)
+    arrays["y.freqs"], arrays["y.offsets"] = gaussian_tables()
+    arrays["z.freqs"], arrays["z.offsets"] = z_tables(model)
+    meta = {
+        "format_version": 1,
+        "config": state["config"],
+        "qualities": cfg.qualities,
+        "lambdas": cfg.lambdas,
+        "mac_per_px": {str(d): round(decode_kmac_per_px(cfg, d) * 1000) for d in (1, 2)},
+        "trained_steps": int(state.get("step", 0)),
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_id = save_model(arrays, meta, out_dir / DECODER_FILE)
+    # The encoder's float weights (analysis, hyperprior, synthesis for SGA) in half precision,
+    # tagged with the id of the decoder file they belong to.
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    tmp = out_dir / (ENCODER_FILE + ".tmp")
+    torch.save({"model": half, "config": state["config"], "model_id": model_id,
+                "trained_steps": meta["trained_steps"]}, tmp)
+    os.replace(tmp, out_dir / ENCODER_FILE)
+    return model_id

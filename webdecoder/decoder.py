@@ -1,0 +1,78 @@
+"""parse -> z -> hyper-decoder -> y -> synthesis -> pixels."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from webdecoder import entropy, format
+from webdecoder.errors import NicError
+from webdecoder.hyper import hyper_decode
+from webdecoder.model import Model, get_model
+from webdecoder.synthesis import dequantize_latent, synthesize
+from webdecoder.tables import FRAC_BITS
+
+
+def _header_and_model(data: bytes, check_crc: bool = True) -> tuple[format.Header, Model]:
+    h = format.parse(data, check_crc=check_crc)
+    model = get_model(h.model_id)
+    if h.quality >= model.qualities:
+        raise NicError(f"quality {h.quality} outside 0..{model.qualities - 1} of model {h.model_id.hex()}")
+    if h.mac_per_px != model.mac_per_px(h.depth):
+        raise NicError(f"decode cost field {h.mac_per_px} does not match the model ({model.mac_per_px(h.depth)})")
+    return h, model
+
+
+def decode_z(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> np.ndarray:
+    _, _, hz, wz = format.latent_shape(h.width, h.height)
+    cz = model["z.offsets"].size - 1
+    tables = np.repeat(np.arange(cz, dtype=np.int64), hz * wz)
+    z = entropy.decode_values(z_rans, z_esc, tables, model["z.freqs"], model["z.offsets"], h.z_lanes)
+    return z.reshape(cz, hz, wz)
+
+
+def decode_y(model: Model, h: format.Header, means_fx: np.ndarray, scale_idx: np.ndarray,
+             y_rans: bytes, y_esc: bytes) -> np.ndarray:
+    """Residual symbols around the integer means -> gained latent in fixed point."""
+    q = entropy.decode_values(y_rans, y_esc, scale_idx.ravel(), model["y.freqs"], model["y.offsets"], h.y_lanes)
+    return (q.reshape(means_fx.shape) << FRAC_BITS) + means_fx
+
+
+def decode(data: bytes, timings: dict | None = None) -> np.ndarray:
+    """Decode a .nic file to an (H, W, 3) uint8 array; raises NicError on any bad input.
+
+    ``timings``, if given, receives seconds per stage: parse, z, hyper, y, synthesis.
+    """
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        clock.append(time.perf_counter())
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + clock[-1] - clock[-2]
+
+    h, model = _header_and_model(data)
+    z_rans, z_esc, y_rans, y_esc = h.sections(bytes(data))
+    lap("parse")
+    z_hat = decode_z(model, h, z_rans, z_esc)
+    lap("z")
+    means_fx, scale_idx = hyper_decode(model, z_hat)
+    lap("hyper")
+    y_fx = decode_y(model, h, means_fx, scale_idx, y_rans, y_esc)
+    lap("y")
+    rgb = synthesize(model, dequantize_latent(model, y_fx, h.quality), h.depth)
+    out = np.ascontiguousarray(rgb[:, : h.height, : h.width].transpose(1, 2, 0))
+    lap("synthesis")
+    return out
+
+
+def info(data: bytes) -> dict:
+    """Header facts and costs, without decoding the pixels."""
+    h, model = _header_and_model(data)
+    px = h.width * h.height
+    return {
+        "width": h.width, "height": h.height, "quality": h.quality, "depth": h.depth,
+        "bytes": len(data), "bpp": 8 * len(data) / px, "kmac_per_px": h.mac_per_px / 1000,
+        "total_mac": h.mac_per_px * px, "model_id": h.model_id.hex(),
+        "z_lanes": h.z_lanes, "y_lanes": h.y_lanes,
+    }

@@ -1,0 +1,116 @@
+"""Model files: integer weights and tables that a .nic names by its model id.
+
+A model file is an uncompressed-header zip of .npy arrays (what ``numpy.load``
+reads, in CPython and in Pyodide alike). Its id is the first 8 bytes of its
+SHA-256, so a .nic can only be decoded by the exact weights it was made for.
+CPython finds ``models/*.npz`` of the checkout (or ``$NIC_MODEL_DIR``) by
+itself; a browser worker passes the bytes it fetched to :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+import zipfile
+
+import numpy as np
+
+from webdecoder.errors import NicError
+from webdecoder.rans import PRECISION
+
+MODEL_SUFFIX = ".npz"
+
+
+@dataclass
+class Model:
+    model_id: bytes
+    meta: dict
+    arrays: dict[str, np.ndarray]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+    @property
+    def qualities(self) -> int:
+        return int(self.meta["qualities"])
+
+    def mac_per_px(self, depth: int) -> int:
+        return int(self.meta["mac_per_px"][str(depth)])
+
+
+def model_id_of(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:8]
+
+
+def _check_tables(freqs: np.ndarray, offsets: np.ndarray, name: str) -> None:
+    sizes = np.diff(offsets)
+    if offsets[0] != 0 or offsets[-1] != freqs.size or np.any(sizes < 2) or np.any(sizes % 2):
+        raise NicError(f"model file: bad {name} table offsets")
+    if freqs.min() < 1 or np.any(np.add.reduceat(freqs, offsets[:-1]) != 1 << PRECISION):
+        raise NicError(f"model file: {name} frequencies do not sum to 2^{PRECISION}")
+
+
+def load_model(data: bytes) -> Model:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            arrays = {}
+            for name in zf.namelist():
+                with zf.open(name) as f:
+                    arrays[name.removesuffix(".npy")] = np.lib.format.read_array(f, allow_pickle=False)
+        meta = json.loads(bytes(arrays.pop("meta")).decode())
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
+        raise NicError(f"not a nic model file ({e})") from None
+    for t in ("y", "z"):
+        _check_tables(arrays[f"{t}.freqs"], arrays[f"{t}.offsets"], t)
+    return Model(model_id_of(data), meta, arrays)
+
+
+_registry: dict[bytes, Model] = {}
+_scanned: set[str] = set()
+
+
+def register_model(data: bytes) -> str:
+    """Make a model file's weights available to ``decode``; returns its id (hex)."""
+    model = load_model(bytes(data))
+    _registry[model.model_id] = model
+    return model.model_id.hex()
+
+
+def model_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("NIC_MODEL_DIR", "").split(os.pathsep) if p]
+    return dirs + [Path(__file__).resolve().parent.parent / "models"]
+
+
+def get_model(model_id: bytes) -> Model:
+    if model_id in _registry:
+        return _registry[model_id]
+    for d in model_dirs():
+        for path in sorted(d.glob("*" + MODEL_SUFFIX)) if d.is_dir() else []:
+            key = str(path.resolve())
+            if key not in _scanned:
+                _scanned.add(key)
+                register_model(path.read_bytes())
+            if model_id in _registry:
+                return _registry[model_id]
+    raise NicError(f"unknown model id {model_id.hex()} (no matching model file registered or in models/)")
+
+
+def save_model(arrays: dict[str, np.ndarray], meta: dict, path: Path) -> str:
+    """Write a model file deterministically (fixed zip dates, sorted names); returns its id."""
+    buf = io.BytesIO()
+    items = dict(arrays, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8))
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(items):
+            arr = io.BytesIO()
+            np.lib.format.write_array(arr, np.ascontiguousarray(items[name]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(2020, 1, 1, 0, 0, 0)), arr.getvalue(),
+                        compress_type=zipfile.ZIP_DEFLATED)
+    data = buf.getvalue()
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return model_id_of(data).hex()
