@@ -1,0 +1,1 @@
+"""Evaluation and benchmarking harness: RD curves, BD-rates, entropy-coder and decoder speed."""
