@@ -23,7 +23,8 @@ import argparse
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 import io
 import json
 import math
@@ -85,11 +86,11 @@ class Config:
     qualities: tuple[float, ...]
     depth: int | None = None
     effort: str | None = None
-    nic_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    model_dir: str | None = None  # nic only: None = the shipped models/
 
     def description(self) -> str:
         if self.codec == "nic":
-            return f"nic depth {self.depth}, effort {self.effort}"
+            return f"nic depth {self.depth}, effort {self.effort}, model {self.model_dir or 'models/'}"
         lib = {
             "jpeg": "Pillow/libjpeg",
             "webp": "Pillow/libwebp",
@@ -109,18 +110,18 @@ def build_configs(
     nic_efforts: Sequence[str],
     depths: Sequence[int],
     sweeps: dict[str, Sequence[float]] | None = None,
-    nic_kwargs: dict[str, Any] | None = None,
+    model_dir: str | None = None,
 ) -> list[Config]:
     out: list[Config] = []
     sweeps = {**DEFAULT_SWEEPS, **(sweeps or {})}
     for c in codecs:
         if c == "nic":
-            qs = tuple(qualities) if qualities is not None else tuple(_nic_qualities())
+            qs = tuple(qualities) if qualities is not None else tuple(_nic_qualities(model_dir))
             for d in depths:
                 for e in nic_efforts:
                     if e not in NIC_EFFORTS:
                         raise ValueError(f"unknown nic effort {e!r}; expected one of {NIC_EFFORTS}")
-                    out.append(Config(nic_config_name(d, e), "nic", qs, d, e, dict(nic_kwargs or {})))
+                    out.append(Config(nic_config_name(d, e), "nic", qs, d, e, model_dir))
         elif c in CLASSICAL:
             out.append(Config(c, c, tuple(sweeps[c])))
         else:
@@ -128,14 +129,13 @@ def build_configs(
     return out
 
 
-def _nic_qualities() -> list[int]:
+def _nic_qualities(model_dir: str | None = None) -> list[int]:
+    if model_dir:
+        return list(range(_nic_encoder(model_dir).qualities))
     import encoder  # noqa: PLC0415  (imported lazily: classical-only runs must not need the model)
 
-    if hasattr(encoder, "QUALITIES"):
-        return list(encoder.QUALITIES)
-    if hasattr(encoder, "num_qualities"):
-        return list(range(encoder.num_qualities()))
-    return list(range(8))
+    q = getattr(encoder, "QUALITIES", 8)
+    return list(range(q)) if isinstance(q, int) else list(q)
 
 
 # --------------------------------------------------------------------------- codecs
@@ -176,16 +176,48 @@ def decode_classical(codec: str, data: bytes) -> np.ndarray:
     return _pil_decode(data)
 
 
+@lru_cache(maxsize=2)
+def _nic_encoder(model_dir: str):
+    """An encoder for another model folder; its decoder model is registered so decode() finds it."""
+    from encoder.codec import Encoder  # noqa: PLC0415
+    import webdecoder  # noqa: PLC0415
+
+    for f in sorted(Path(model_dir).glob("*.npz")):
+        webdecoder.register_model(f.read_bytes())
+    return Encoder(model_dir)
+
+
 def _nic_encode(cfg: Config, x: np.ndarray, q: float) -> bytes:
+    if cfg.model_dir:
+        return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, cfg.effort)
     import encoder  # noqa: PLC0415
 
-    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort, **cfg.nic_kwargs)
+    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort)
+
+
+_warm: set[str | None] = set()
+
+
+def _nic_warmup(cfg: Config) -> None:
+    """Load models before the clock starts: the first call per process costs seconds, not per image."""
+    if cfg.model_dir in _warm:
+        return
+    tiny = np.full((16, 16, 3), 128, np.uint8)
+    _nic_decode(_nic_encode(Config("warmup", "nic", (0,), cfg.depth, "none", cfg.model_dir), tiny, 0))
+    _warm.add(cfg.model_dir)
 
 
 def _nic_decode(data: bytes) -> np.ndarray:
     import webdecoder  # noqa: PLC0415
 
     return webdecoder.decode(data)
+
+
+def _nic_info(data: bytes) -> dict[str, Any]:
+    import webdecoder  # noqa: PLC0415
+
+    i = webdecoder.info(data)
+    return {k: i[k] for k in ("model_id", "kmac_per_px", "y_lanes", "z_lanes") if k in i}
 
 
 # --------------------------------------------------------------------------- metrics
@@ -231,6 +263,8 @@ def _run_one(path: str, cfg: Config) -> list[dict[str, Any]]:
     x = load_rgb(path)
     h, w = x.shape[:2]
     rows = []
+    if cfg.codec == "nic":
+        _nic_warmup(cfg)
     for q in cfg.qualities:
         t0 = time.perf_counter()
         data = _nic_encode(cfg, x, q) if cfg.codec == "nic" else encode_classical(cfg.codec, x, q)
@@ -241,8 +275,10 @@ def _run_one(path: str, cfg: Config) -> list[dict[str, Any]]:
             raise RuntimeError(
                 f"{cfg.name} q={q} on {path}: decoded {rec.shape} {rec.dtype}, expected {x.shape} uint8"
             )
+        extra = _nic_info(data) if cfg.codec == "nic" else {}
         rows.append(
             {
+                **extra,
                 "image": Path(path).name,
                 "config": cfg.name,
                 "quality": q,
@@ -311,7 +347,8 @@ def aggregate(rows: list[dict[str, Any]], cfg: Config, meta: dict[str, Any]) -> 
             "codec": cfg.codec,
             "depth": cfg.depth,
             "effort": cfg.effort,
-            "settings": CLASSICAL_SETTINGS.get(cfg.codec, cfg.nic_kwargs),
+            "settings": CLASSICAL_SETTINGS.get(cfg.codec, {"model_dir": cfg.model_dir}),
+            "model_id": sorted({r["model_id"] for r in rows if "model_id" in r}),
             "images": len({r["image"] for r in rows}),
             "bpp": "8 * file bytes / pixels (header included)",
             "psnr": "mean over images of per-image RGB PSNR on uint8 reconstructions",
@@ -437,24 +474,27 @@ def run_eval(
     anchors: str | Path | None = "auto",
     anchor_names: Sequence[str] = DEFAULT_ANCHORS,
     sweeps: dict[str, Sequence[float]] | None = None,
-    nic_kwargs: dict[str, Any] | None = None,
+    model_dir: str | Path | None = None,
     progress: bool = True,
     threads: int = 1,
 ) -> dict[str, Any]:
     """Evaluate every configuration on every image of ``dataset_dir``; write reports to ``out_dir``.
 
     ``qualities`` are nic quality indices (None = all the encoder offers); ``sweeps``
-    overrides the classical codecs' quality lists; ``threads`` is the torch thread count of
-    every process (the caller's own process included when ``workers <= 1``). ``anchors="auto"`` uses
-    ``/work/shared/anchors/<dataset folder name>`` when it exists (so Kodak gets the
-    paper and CompressAI curves, other folders none). Returns a dict with the
-    aggregated curves, BD-rate tables and output paths.
+    overrides the classical codecs' quality lists; ``model_dir`` evaluates another nic
+    model folder (``nic-encoder.pt`` + ``nic.npz``) instead of the shipped ``models/``;
+    ``threads`` is the torch thread count of every process (the caller's own included
+    when ``workers <= 1``). ``anchors="auto"`` uses ``/work/shared/anchors/<dataset
+    folder name>`` when it exists (so Kodak gets the paper and CompressAI curves, other
+    folders none). Returns a dict with the aggregated curves, BD-rate tables and paths.
     """
     dataset_dir = Path(dataset_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = list_images(dataset_dir, limit)
-    cfgs = build_configs(codecs, qualities, nic_efforts, depths, sweeps, nic_kwargs)
+    cfgs = build_configs(
+        codecs, qualities, nic_efforts, depths, sweeps, str(model_dir) if model_dir else None
+    )
     if anchors == "auto":
         anchors_dir = ANCHORS_ROOT / dataset_dir.resolve().name
     else:
@@ -562,6 +602,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--anchors", default="auto", help="anchor folder, 'auto' (by dataset name) or 'none'")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--model-dir", default=None, help="nic model folder (default: the shipped models/)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -577,6 +618,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         limit=args.limit,
         anchors=None if args.anchors == "none" else args.anchors,
         threads=args.threads,
+        model_dir=args.model_dir,
     )
     print((Path(res["out_dir"]) / "summary.md").read_text())
     print(f"wrote {res['out_dir']} in {res['elapsed_s']:.0f} s")
