@@ -1,0 +1,209 @@
+"""The ``nic`` command: encode, decode, info, serve, train, export, eval.
+
+The only module that touches argv and files. Errors print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+import sys
+import tempfile
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".avif"}
+
+
+class CliError(Exception):
+    pass
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: never a partial output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(source, path relative to the output root) for files and folders (recursively)."""
+    jobs = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    jobs.append((f, f.relative_to(p).with_suffix(".nic")))
+        elif p.is_file():
+            jobs.append((p, Path(p.name).with_suffix(".nic")))
+        else:
+            raise CliError(f"{item}: no such file or folder")
+    return jobs
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from encoder.codec import default_encoder
+    from encoder.image import ImageError, open_image
+
+    jobs = collect_inputs(args.inputs)
+    if not jobs:
+        raise CliError("no input images")
+    out = Path(args.output)
+    single_file = len(jobs) == 1 and Path(args.inputs[0]).is_file() and out.suffix == ".nic"
+    enc = default_encoder()
+    failures = 0
+    for src, rel in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) < 2 or args.quiet):
+        dst = out if single_file else out / rel
+        if not args.force and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue  # up to date
+        try:
+            rgb = open_image(str(src))
+            data = enc.encode(rgb, args.quality, args.depth, args.effort, args.sga_steps,
+                              progress=len(jobs) == 1 and not args.quiet)
+        except (ImageError, ValueError) as e:
+            print(f"nic: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        write_atomic(dst, data)
+        if len(jobs) == 1 and not args.quiet:
+            h, w = rgb.shape[:2]
+            print(f"{dst}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp")
+    if failures:
+        print(f"nic: {failures} of {len(jobs)} inputs failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    import webdecoder
+
+    data = Path(args.input).read_bytes()
+    rgb = webdecoder.decode(data)
+    import io
+
+    buf = io.BytesIO()
+    fmt = Image.registered_extensions().get(Path(args.output).suffix.lower(), "PNG")
+    Image.fromarray(rgb).save(buf, format=fmt)
+    write_atomic(Path(args.output), buf.getvalue())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import webdecoder
+
+    for path in args.inputs:
+        i = webdecoder.info(Path(path).read_bytes())
+        print(f"{path}: {i['width']}x{i['height']}, {i['bytes']} bytes, {i['bpp']:.4f} bpp, quality {i['quality']}, "
+              f"depth {i['depth']}, decode cost {i['kmac_per_px']:.3f} kMAC/px ({i['total_mac'] / 1e6:.1f} M MAC), "
+              f"model {i['model_id']}, lanes z/y {i['z_lanes']}/{i['y_lanes']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nic_site import serve
+
+    serve(args.folder, port=args.port, host=args.host)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from encoder.train import train
+
+    train(args.config, max_minutes=args.max_minutes)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from encoder.export import export
+
+    print(export(args.checkpoint, args.output))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.rd import run_eval
+
+    run_eval(args.dataset, args.output, workers=args.workers, limit=args.limit)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nic", description="Neural image codec with a shallow, in-browser decoder.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("encode", help="encode images or folders to .nic")
+    e.add_argument("inputs", nargs="+", help="image files or folders")
+    e.add_argument("-o", "--output", required=True, help="output .nic file (one input) or folder")
+    e.add_argument("-q", "--quality", type=int, default=4, help="quality 0 (smallest) .. 7 (best), default 4")
+    e.add_argument("--depth", type=int, choices=(1, 2), default=2, help="synthesis depth: 1 JPEG-like, 2 two-layer")
+    e.add_argument("--effort", choices=("none", "fast", "default", "best"), default="fast",
+                   help="iterative encoding (SGA) preset")
+    e.add_argument("--sga-steps", type=int, default=None, help="SGA steps (overrides --effort)")
+    e.add_argument("-f", "--force", action="store_true", help="re-encode outputs that look up to date")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_encode)
+
+    d = sub.add_parser("decode", help="decode a .nic file to PNG (or any format Pillow writes)")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", required=True)
+    d.set_defaults(func=cmd_decode)
+
+    i = sub.add_parser("info", help="size, bpp, quality, depth and decode cost of .nic files")
+    i.add_argument("inputs", nargs="+")
+    i.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("serve", help="serve the gallery / latency site for a folder of images")
+    s.add_argument("folder", nargs="?", default=None)
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1")
+    s.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("train", help="train (or resume) a model from a TOML config")
+    t.add_argument("config")
+    t.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("export", help="export a checkpoint to models/ (integer decoder file + encoder weights)")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", default="models")
+    x.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("eval", help="rate-distortion evaluation against JPEG, WebP, AVIF, JPEG XL")
+    v.add_argument("dataset")
+    v.add_argument("-o", "--output", default="results")
+    v.add_argument("--workers", type=int, default=1)
+    v.add_argument("--limit", type=int, default=None, help="only the first N images")
+    v.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one clear line, no traceback, for every failure a user can cause
+        from webdecoder import NicError
+
+        if isinstance(e, (NicError, CliError, OSError, ValueError)):
+            print(f"nic: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
