@@ -132,7 +132,7 @@ def build_configs(
 def _nic_qualities(model_dir: str | None = None) -> list[int]:
     if model_dir:
         return list(range(_nic_encoder(model_dir).qualities))
-    import encoder  # noqa: PLC0415  (imported lazily: classical-only runs must not need the model)
+    import encoder  # lazily imported: classical-only runs must not need the model)
 
     q = getattr(encoder, "QUALITIES", 8)
     return list(range(q)) if isinstance(q, int) else list(q)
@@ -162,7 +162,7 @@ def encode_classical(codec: str, x: np.ndarray, q: float) -> bytes:
         # max_threads=1: timings comparable with the single-threaded decoders; parallelism is across images
         return _pil_encode(x, format="AVIF", quality=int(q), max_threads=1, **s)
     if codec == "jxl":
-        import imagecodecs  # noqa: PLC0415
+        import imagecodecs
 
         return bytes(imagecodecs.jpegxl_encode(x, distance=float(q), numthreads=1, **s))
     raise ValueError(codec)
@@ -170,7 +170,7 @@ def encode_classical(codec: str, x: np.ndarray, q: float) -> bytes:
 
 def decode_classical(codec: str, data: bytes) -> np.ndarray:
     if codec == "jxl":
-        import imagecodecs  # noqa: PLC0415
+        import imagecodecs
 
         return np.asarray(imagecodecs.jpegxl_decode(data, numthreads=1))
     return _pil_decode(data)
@@ -179,8 +179,8 @@ def decode_classical(codec: str, data: bytes) -> np.ndarray:
 @lru_cache(maxsize=2)
 def _nic_encoder(model_dir: str):
     """An encoder for another model folder; its decoder model is registered so decode() finds it."""
-    from encoder.codec import Encoder  # noqa: PLC0415
-    import webdecoder  # noqa: PLC0415
+    from encoder.codec import Encoder
+    import webdecoder
 
     for f in sorted(Path(model_dir).glob("*.npz")):
         webdecoder.register_model(f.read_bytes())
@@ -190,7 +190,7 @@ def _nic_encoder(model_dir: str):
 def _nic_encode(cfg: Config, x: np.ndarray, q: float) -> bytes:
     if cfg.model_dir:
         return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, cfg.effort)
-    import encoder  # noqa: PLC0415
+    import encoder
 
     return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort)
 
@@ -208,13 +208,13 @@ def _nic_warmup(cfg: Config) -> None:
 
 
 def _nic_decode(data: bytes) -> np.ndarray:
-    import webdecoder  # noqa: PLC0415
+    import webdecoder
 
     return webdecoder.decode(data)
 
 
 def _nic_info(data: bytes) -> dict[str, Any]:
-    import webdecoder  # noqa: PLC0415
+    import webdecoder
 
     i = webdecoder.info(data)
     return {k: i[k] for k in ("model_id", "kmac_per_px", "y_lanes", "z_lanes") if k in i}
@@ -230,8 +230,8 @@ def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM on RGB uint8 images (data range 255), NaN if the image is too small for 5 scales."""
-    from pytorch_msssim import ms_ssim as _ms_ssim  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    from pytorch_msssim import ms_ssim as _ms_ssim
+    import torch
 
     # 5 scales with an 11-tap window need the short side > (11 - 1) * 2**4 = 160
     if min(a.shape[:2]) <= 160:
@@ -300,7 +300,7 @@ def _set_threads(threads: int) -> None:
     # other and whatever else runs (a trainer). 2 torch threads made MS-SSIM 9x slower here.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(threads)
     except ImportError:
@@ -309,7 +309,7 @@ def _set_threads(threads: int) -> None:
 
 def _progress(total: int, desc: str):
     try:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit="task", dynamic_ncols=True)
     except ImportError:  # pragma: no cover
@@ -432,10 +432,10 @@ def markdown_rd(results: dict[str, dict[str, Any]]) -> str:
 def plot_rd(
     results: dict[str, dict[str, Any]], anchors: dict[str, dict[str, Any]], path: Path, title: str
 ) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")  # headless; never opens a window
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 6))
     for ax, metric, ylabel in ((axes[0], "psnr", "PSNR-RGB (dB)"), (axes[1], "msssim", "MS-SSIM (dB)")):
