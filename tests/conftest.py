@@ -21,3 +21,13 @@ def encoder():
     from encoder.codec import default_encoder
 
     return default_encoder()
+
+
+@pytest.fixture(scope="session")
+def small_files(encoder, kodak) -> dict[int, bytes]:
+    """Real .nic files of a 96x160 crop, one per depth, cheap enough to decode thousands of times."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(kodak[-1]).convert("RGB"))[100:196, 200:360]
+    return {d: encoder.encode(img, 3, d, effort="none") for d in (1, 2)}

@@ -17,6 +17,7 @@ VERSION = 1
 PRECISION = 16  # rANS probability precision in bits; fixed by version 1
 HEADER = struct.Struct("<4sBBBBHHHH8sIIIIII")
 HEADER_SIZE = HEADER.size  # 48
+CRC_OFFSET = 44  # the CRC covers the header before it and the whole payload
 MAX_DIM = 8192  # maximum width or height
 MAX_PIXELS = 1 << 24  # maximum width * height (16.7 Mpx): bounds every allocation
 MAX_LANES = 4096
@@ -57,9 +58,10 @@ def pack(h: Header, z_rans: bytes, z_esc: bytes, y_rans: bytes, y_esc: bytes) ->
     payload = z_rans + z_esc + y_rans + y_esc
     head = HEADER.pack(
         MAGIC, VERSION, h.depth, h.quality, PRECISION, h.width, h.height, h.z_lanes, h.y_lanes,
-        h.model_id, h.mac_per_px, len(z_rans), len(z_esc), len(y_rans), len(y_esc), zlib.crc32(payload),
+        h.model_id, h.mac_per_px, len(z_rans), len(z_esc), len(y_rans), len(y_esc), 0,
     )
-    return head + payload
+    crc = zlib.crc32(payload, zlib.crc32(head[:CRC_OFFSET]))
+    return head[:CRC_OFFSET] + struct.pack("<I", crc) + payload
 
 
 def parse(data: bytes, check_crc: bool = True) -> Header:
@@ -91,8 +93,8 @@ def parse(data: bytes, check_crc: bool = True) -> Header:
         raise NicError(
             f"stream lengths say {HEADER_SIZE + h.payload_len} bytes, file has {len(data)} (truncated or padded)"
         )
-    if check_crc and zlib.crc32(data[HEADER_SIZE:]) != crc:
-        raise NicError("payload CRC32 mismatch (corrupt file)")
+    if check_crc and zlib.crc32(data[HEADER_SIZE:], zlib.crc32(data[:CRC_OFFSET])) != crc:
+        raise NicError("CRC32 mismatch (corrupt file)")
     return h
 
 

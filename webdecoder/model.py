@@ -34,6 +34,10 @@ class Model:
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
 
+    def int(self, key: str) -> int:
+        """A scalar entry (a layer's shift)."""
+        return int(self.arrays[key].reshape(-1)[0])
+
     @property
     def qualities(self) -> int:
         return int(self.meta["qualities"])
@@ -106,7 +110,7 @@ def save_model(arrays: dict[str, np.ndarray], meta: dict, path: Path) -> str:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(items):
             arr = io.BytesIO()
-            np.lib.format.write_array(arr, np.ascontiguousarray(items[name]), allow_pickle=False)
+            np.lib.format.write_array(arr, np.require(items[name], requirements="C"), allow_pickle=False)
             zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(2020, 1, 1, 0, 0, 0)), arr.getvalue(),
                         compress_type=zipfile.ZIP_DEFLATED)
     data = buf.getvalue()

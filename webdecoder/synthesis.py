@@ -28,7 +28,7 @@ def _layer(model: Model, name: str, x: np.ndarray, stride: int, crop: int) -> np
 
 def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarray:
     """Gained latent (fixed point) -> synthesis input: multiply by the quality's inverse gain."""
-    inv, shift = model["invgain"][quality].astype(np.float64), int(model["invgain.shift"])
+    inv, shift = model["invgain"][quality].astype(np.float64), model.int("invgain.shift")
     shift -= SYN_FRAC_BITS - FRAC_BITS  # from 2^FRAC_BITS to 2^SYN_FRAC_BITS
     return requantize(y_fx.astype(np.float64) * inv[:, None, None], shift, ACT_LIMIT)
 
@@ -37,20 +37,20 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
     """x: (C, hy, wy) latent with SYN_FRAC_BITS fraction bits -> (3, 16hy, 16wy) uint8 pixels."""
     if depth == 1:
         out = _layer(model, "jpeg", x, 16, 1)
-        shift = int(model["jpeg.shift"])
+        shift = model.int("jpeg.shift")
     else:
-        up = requantize(_layer(model, "two.up", x, 8, 3), int(model["two.up.shift"]), ACT_LIMIT)
-        res = requantize(_layer(model, "two.res", x, 8, 3), int(model["two.res.shift"]), ACT_LIMIT)
+        up = requantize(_layer(model, "two.up", x, 8, 3), model.int("two.up.shift"), ACT_LIMIT)
+        res = requantize(_layer(model, "two.res", x, 8, 3), model.int("two.res.shift"), ACT_LIMIT)
         h = igdn(model, up) + res
         out = _layer(model, "two.out", h, 2, 2)
-        shift = int(model["two.out.shift"])
+        shift = model.int("two.out.shift")
     return np.clip(np.floor((out + float(1 << (shift - 1))) * (1.0 / (1 << shift))), 0, 255).astype(np.uint8)
 
 
 def igdn(model: Model, x: np.ndarray) -> np.ndarray:
     """Inverse GDN1: x_i * (beta_i + sum_j gamma_ij |x_j|), fixed point throughout."""
     gamma, beta = model["two.gdn.gamma"].astype(np.float64), model["two.gdn.beta"].astype(np.float64)
-    g = int(model["two.gdn.shift"])
+    g = model.int("two.gdn.shift")
     c = x.shape[0]
     norm = (gamma @ np.abs(x).reshape(c, -1)).reshape(x.shape) + beta[:, None, None]
     norm = requantize(norm, g, ACT_LIMIT)  # scale 2^SYN_FRAC_BITS

@@ -1,0 +1,72 @@
+"""rANS and the escape path: random symbols and random tables always round-trip."""
+
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from webdecoder import NicError
+from webdecoder.entropy import decode_values, encode_values
+from webdecoder.rans import RansDecoder, RansEncoder
+from webdecoder.tables import gaussian_tables, quantize_pmf, scale_index
+
+
+@st.composite
+def tables_and_symbols(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_tables = draw(st.integers(1, 6))
+    parts = []
+    for _ in range(n_tables):
+        size = draw(st.integers(1, 40))
+        pmf = rng.dirichlet(np.full(size, draw(st.sampled_from([0.05, 0.5, 5.0]))))
+        parts.append(quantize_pmf(pmf * 0.999))
+    freqs = np.concatenate(parts)
+    offsets = np.cumsum([0] + [p.size for p in parts])
+    n = draw(st.integers(0, 3000))
+    tables = rng.integers(0, n_tables, n)
+    sizes = np.diff(offsets)
+    symbols = (rng.random(n) * sizes[tables]).astype(np.int64)
+    return freqs, offsets, tables, symbols, draw(st.sampled_from([1, 2, 7, 64, 1000]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables_and_symbols())
+def test_random_tables_round_trip(case):
+    freqs, offsets, tables, symbols, lanes = case
+    data = RansEncoder(lanes).encode(symbols, freqs, offsets, tables)
+    dec = RansDecoder(data, lanes)
+    assert dec.decode(freqs, offsets, tables).tolist() == symbols.tolist()
+    dec.finish()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-(2**15), 2**15), max_size=500), st.integers(1, 64), st.integers(0, 63))
+def test_any_integer_latent_round_trips_through_escapes(values, lanes, scale):
+    freqs, offsets = gaussian_tables()
+    tables = np.full(len(values), scale, np.int64)
+    rans, esc = encode_values(np.array(values, np.int64), tables, freqs, offsets, lanes)
+    assert decode_values(rans, esc, tables, freqs, offsets, lanes).tolist() == values
+
+
+def test_gaussian_tables_are_exact_and_complete():
+    freqs, offsets = gaussian_tables()
+    assert offsets.size == 65 and freqs.min() >= 1
+    assert np.all(np.add.reduceat(freqs, offsets[:-1]) == 1 << 16)
+
+
+def test_scale_index_is_monotone_and_clipped():
+    idx = scale_index(np.arange(-2000, 3000))
+    assert idx.min() == 0 and idx.max() == 63 and np.all(np.diff(idx) >= 0)
+
+
+def test_corrupt_stream_is_detected():
+    freqs, offsets = gaussian_tables()
+    rng = np.random.default_rng(1)
+    tables = rng.integers(0, 64, 5000)
+    values = np.round(rng.normal(0, 3, 5000)).astype(np.int64)
+    rans, esc = encode_values(values, tables, freqs, offsets, 16)
+    bad = bytearray(rans)
+    bad[len(bad) // 2] ^= 0x55
+    with pytest.raises(NicError):
+        decode_values(bytes(bad), esc, tables, freqs, offsets, 16)
+    with pytest.raises(NicError):
+        decode_values(rans[:-2], esc, tables, freqs, offsets, 16)
