@@ -116,8 +116,8 @@ def build_wheel_bytes(pkg_dir: Path | None = None, version: str = WHEEL_VERSION)
         "Summary: nic decoder (NumPy + stdlib), packaged for Pyodide\nRequires-Dist: numpy\n"
     ).encode()))
     files.append((f"{dist_info}/WHEEL", (
-        "Wheel-Version: 1.0\nGenerator: nic_site.bundle\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    ).encode()))
+        b"Wheel-Version: 1.0\nGenerator: nic_site.bundle\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )))
     files.append((f"{dist_info}/top_level.txt", f"{name}\n".encode()))
     record = []
     for arc, data in files:

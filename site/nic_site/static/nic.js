@@ -1,0 +1,160 @@
+// nic.js: decode .nic images in the browser with the same Python decoder as CPython (Pyodide, one worker).
+//
+//   import { decode } from "/static/nic.js";
+//   const imageData = await decode("/a/…/kodim01-q4.nic");      // or bytes: ArrayBuffer | Uint8Array | Blob
+//
+// The worker starts on first use and loads the runtime once (~17 MB uncompressed, cached immutably).
+// Where the runtime lives comes from nic-runtime.json next to this module's site root; call
+// configure({...}) first to point elsewhere. Every failure rejects the returned promise (never hangs): a
+// decode error leaves the worker running, a crashed or stuck worker is terminated and respawned.
+
+const state = {
+  manifestURL: new URL("../nic-runtime.json", import.meta.url).href,
+  workerURL: new URL("./nic-worker.js", import.meta.url).href,
+  runtime: null, // resolved {indexURL, wheelURL, modelURLs}
+  timeoutMs: 180000, // per job once the worker is ready; generous for slow phones and throttled tests
+  worker: null,
+  ready: null, // Promise<timings>
+  coldStartMs: null,
+  initTimings: null,
+  brokenError: null, // init failed: reject quickly instead of respawning for every image
+  pending: new Map(),
+  nextId: 1,
+};
+
+/** Override where the runtime comes from; call before the first decode. */
+export function configure(opts = {}) {
+  if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
+  if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
+  if (opts.runtime) state.runtime = opts.runtime;
+  if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs;
+}
+
+/** True when this browser can run the decoder at all (callers then use a fallback image). */
+export function supported() {
+  return typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function" &&
+    typeof Worker === "function";
+}
+
+async function loadRuntime() {
+  if (state.runtime) return state.runtime;
+  const r = await fetch(state.manifestURL, { cache: "no-cache" });
+  if (!r.ok) throw new Error(`nic runtime manifest: HTTP ${r.status}`);
+  const m = await r.json();
+  if (!m.indexURL || !m.wheelURL) throw new Error(`nic runtime unavailable: ${(m.problems || []).join("; ")}`);
+  // The worker needs absolute URLs: inside it, relative URLs would resolve against the worker script.
+  const abs = (u) => new URL(u, state.manifestURL).href;
+  state.runtime = { indexURL: abs(m.indexURL), wheelURL: abs(m.wheelURL), modelURLs: m.modelURLs.map(abs) };
+  return state.runtime;
+}
+
+function failAll(err) {
+  for (const job of state.pending.values()) {
+    clearTimeout(job.timer);
+    job.reject(err);
+  }
+  state.pending.clear();
+}
+
+function killWorker(err) {
+  if (state.worker) state.worker.terminate();
+  state.worker = null;
+  state.ready = null;
+  failAll(err);
+}
+
+function onMessage(msg) {
+  if (msg.type === "ready" || msg.type === "init-error") return; // handled by the ready promise
+  const job = state.pending.get(msg.id);
+  if (!job) return;
+  state.pending.delete(msg.id);
+  clearTimeout(job.timer);
+  if (msg.type === "result") {
+    job.resolve(msg);
+  } else {
+    const err = new Error(msg.message);
+    err.name = msg.name || "NicError";
+    job.reject(err);
+    if (msg.fatal) killWorker(new Error(`nic worker restarted after: ${msg.message}`));
+  }
+}
+
+/** Start the worker (idempotent); resolves with its load timings, including coldStartMs. */
+export function ready() {
+  if (state.brokenError) return Promise.reject(state.brokenError);
+  if (state.ready) return state.ready;
+  const t0 = performance.now();
+  state.ready = (async () => {
+    const rt = await loadRuntime();
+    const worker = new Worker(state.workerURL); // classic worker: it uses importScripts
+    state.worker = worker;
+    const timings = await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => {
+        const msg = e.data;
+        if (msg.type === "ready") resolve(msg.timings);
+        else if (msg.type === "init-error") reject(new Error(msg.message));
+        else onMessage(msg);
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
+      };
+      worker.postMessage({ type: "init", ...rt });
+    });
+    worker.onerror = (e) => {
+      e.preventDefault();
+      killWorker(new Error(`nic worker crashed: ${e.message || "unknown error"}`));
+    };
+    state.coldStartMs = performance.now() - t0;
+    state.initTimings = { ...timings, coldStartMs: state.coldStartMs };
+    return state.initTimings;
+  })();
+  state.ready.catch((err) => {
+    state.brokenError = err;
+    if (state.worker) state.worker.terminate();
+    state.worker = null;
+    failAll(err);
+  });
+  return state.ready;
+}
+
+/** Load timings of the current worker, or null before it is ready. */
+export function stats() {
+  return state.initTimings;
+}
+
+async function toBytes(src, signal) {
+  if (src instanceof ArrayBuffer) return src.slice(0);
+  if (ArrayBuffer.isView(src)) return src.buffer.slice(src.byteOffset, src.byteOffset + src.byteLength);
+  if (typeof Blob !== "undefined" && src instanceof Blob) return src.arrayBuffer();
+  const r = await fetch(new URL(String(src), document.baseURI), { signal });
+  if (!r.ok) throw new Error(`HTTP ${r.status} for ${src}`);
+  return r.arrayBuffer();
+}
+
+/**
+ * Decode and report: {imageData, width, height, bytes, decodeMs, roundTripMs, info}.
+ * decodeMs is the time inside the worker (Python decode + RGBA); roundTripMs adds messaging and queueing.
+ */
+export async function decodeDetailed(src, { signal } = {}) {
+  if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
+  const [bytes] = await Promise.all([toBytes(src, signal), ready()]);
+  const size = bytes.byteLength;
+  const t0 = performance.now();
+  const msg = await new Promise((resolve, reject) => {
+    const id = state.nextId++;
+    const timer = setTimeout(() => {
+      killWorker(new Error(`nic decode timed out after ${state.timeoutMs} ms; worker restarted`));
+    }, state.timeoutMs);
+    state.pending.set(id, { resolve, reject, timer });
+    state.worker.postMessage({ type: "decode", id, bytes }, [bytes]);
+  });
+  const imageData = new ImageData(new Uint8ClampedArray(msg.pixels), msg.width, msg.height);
+  return { imageData, width: msg.width, height: msg.height, bytes: size, decodeMs: msg.decodeMs,
+           roundTripMs: performance.now() - t0, info: msg.info };
+}
+
+/** Decode a .nic URL or bytes to ImageData (RGBA, opaque). Rejects with an Error on any failure. */
+export async function decode(urlOrBytes) {
+  return (await decodeDetailed(urlOrBytes)).imageData;
+}
