@@ -1,0 +1,162 @@
+"""The benchmarking harness: BD-rate math (exact cases) and smoke runs of every bench on tiny images."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from bench.bdrate import bd_psnr, bd_rate, msssim_db
+
+ANCHORS = Path("/work/shared/anchors/kodak")
+
+RATE = [0.1, 0.2, 0.4, 0.8, 1.6]
+PSNR = [27.0, 29.5, 32.0, 34.8, 37.9]
+
+
+# --------------------------------------------------------------------------- BD-rate
+
+
+def test_bd_rate_identical_curves_is_zero():
+    assert bd_rate(RATE, PSNR, RATE, PSNR) == pytest.approx(0.0, abs=1e-9)
+    assert bd_psnr(RATE, PSNR, RATE, PSNR) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_half_rate_is_minus_50_percent():
+    half = [r / 2 for r in RATE]
+    assert bd_rate(RATE, PSNR, half, PSNR) == pytest.approx(-50.0, abs=1e-9)
+    assert bd_rate(half, PSNR, RATE, PSNR) == pytest.approx(100.0, abs=1e-9)
+
+
+def test_bd_psnr_constant_shift():
+    assert bd_psnr(RATE, PSNR, RATE, [p + 1.0 for p in PSNR]) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_bd_rate_order_and_unusable_points_do_not_matter():
+    half = [r / 2 for r in RATE]
+    shuffled = [4, 0, 3, 1, 2]
+    r = [half[i] for i in shuffled] + [float("nan")]
+    p = [PSNR[i] for i in shuffled] + [40.0]
+    assert bd_rate(RATE, PSNR, r, p) == pytest.approx(-50.0, abs=1e-9)
+
+
+def test_bd_rate_undefined_cases_are_nan():
+    assert math.isnan(bd_rate(RATE[:3], PSNR[:3], RATE, PSNR))  # a cubic needs 4 points
+    assert math.isnan(bd_rate(RATE, PSNR, RATE, [p + 20 for p in PSNR]))  # no overlap
+
+
+def test_msssim_db():
+    assert msssim_db([0.9, 0.99]) == pytest.approx([10.0, 20.0])
+
+
+@pytest.mark.skipif(not ANCHORS.is_dir(), reason="shared anchors not present")
+def test_bd_rate_reproduces_the_anchor_readme():
+    """/work/shared/anchors/README.md: shallow-ntc vs BPG = +21.4 %, +5.7 %, -5.1 %."""
+
+    def curve(name):
+        r = json.loads((ANCHORS / name).read_text())["results"]
+        return r["bpp"], r["psnr-rgb"]
+
+    bpg = curve("bpg_444_x265_ycbcr.json")
+    for name, want in [
+        ("paper-shallow-ntc-jpeg-like-syn.json", 21.4),
+        ("paper-shallow-ntc-2-layer-syn.json", 5.7),
+        ("paper-shallow-ntc-2-layer-syn-sga.json", -5.1),
+        ("compressai-mbt2018-mean_mse_cpu.json", -3.4),
+    ]:
+        assert bd_rate(*bpg, *curve(name)) == pytest.approx(want, abs=0.06), name
+
+
+# --------------------------------------------------------------------------- smoke runs
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(kodak, tmp_path_factory) -> Path:
+    """One 192x256 crop: the smallest size MS-SSIM's 5 scales accept (> 160 px) with nic's 64-px grid."""
+    d = tmp_path_factory.mktemp("tiny")
+    img = np.asarray(Image.open(kodak[0]).convert("RGB"))[100:292, 200:456]
+    Image.fromarray(img).save(d / "tiny.png")
+    return d
+
+
+def test_rd_smoke(tiny_dir, tmp_path):
+    from bench.rd import run_eval
+
+    sweeps = {
+        "jpeg": (10, 40, 70, 90),
+        "webp": (10, 40, 70, 90),
+        "avif": (10, 40, 70, 85),
+        "jxl": (8, 4, 2, 1),
+    }
+    res = run_eval(
+        tiny_dir,
+        tmp_path,
+        qualities=(0, 2, 5, 7),
+        codecs=("nic", "jpeg", "webp", "avif", "jxl"),
+        nic_efforts=("none",),
+        depths=(1, 2),
+        sweeps=sweeps,
+        anchors=ANCHORS,
+        progress=False,
+    )
+    names = ["nic-d1-none", "nic-d2-none", "jpeg", "webp", "avif", "jxl"]
+    assert list(res["results"]) == names
+    for n in names:
+        d = json.loads((tmp_path / f"{n}.json").read_text())
+        r = d["results"]
+        assert d["name"] == n and d["description"]
+        for k in ("bpp", "psnr-rgb", "ms-ssim", "encoding_time", "decoding_time"):
+            assert len(r[k]) == 4 and all(math.isfinite(v) for v in r[k]), (n, k)
+        assert r["bpp"] == sorted(r["bpp"])
+        if n.startswith("nic"):
+            assert d["meta"]["model_id"]
+        else:  # classical codecs at these settings are always far better than noise
+            assert min(r["psnr-rgb"]) > 20 and 0 < min(r["ms-ssim"]) <= max(r["ms-ssim"]) <= 1
+    rows = json.loads((tmp_path / "per_image.json").read_text())
+    assert len(rows) == 6 * 4
+    for row in rows:  # rate is the real file size
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / (192 * 256))
+    bd = json.loads((tmp_path / "bdrate.json").read_text())
+    assert set(bd) == {"psnr", "ms-ssim"}
+    assert math.isfinite(bd["psnr"]["webp"]["jpeg"])
+    md = (tmp_path / "summary.md").read_text()
+    assert "| nic-d2-none |" in md and "BD-rate, PSNR-RGB" in md
+    assert (tmp_path / "rd.png").stat().st_size > 10_000
+
+
+def test_rd_parallel_matches_serial(tiny_dir, tmp_path):
+    from bench.rd import run_eval
+
+    kw = dict(codecs=("jpeg",), sweeps={"jpeg": (20, 80)}, anchors=None, progress=False)
+    a = run_eval(tiny_dir, tmp_path / "a", workers=1, **kw)
+    b = run_eval(tiny_dir, tmp_path / "b", workers=2, **kw)
+    assert a["results"]["jpeg"]["results"]["bpp"] == b["results"]["jpeg"]["results"]["bpp"]
+    assert a["results"]["jpeg"]["results"]["psnr-rgb"] == b["results"]["jpeg"]["results"]["psnr-rgb"]
+
+
+def test_rans_speed_smoke(tiny_dir, tmp_path):
+    from bench.rans_speed import markdown, run
+
+    res = run(n=3000, lanes=(8, 64), repeats=1, out=tmp_path / "r.json")
+    assert [r["coder"] for r in res["rows"]] == ["compressai C++ rANS", "nic NumPy rANS", "nic NumPy rANS"]
+    assert all(r["decode_sym_per_s"] > 0 for r in res["rows"])
+    assert json.loads((tmp_path / "r.json").read_text())["symbols"] == 3000
+    assert "decode Msym/s" in markdown(res)
+    real = run(lanes=(16,), repeats=1, image=tiny_dir / "tiny.png", quality=3)
+    assert real["symbols"] > 0 and len(real["rows"]) >= 3  # nic's own lane count is added
+
+
+def test_decode_speed_smoke(tiny_dir, tmp_path):
+    from bench.decode_speed import markdown, run
+
+    res = run(tiny_dir, limit=1, quality=3, repeats=1, out=tmp_path / "d.json")
+    s = res["summary"]
+    assert {"nic-d1", "nic-d2", "webp", "avif", "jpeg", "compressai-mbt2018-mean"} <= set(s)
+    assert set(s["nic-d2"]["stages_s"]) == {"parse", "z", "hyper", "y", "synthesis"}
+    assert s["nic-d2"]["time_vs_nic-d2"] == 1.0
+    assert "| nic stage (ms) |" in markdown(res)
+    assert json.loads((tmp_path / "d.json").read_text())["images"] == 1
