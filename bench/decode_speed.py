@@ -126,9 +126,7 @@ def run(
     images = list_images(dataset_dir, limit)
     cai = _CompressAI(compressai_quality) if compressai else None
     # warm-up outside the clock: model loading and first-call allocations
-    warm = encoder.encode(
-        np.full((64, 64, 3), 128, np.uint8), quality=quality, depth=depths[0], effort="none"
-    )
+    warm = encoder.encode(np.full((64, 64, 3), 128, np.uint8), quality=quality, depth=depths[0], effort="none")
     webdecoder.decode(warm)
 
     per_image: list[dict[str, Any]] = []
@@ -178,9 +176,7 @@ def run(
             "mean_bpp": statistics.fmean(r[k].get("bpp", 8 * r[k]["bytes"] / r["pixels"]) for r in per_image),
         }
         if k.startswith("nic"):
-            s["stages_s"] = {
-                st: statistics.median(r[k]["stages_s"][st] for r in per_image) for st in NIC_STAGES
-            }
+            s["stages_s"] = {st: statistics.median(r[k]["stages_s"][st] for r in per_image) for st in NIC_STAGES}
         summary[k] = s
     ref = f"nic-d{depths[-1]}"
     for s in summary.values():
@@ -216,17 +212,13 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for k, s in result["summary"].items():
-        lines.append(
-            f"| {k} | {s['mean_bpp']:.3f} | {1e3 * s['median_decode_s']:.1f} | {s['time_vs_' + ref]:.2f}x |"
-        )
+        lines.append(f"| {k} | {s['mean_bpp']:.3f} | {1e3 * s['median_decode_s']:.1f} | {s['time_vs_' + ref]:.2f}x |")
     nic = [k for k in result["summary"] if k.startswith("nic")]
     if nic:
         lines += ["", "| nic stage (ms) | " + " | ".join(nic) + " |", "|---|" + "---:|" * len(nic)]
         for st in NIC_STAGES:
             lines.append(
-                f"| {st} | "
-                + " | ".join(f"{1e3 * result['summary'][k]['stages_s'][st]:.1f}" for k in nic)
-                + " |"
+                f"| {st} | " + " | ".join(f"{1e3 * result['summary'][k]['stages_s'][st]:.1f}" for k in nic) + " |"
             )
     lines += [
         "",
@@ -259,8 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.threads,
         a.out,
     )
-    print(markdown(res))
-    print(f"wrote {a.out}")
+    md = markdown(res)
+    print(md)
+    if a.out:  # the table next to the JSON, ready for BENCHMARKS.md
+        Path(a.out).with_suffix(".md").write_text(md)
+        print(f"wrote {a.out} and {Path(a.out).with_suffix('.md')}")
     return 0
 
 

@@ -598,8 +598,17 @@ def run_eval(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``nic eval`` / ``python -m bench.rd`` (shared so both stay in sync)."""
-    p.add_argument("dataset_dir", type=Path, help="folder of PNG images (e.g. /work/shared/data/kodak)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/eval/<dataset name>)")
+    # dest names match encoder/cli.py's original `nic eval DATASET -o OUTPUT`
+    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder of images (e.g. /work/shared/data/kodak)")
+    p.add_argument(
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        type=Path,
+        default=None,
+        help="output folder (default runs/eval/<dataset folder name>)",
+    )
     p.add_argument("--codecs", nargs="+", default=["nic", *CLASSICAL], choices=["nic", *CLASSICAL])
     p.add_argument("--qualities", nargs="+", type=int, default=None, help="nic qualities (default: all)")
     p.add_argument(
@@ -620,9 +629,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    out = args.out or Path("runs/eval") / args.dataset_dir.resolve().name
+    out = args.output or Path("runs/eval") / Path(args.dataset).resolve().name
     res = run_eval(
-        args.dataset_dir,
+        args.dataset,
         out,
         qualities=args.qualities,
         codecs=args.codecs,

@@ -138,6 +138,20 @@ def test_rd_parallel_matches_serial(tiny_dir, tmp_path):
     assert a["results"]["jpeg"]["results"]["psnr-rgb"] == b["results"]["jpeg"]["results"]["psnr-rgb"]
 
 
+def test_rd_command_line(tiny_dir, tmp_path, capsys):
+    """The argument set `nic eval` shares: parse, run, print the Markdown summary."""
+    import argparse
+
+    from bench.rd import add_arguments, run_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([str(tiny_dir), "-o", str(tmp_path), "--codecs", "webp", "--anchors", "none"])
+    res = run_from_args(args)
+    assert list(res["results"]) == ["webp"] and (tmp_path / "webp.json").is_file()
+    assert "| webp |" in capsys.readouterr().out
+
+
 def test_rans_speed_smoke(tiny_dir, tmp_path):
     from bench.rans_speed import markdown, run
 
