@@ -1,29 +1,35 @@
-// nic.js: decode .nic images in the browser with the same Python decoder as CPython (Pyodide, one worker).
+// nic.js: decode .nic images in the browser with the same Python decoder as CPython (Pyodide).
 //
 //   import { decode } from "/static/nic.js";
 //   const imageData = await decode("/a/…/kodim01-q4.nic");      // or bytes: ArrayBuffer | Uint8Array | Blob
 //
-// The worker starts on first use and loads the runtime once (~17 MB uncompressed, cached immutably).
-// Where the runtime lives comes from nic-runtime.json next to this module's site root; call
-// configure({...}) first to point elsewhere. Every failure rejects the returned promise (never hangs): a
-// decode error leaves the worker running, a crashed or stuck worker is terminated and respawned.
+// By default decoding runs in one Web Worker, started on first use; it loads the runtime once (~17 MB
+// uncompressed, ~9 MB gzip, cached immutably). configure({mode: "page"}) decodes on the main thread
+// instead (no Worker needed; the e2e throttling test uses it because Chromium's CPU throttling only
+// applies to pages, not workers). The runtime's URLs come from nic-runtime.json at the site root.
+// Every failure rejects the returned promise (never hangs): a decode error leaves the worker running, a
+// crashed or stuck worker is terminated and respawned on the next call.
 
 const state = {
+  mode: "worker",
   manifestURL: new URL("../nic-runtime.json", import.meta.url).href,
   workerURL: new URL("./nic-worker.js", import.meta.url).href,
+  coreURL: new URL("./nic-core.js", import.meta.url).href,
   runtime: null, // resolved {indexURL, wheelURL, modelURLs}
-  timeoutMs: 180000, // per job once the worker is ready; generous for slow phones and throttled tests
+  timeoutMs: 180000, // per job once ready; generous for slow phones and throttled tests
   worker: null,
   ready: null, // Promise<timings>
-  coldStartMs: null,
   initTimings: null,
-  brokenError: null, // init failed: reject quickly instead of respawning for every image
+  brokenError: null, // init failed: reject quickly instead of reloading for every image
   pending: new Map(),
   nextId: 1,
+  pageQueue: Promise.resolve(),
 };
 
-/** Override where the runtime comes from; call before the first decode. */
+/** Set options before the first decode: {mode: "worker"|"page", manifestURL, workerURL, runtime, timeoutMs}. */
 export function configure(opts = {}) {
+  if (state.ready) throw new Error("nic.configure() must be called before the first decode");
+  if (opts.mode) state.mode = opts.mode === "page" ? "page" : "worker";
   if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
   if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
   if (opts.runtime) state.runtime = opts.runtime;
@@ -33,7 +39,7 @@ export function configure(opts = {}) {
 /** True when this browser can run the decoder at all (callers then use a fallback image). */
 export function supported() {
   return typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function" &&
-    typeof Worker === "function";
+    (state.mode === "page" || typeof Worker === "function");
 }
 
 async function loadRuntime() {
@@ -63,8 +69,7 @@ function killWorker(err) {
   failAll(err);
 }
 
-function onMessage(msg) {
-  if (msg.type === "ready" || msg.type === "init-error") return; // handled by the ready promise
+function onResult(msg) {
   const job = state.pending.get(msg.id);
   if (!job) return;
   state.pending.delete(msg.id);
@@ -79,46 +84,60 @@ function onMessage(msg) {
   }
 }
 
-/** Start the worker (idempotent); resolves with its load timings, including coldStartMs. */
+async function startWorker(rt) {
+  const worker = new Worker(state.workerURL); // classic worker: it uses importScripts
+  state.worker = worker;
+  const timings = await new Promise((resolve, reject) => {
+    worker.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.type === "ready") resolve(msg.timings);
+      else if (msg.type === "init-error") reject(new Error(msg.message));
+      else onResult(msg);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
+    };
+    worker.postMessage({ type: "init", ...rt });
+  });
+  worker.onerror = (e) => {
+    e.preventDefault();
+    killWorker(new Error(`nic worker crashed: ${e.message || "unknown error"}`));
+  };
+  return timings;
+}
+
+async function startPage(rt) {
+  await import(state.coreURL); // classic script; defines globalThis.NicCore
+  const t0 = performance.now();
+  const { loadPyodide } = await import(rt.indexURL + "pyodide.mjs");
+  const pyodideJsMs = performance.now() - t0;
+  return { pyodideJsMs, ...(await globalThis.NicCore.init(loadPyodide, rt)) };
+}
+
+/** Start the decoder (idempotent); resolves with its load timings, including coldStartMs. */
 export function ready() {
   if (state.brokenError) return Promise.reject(state.brokenError);
   if (state.ready) return state.ready;
   const t0 = performance.now();
-  state.ready = (async () => {
+  const promise = (async () => {
     const rt = await loadRuntime();
-    const worker = new Worker(state.workerURL); // classic worker: it uses importScripts
-    state.worker = worker;
-    const timings = await new Promise((resolve, reject) => {
-      worker.onmessage = (e) => {
-        const msg = e.data;
-        if (msg.type === "ready") resolve(msg.timings);
-        else if (msg.type === "init-error") reject(new Error(msg.message));
-        else onMessage(msg);
-      };
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
-      };
-      worker.postMessage({ type: "init", ...rt });
-    });
-    worker.onerror = (e) => {
-      e.preventDefault();
-      killWorker(new Error(`nic worker crashed: ${e.message || "unknown error"}`));
-    };
-    state.coldStartMs = performance.now() - t0;
-    state.initTimings = { ...timings, coldStartMs: state.coldStartMs };
+    const timings = state.mode === "page" ? await startPage(rt) : await startWorker(rt);
+    state.initTimings = { mode: state.mode, ...timings, coldStartMs: performance.now() - t0 };
     return state.initTimings;
   })();
-  state.ready.catch((err) => {
+  state.ready = promise;
+  promise.catch((err) => {
+    if (state.ready !== promise) return;
     state.brokenError = err;
     if (state.worker) state.worker.terminate();
     state.worker = null;
     failAll(err);
   });
-  return state.ready;
+  return promise;
 }
 
-/** Load timings of the current worker, or null before it is ready. */
+/** Load timings of the current decoder, or null before it is ready. */
 export function stats() {
   return state.initTimings;
 }
@@ -132,16 +151,8 @@ async function toBytes(src, signal) {
   return r.arrayBuffer();
 }
 
-/**
- * Decode and report: {imageData, width, height, bytes, decodeMs, roundTripMs, info}.
- * decodeMs is the time inside the worker (Python decode + RGBA); roundTripMs adds messaging and queueing.
- */
-export async function decodeDetailed(src, { signal } = {}) {
-  if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
-  const [bytes] = await Promise.all([toBytes(src, signal), ready()]);
-  const size = bytes.byteLength;
-  const t0 = performance.now();
-  const msg = await new Promise((resolve, reject) => {
+function runInWorker(bytes) {
+  return new Promise((resolve, reject) => {
     const id = state.nextId++;
     const timer = setTimeout(() => {
       killWorker(new Error(`nic decode timed out after ${state.timeoutMs} ms; worker restarted`));
@@ -149,7 +160,36 @@ export async function decodeDetailed(src, { signal } = {}) {
     state.pending.set(id, { resolve, reject, timer });
     state.worker.postMessage({ type: "decode", id, bytes }, [bytes]);
   });
-  const imageData = new ImageData(new Uint8ClampedArray(msg.pixels), msg.width, msg.height);
+}
+
+function runInPage(bytes) {
+  // Serialise like the worker does; a yield between jobs lets the page paint.
+  const job = state.pageQueue.then(() => new Promise((r) => setTimeout(r, 0))).then(() => {
+    try {
+      return globalThis.NicCore.decode(new Uint8Array(bytes));
+    } catch (err) {
+      const f = globalThis.NicCore.errorFields(err);
+      const e = new Error(f.message);
+      e.name = f.name;
+      throw e;
+    }
+  });
+  state.pageQueue = job.catch(() => {});
+  return job;
+}
+
+/**
+ * Decode and report: {imageData, width, height, bytes, decodeMs, roundTripMs, info}.
+ * decodeMs is the decode itself (Python decode + RGBA); roundTripMs adds messaging and queueing.
+ */
+export async function decodeDetailed(src, { signal } = {}) {
+  if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
+  const [bytes] = await Promise.all([toBytes(src, signal), ready()]);
+  const size = bytes.byteLength;
+  const t0 = performance.now();
+  const msg = state.mode === "page" ? await runInPage(bytes) : await runInWorker(bytes);
+  const pixels = msg.pixels instanceof Uint8ClampedArray ? msg.pixels : new Uint8ClampedArray(msg.pixels);
+  const imageData = new ImageData(pixels, msg.width, msg.height);
   return { imageData, width: msg.width, height: msg.height, bytes: size, decodeMs: msg.decodeMs,
            roundTripMs: performance.now() - t0, info: msg.info };
 }

@@ -1,0 +1,101 @@
+/* nic-core.js: load Pyodide + NumPy + webdecoder + weights once, then decode .nic bytes to RGBA.
+ *
+ * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
+ * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
+ *   await NicCore.init(loadPyodide, {indexURL, wheelURL, modelURLs})  -> load timings
+ *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info}
+ * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
+ */
+"use strict";
+
+(function () {
+  // Python side: kept tiny; all decoding logic lives in the webdecoder package itself.
+  const BOOT = `
+import numpy as np
+import webdecoder
+
+def _nic_register(buf):
+    return webdecoder.register_model(buf.to_bytes())
+
+def _nic_decode(buf):
+    data = buf.to_bytes()
+    meta = webdecoder.info(data)
+    rgb = webdecoder.decode(data)
+    h, w, _ = rgb.shape
+    rgba = np.empty((h, w, 4), np.uint8)  # canvas wants RGBA; alpha is opaque
+    rgba[..., :3] = rgb
+    rgba[..., 3] = 255
+    return [rgba, {k: meta[k] for k in ("width", "height", "quality", "depth", "bytes", "bpp",
+                                         "kmac_per_px", "model_id")}]
+`;
+  let py = null;
+  let pyDecode = null;
+
+  async function init(loadPyodide, cfg) {
+    const t0 = performance.now();
+    const timings = {};
+    py = await loadPyodide({
+      indexURL: cfg.indexURL,
+      stdout: () => {},
+      stderr: (s) => console.warn("[nic]", s),
+    });
+    timings.loadPyodideMs = performance.now() - t0;
+    let t = performance.now();
+    const quiet = { messageCallback: () => {}, errorCallback: (s) => console.warn("[nic]", s) };
+    // numpy comes from the lock file next to indexURL; the wheel by full URL (it has no lock entry).
+    await py.loadPackage(["numpy"], quiet);
+    await py.loadPackage([cfg.wheelURL], quiet);
+    timings.loadPackagesMs = performance.now() - t;
+    t = performance.now();
+    const weights = await Promise.all(cfg.modelURLs.map(async (u) => {
+      const r = await fetch(u);
+      if (!r.ok) throw new Error(`model weights ${u}: HTTP ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    }));
+    py.runPython(BOOT);
+    const register = py.globals.get("_nic_register");
+    try {
+      timings.modelIds = weights.map((w) => register(w));
+    } finally {
+      register.destroy();
+    }
+    pyDecode = py.globals.get("_nic_decode");
+    timings.weightsMs = performance.now() - t;
+    timings.initMs = performance.now() - t0;
+    return timings;
+  }
+
+  function decode(bytes) {
+    if (!pyDecode) throw new Error("NicCore.decode called before init");
+    const t0 = performance.now();
+    let res = null, arr = null, meta = null, buf = null;
+    try {
+      res = pyDecode(bytes);
+      arr = res.get(0);
+      meta = res.get(1);
+      const info = meta.toJs({ dict_converter: Object.fromEntries });
+      buf = arr.getBuffer("u8");
+      // One copy out of the wasm heap (which cannot be transferred or kept: it may grow and move).
+      const pixels = new Uint8ClampedArray(buf.data);
+      return { width: info.width, height: info.height, pixels, decodeMs: performance.now() - t0, info };
+    } finally {
+      if (buf) buf.release();
+      for (const p of [arr, meta, res]) if (p) p.destroy();
+    }
+  }
+
+  function errorFields(err) {
+    // PythonError.type is the Python exception class name (e.g. "NicError"); keep the last line only.
+    const isPython = !!(err && err.constructor && err.constructor.name === "PythonError");
+    const name = isPython ? err.type : (err && err.name) || "Error";
+    let message = String((err && err.message) || err);
+    if (isPython) {
+      const lines = message.trim().split("\n");
+      message = lines[lines.length - 1];
+    }
+    // Anything but a Python exception means the interpreter itself may be broken: start afresh.
+    return { name, message, fatal: !isPython };
+  }
+
+  self.NicCore = { init, decode, errorFields };
+})();

@@ -1,0 +1,176 @@
+"""End-to-end fixtures: the real site in a subprocess, Debian Chromium driven by Playwright, offline.
+
+The server starts the way the README does it (`nic serve`, or `python -m nic_site` where the console
+script is not installed) on a free 127.0.0.1 port. It encodes the Kodak samples on first start into
+build/e2e-cache/ with effort "none" (seconds per image instead of a minute; set NIC_ENCODE_EFFORT to
+override); later runs reuse the cache. Every browser context aborts, and records, any request whose host
+is not 127.0.0.1; a test fails if one happened or if a page had an uncaught error or unhandled rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import hashlib
+import os
+from pathlib import Path
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+import urllib.request
+
+from nic_e2e import ROOT, fetch_bytes, fetch_json
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+               "--no-first-run", "--disable-sync", "--disable-quic"]
+# First start encodes 18 images; on 2 busy cores that takes minutes, and more with effort "fast".
+STARTUP_TIMEOUT_S = float(os.environ.get("NIC_E2E_STARTUP_TIMEOUT", 1800))
+PAGE_TIMEOUT_MS = 300_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_command(port: int) -> list[str]:
+    nic = Path(sys.executable).with_name("nic")
+    if nic.is_file():
+        return [str(nic), "serve", "--port", str(port)]
+    return [sys.executable, "-m", "nic_site", "--port", str(port)]
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """Base URL of a running `nic serve` (default Kodak samples)."""
+    if not (ROOT / "build" / "web" / "manifest.json").is_file():
+        pytest.fail("browser runtime missing: run scripts/setup_web.sh (./dev test does)")
+    port = _free_port()
+    env = dict(os.environ)
+    env.setdefault("NIC_CACHE_DIR", str(ROOT / "build" / "e2e-cache"))
+    env.setdefault("NIC_ENCODE_EFFORT", "none")
+    # Works from a plain checkout too (editable install not required).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(ROOT / "site"), str(ROOT)] if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(_server_command(port), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def pump() -> None:  # keep draining the pipe so the server never blocks on a full buffer
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    url = None
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while url is None:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{''.join(log[-40:])}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not print its URL in {STARTUP_TIMEOUT_S:.0f} s:\n{''.join(log[-40:])}")
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line.startswith("nic site: http://"):
+                url = line.split(": ", 1)[1].strip().rstrip("/")
+        assert urlparse(url).hostname == "127.0.0.1", url
+        # The URL is printed just before app.run binds; wait until it answers.
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/nic-runtime.json", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def catalog(server: str) -> list[dict]:
+    entries = fetch_json(server + "/catalog.json")["entries"]
+    assert entries, "the site shows no images"
+    return entries
+
+
+@pytest.fixture(scope="session")
+def cpython_hashes(server: str, catalog: list[dict]) -> dict[str, str]:
+    """sha256 of CPython's webdecoder.decode RGB bytes for every gallery .nic, by entry key."""
+    import webdecoder
+
+    out = {}
+    for e in catalog:
+        rgb = webdecoder.decode(fetch_bytes(server + e["nic"]["url"]))
+        assert rgb.dtype.name == "uint8" and rgb.shape == (e["height"], e["width"], 3)
+        out[e["key"]] = hashlib.sha256(rgb.tobytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (./dev test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+class Guard:
+    """Offline proof and error collection for one browser context."""
+
+    def __init__(self) -> None:
+        self.foreign: list[str] = []
+        self.local = 0
+        self.page_errors: list[str] = []
+        self.console_errors: list[str] = []
+
+    def route(self, route: Any) -> None:
+        if urlparse(route.request.url).hostname == "127.0.0.1" or route.request.url.startswith(("blob:", "data:")):
+            self.local += 1
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+    def watch(self, page: Any) -> Any:
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        return page
+
+
+@pytest.fixture
+def ctx(browser: Any) -> Iterator[tuple[Any, Guard]]:
+    """A fresh browser context (empty cache, like a first-time visitor) with the offline guard."""
+    guard = Guard()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", guard.route)
+    yield context, guard
+    context.close()
+    assert not guard.foreign, f"requests left 127.0.0.1: {guard.foreign}"
+    assert not guard.page_errors, f"uncaught page errors / unhandled rejections: {guard.page_errors}"
+
+
+@pytest.fixture
+def page(ctx: tuple[Any, Guard]) -> Any:
+    context, guard = ctx
+    return guard.watch(context.new_page())

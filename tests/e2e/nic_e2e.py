@@ -1,0 +1,35 @@
+"""Helpers shared by the e2e tests (a plain module: test files import it, conftest.py too)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+import urllib.request
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def fetch_bytes(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read()
+
+
+# Page-side helper: sha256 (hex) of an ImageData's RGB bytes, so pixels are compared with CPython's
+# without shipping megabytes back to Python. crypto.subtle works because 127.0.0.1 is a secure context.
+RGB_SHA256_JS = """() => {
+window.rgbSha256 = async (imageData) => {
+  const px = imageData.data, rgb = new Uint8Array(imageData.width * imageData.height * 3);
+  for (let i = 0, j = 0; i < px.length; i += 4, j += 3) {
+    rgb[j] = px[i]; rgb[j + 1] = px[i + 1]; rgb[j + 2] = px[i + 2];
+  }
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", rgb));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+};
+}"""
