@@ -1,0 +1,156 @@
+"""<nic-img>: load events and properties, sizing, lazy loading, corrupt files, no-WebAssembly fallback."""
+
+from __future__ import annotations
+
+from nic_e2e import RGB_SHA256_JS
+
+# Adds a <nic-img> and resolves with what a page author would look at, without ever rejecting:
+# errors come back as data so the test can assert on them.
+ADD_AND_WAIT_JS = """
+async ({ attrs, css, bytes }) => {
+  const el = document.createElement("nic-img");
+  const seen = { bubbledToBody: 0 };
+  document.body.addEventListener("load", () => seen.bubbledToBody++);   // bubble phase: must stay 0
+  document.body.addEventListener("error", () => seen.bubbledToBody++);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "src" && bytes) continue;
+    el.setAttribute(k, v);
+  }
+  if (bytes) el.setAttribute("src", URL.createObjectURL(new Blob([new Uint8Array(bytes)])));
+  if (css) el.style.cssText = css;
+  const done = new Promise((resolve) => {
+    el.addEventListener("load", (e) => resolve({ type: "load", detail: e.detail, bubbles: e.bubbles }));
+    el.addEventListener("error", (e) => resolve({ type: "error", detail: e.detail, bubbles: e.bubbles }));
+  });
+  document.body.append(el);
+  const before = el.getBoundingClientRect();
+  const completeBefore = el.complete;
+  const ev = await done;
+  const fb = el.shadowRoot.querySelector("img.fb");
+  if (fb && !fb.complete) await new Promise((r) => { fb.onload = fb.onerror = r; });
+  await new Promise((r) => requestAnimationFrame(r));
+  const after = el.getBoundingClientRect();
+  const canvas = el.shadowRoot.querySelector("canvas");
+  let sha = null;
+  if (ev.type === "load") {
+    sha = await window.rgbSha256(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height));
+  }
+  const altSpan = el.shadowRoot.querySelector(".alt");
+  return { ...ev, seen, completeBefore, complete: el.complete, naturalWidth: el.naturalWidth,
+           naturalHeight: el.naturalHeight, before: [before.width, before.height],
+           after: [after.width, after.height], state: el.dataset.state, sha,
+           fallbackShown: !!fb && fb.isConnected && getComputedStyle(fb).display !== "none" && fb.naturalWidth > 0,
+           altShown: getComputedStyle(altSpan).display !== "none" ? altSpan.textContent : null };
+}
+"""
+
+
+def _setup(page, server):
+    page.goto(server + "/latency?autorun=0")  # a site page with nic-img.js loaded and nothing decoding
+    page.evaluate(RGB_SHA256_JS)
+    page.evaluate("document.querySelector('main').innerHTML = ''")
+
+
+def test_load_event_properties_and_sizing(page, server, catalog, cpython_hashes):
+    _setup(page, server)
+    e = catalog[0]
+    attrs = {"src": e["nic"]["url"], "alt": e["title"], "width": str(e["width"]), "height": str(e["height"])}
+    r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": attrs, "css": "", "bytes": None})
+    assert r["type"] == "load", r
+    assert r["bubbles"] is False and r["seen"]["bubbledToBody"] == 0
+    assert r["completeBefore"] is False and r["complete"] is True
+    assert (r["naturalWidth"], r["naturalHeight"]) == (e["width"], e["height"])
+    d = r["detail"]
+    assert d["bytes"] == e["nic"]["bytes"] and d["width"] == e["width"] and d["height"] == e["height"]
+    assert d["decodeMs"] > 0 and d["kmacPerPx"] == e["kmac_per_px"]
+    # width/height reserve the box before decoding: no layout shift when pixels arrive.
+    assert r["before"] == [e["width"], e["height"]] == r["after"]
+    assert r["sha"] == cpython_hashes[e["key"]], "canvas pixels differ from CPython's decode"
+
+    # CSS sizes it like <img>: a CSS width with height:auto keeps the aspect ratio from width/height.
+    r2 = page.evaluate(ADD_AND_WAIT_JS, {"attrs": attrs, "css": "width: 300px; height: auto", "bytes": None})
+    assert r2["type"] == "load"
+    want_h = 300 * e["height"] / e["width"]
+    assert r2["before"][0] == 300 and abs(r2["before"][1] - want_h) < 1, r2["before"]
+
+
+def test_lazy_images_decode_only_when_scrolled_into_view(page, server, catalog):
+    nic_requests: list[str] = []
+    page.on("request", lambda req: nic_requests.append(req.url) if req.url.endswith(".nic") else None)
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelector('nic-img') && document.querySelector('nic-img').complete")
+    last = catalog[-1]
+    state = page.evaluate("""() => { const all = [...document.querySelectorAll('nic-img')];
+        const el = all[all.length - 1]; const r = el.getBoundingClientRect();
+        return { complete: el.complete, top: r.top, vh: innerHeight, n: all.length,
+                 done: all.filter((x) => x.complete).length }; }""")
+    assert state["n"] == len(catalog)
+    assert state["top"] > state["vh"] + 1000, "test needs the last image far below the fold"
+    assert not state["complete"]
+    assert state["done"] < state["n"] // 2, f"{state['done']} of {state['n']} decoded without scrolling"
+    assert not any(u.endswith(last["nic"]["url"]) for u in nic_requests), "off-screen image was fetched"
+
+    page.evaluate("""() => new Promise((resolve, reject) => {
+        const all = document.querySelectorAll('nic-img'); const el = all[all.length - 1];
+        el.addEventListener('load', resolve); el.addEventListener('error', (e) => reject(new Error(e.detail.message)));
+        el.scrollIntoView(); })""")
+    assert any(u.endswith(last["nic"]["url"]) for u in nic_requests)
+    assert page.evaluate("() => { const a = document.querySelectorAll('nic-img'); return a[a.length - 1].complete; }")
+
+
+def _corrupt_variants(data: bytes) -> dict[str, bytes]:
+    mid = len(data) // 2
+    flipped = bytearray(data)
+    for i in range(mid, min(mid + 64, len(data))):
+        flipped[i] ^= 0x5A
+    header = bytearray(data)
+    header[6] ^= 0xFF  # inside the fixed header
+    return {
+        "payload-bit-flips": bytes(flipped),
+        "header-byte": bytes(header),
+        "truncated": data[: len(data) // 3],
+        "garbage": bytes((i * 131 + 7) % 256 for i in range(5000)),
+        "empty": b"",
+    }
+
+
+def test_corrupt_files_fire_error_show_fallback_and_leave_the_worker_usable(page, server, catalog,
+                                                                            cpython_hashes):
+    from nic_e2e import fetch_bytes
+
+    _setup(page, server)
+    e = catalog[0]
+    data = fetch_bytes(server + e["nic"]["url"])
+    fallback = e["comparisons"]["jpeg"]["url"]
+    for name, bad in _corrupt_variants(data).items():
+        attrs = {"alt": f"corrupt {name}", "width": "200", "height": "100", "fallback": fallback}
+        r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": attrs, "css": "", "bytes": list(bad)})
+        assert r["type"] == "error", (name, r)
+        assert r["bubbles"] is False and r["seen"]["bubbledToBody"] == 0
+        assert r["complete"] is True and r["naturalWidth"] == 0
+        assert r["state"] == "fallback" and r["fallbackShown"], (name, r)
+        assert r["detail"]["message"], name
+    # Without a fallback the alt text shows, like a broken <img>; a 404 is an error too.
+    r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": {"src": "/missing.nic", "alt": "nothing here"},
+                                        "css": "", "bytes": None})
+    assert r["type"] == "error" and r["state"] == "error" and r["altShown"] == "nothing here"
+    # The same worker still decodes a good file correctly afterwards.
+    r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": {"src": e["nic"]["url"], "alt": "ok"}, "css": "", "bytes": None})
+    assert r["type"] == "load" and r["sha"] == cpython_hashes[e["key"]]
+    assert r["after"] == [e["width"], e["height"]], "without width/height it takes its natural size"
+
+
+def test_fallback_when_webassembly_is_missing(ctx, server, catalog):
+    context, guard = ctx
+    context.add_init_script("delete globalThis.WebAssembly;")
+    page = guard.watch(context.new_page())
+    runtime_requests: list[str] = []
+    page.on("request", lambda req: runtime_requests.append(req.url) if "/a/" in req.url else None)
+    _setup(page, server)
+    e = catalog[0]
+    attrs = {"src": e["nic"]["url"], "alt": "no wasm", "width": str(e["width"]), "height": str(e["height"]),
+             "fallback": e["comparisons"]["jpeg"]["url"]}
+    r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": attrs, "css": "", "bytes": None})
+    assert r["type"] == "error" and "WebAssembly" in r["detail"]["message"]
+    assert r["fallbackShown"] and r["after"] == [e["width"], e["height"]]
+    assert not [u for u in runtime_requests if "pyodide" in u or u.endswith(".nic")], runtime_requests
