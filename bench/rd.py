@@ -91,13 +91,22 @@ class Config:
     def description(self) -> str:
         if self.codec == "nic":
             return f"nic depth {self.depth}, effort {self.effort}, model {self.model_dir or 'models/'}"
-        lib = {
-            "jpeg": "Pillow/libjpeg",
-            "webp": "Pillow/libwebp",
-            "avif": "Pillow/libavif",
-            "jxl": "imagecodecs/libjxl",
-        }[self.codec]
-        return f"{self.codec.upper()} ({lib}), settings {CLASSICAL_SETTINGS[self.codec]}"
+        return f"{self.codec.upper()} ({library_version(self.codec)}), settings {CLASSICAL_SETTINGS[self.codec]}"
+
+
+def library_version(codec: str) -> str:
+    """Which library (and version) produced a classical curve, for the results' description."""
+    import PIL
+    from PIL import features
+
+    if codec == "jxl":
+        import imagecodecs
+
+        return f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegxl_version()}"
+    if codec == "jpeg" and features.check_feature("libjpeg_turbo"):
+        return f"Pillow {PIL.__version__}, libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
+    lib = {"jpeg": ("jpg", "libjpeg"), "webp": ("webp", "libwebp"), "avif": ("avif", "libavif")}[codec]
+    return f"Pillow {PIL.__version__}, {lib[1]} {features.version(lib[0])}"
 
 
 def nic_config_name(depth: int, effort: str) -> str:
