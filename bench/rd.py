@@ -413,9 +413,9 @@ def _fmt_pct(v: float) -> str:
 
 
 def markdown_bd(table: dict[str, dict[str, float]], title: str) -> str:
-    if not table:
-        return ""
-    cols = list(next(iter(table.values())).keys())
+    cols = list(next(iter(table.values())).keys()) if table else []
+    if len(table) < 2 and not any(c not in table for c in cols):
+        return ""  # nothing to compare
     lines = [f"**{title}** (row vs column; negative = row needs fewer bits at equal quality)", ""]
     lines.append("| | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
@@ -563,8 +563,10 @@ def run_eval(
     rows.sort(key=lambda r: (r["config"], r["image"], r["quality"]))
     (out / "per_image.json").write_text(json.dumps(rows, indent=1) + "\n")
 
+    # columns: classical codecs, then nic configs (e.g. SGA gain, depth cost), then the anchors
     classical = {n: d for n, d in results.items() if d["meta"]["codec"] != "nic"}
-    refs = {**classical, **anchor_data}
+    nic = {n: d for n, d in results.items() if d["meta"]["codec"] == "nic"}
+    refs = {**classical, **nic, **anchor_data}
     bd = {"psnr": bd_table(results, refs, "psnr"), "ms-ssim": bd_table(results, refs, "msssim")}
     (out / "bdrate.json").write_text(json.dumps(bd, indent=2) + "\n")
 
