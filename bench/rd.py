@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
+import hashlib
 import io
 import json
 import math
@@ -326,6 +327,35 @@ def _progress(total: int, desc: str):
         return None
 
 
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def _model_fingerprint(model_dir: str | None) -> str:
+    """Content hash of the nic model files, so that cached results of another model are never reused."""
+    h = hashlib.sha256()
+    d = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+    for f in sorted([*d.glob("nic.npz"), *d.glob("nic-encoder.pt")]):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _task_key(cfg: Config, fingerprint: str | None) -> str:
+    spec = {
+        "codec": cfg.codec,
+        "qualities": list(cfg.qualities),
+        "depth": cfg.depth,
+        "effort": cfg.effort,
+        "settings": CLASSICAL_SETTINGS.get(cfg.codec),
+        "model": fingerprint,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _part_path(out: Path, cfg: Config, image: Path, key: str) -> Path:
+    return out / "parts" / cfg.name / f"{image.stem}-{key}.json"
+
+
 # --------------------------------------------------------------------------- aggregation
 
 
@@ -500,6 +530,7 @@ def run_eval(
     model_dir: str | Path | None = None,
     progress: bool = True,
     threads: int = 1,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every configuration on every image of ``dataset_dir``; write reports to ``out_dir``.
 
@@ -507,7 +538,9 @@ def run_eval(
     overrides the classical codecs' quality lists; ``model_dir`` evaluates another nic
     model folder (``nic-encoder.pt`` + ``nic.npz``) instead of the shipped ``models/``;
     ``threads`` is the torch thread count of every process (the caller's own included
-    when ``workers <= 1``). ``anchors="auto"`` uses ``/work/shared/anchors/<dataset
+    when ``workers <= 1``). Every (image, config) result is also saved under
+    ``out_dir/parts/``; ``resume=True`` reuses those whose settings and model files match,
+    so an interrupted long run (SGA) continues where it stopped. ``anchors="auto"`` uses ``/work/shared/anchors/<dataset
     folder name>`` when it exists (so Kodak gets the paper and CompressAI curves, other
     folders none). Returns a dict with the aggregated curves, BD-rate tables and paths.
     """
@@ -522,14 +555,32 @@ def run_eval(
         anchors_dir = Path(anchors) if anchors else None
     anchor_data = load_anchors(anchors_dir, anchor_names)
 
-    tasks = [(str(p), c) for c in cfgs for p in images]
+    fingerprints = {m: _model_fingerprint(m) for m in {c.model_dir for c in cfgs if c.codec == "nic"}}
     rows: list[dict[str, Any]] = []
+    tasks: list[tuple[str, Config]] = []
+    parts: dict[tuple[str, str], Path] = {}
+    for c in cfgs:
+        key = _task_key(c, fingerprints.get(c.model_dir) if c.codec == "nic" else None)
+        for p in images:
+            part = _part_path(out, c, p, key)
+            parts[(str(p), c.name)] = part
+            if resume and part.is_file():
+                rows.extend(json.loads(part.read_text()))
+            else:
+                tasks.append((str(p), c))
+
+    def done(p: str, c: Config, r: list[dict[str, Any]]) -> None:
+        rows.extend(r)
+        part = parts[(p, c.name)]
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text(json.dumps(r) + "\n")
+
     bar = _progress(len(tasks), f"eval {dataset_dir.name}") if progress else None
     t_start = time.time()
     if workers <= 1:
         _set_threads(threads)
         for p, c in tasks:
-            rows.extend(_run_one(p, c))
+            done(p, c, _run_one(p, c))
             if bar:
                 bar.set_postfix_str(f"{c.name} {Path(p).stem}", refresh=False)
                 bar.update()
@@ -539,9 +590,9 @@ def run_eval(
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_set_threads, initargs=(threads,)
         ) as ex:
-            futs = [ex.submit(_run_one, p, c) for p, c in tasks]
+            futs = {ex.submit(_run_one, p, c): (p, c) for p, c in tasks}
             for f in as_completed(futs):
-                rows.extend(f.result())
+                done(*futs[f], f.result())
                 if bar:
                     bar.update()
     if bar:
@@ -551,6 +602,7 @@ def run_eval(
         "dataset": dataset_dir.name,
         "dataset_dir": str(dataset_dir),
         "workers": workers,
+        "resumed_tasks": len(images) * len(cfgs) - len(tasks),
         "host": platform.node(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": "times are wall seconds per image, measured while other work may share the CPU",
@@ -637,6 +689,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anchors", default="auto", help="anchor folder, 'auto' (by dataset name) or 'none'")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--model-dir", default=None, help="nic model folder (default: the shipped models/)")
+    p.add_argument("--resume", action="store_true", help="reuse finished (image, config) results in OUTPUT/parts")
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -653,6 +706,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         anchors=None if args.anchors == "none" else args.anchors,
         threads=args.threads,
         model_dir=args.model_dir,
+        resume=getattr(args, "resume", False),
     )
     print((Path(res["out_dir"]) / "summary.md").read_text())
     print(f"wrote {res['out_dir']} in {res['elapsed_s']:.0f} s")

@@ -128,7 +128,7 @@ def test_rd_smoke(tiny_dir, tmp_path):
     assert (tmp_path / "rd.png").stat().st_size > 10_000
 
 
-def test_rd_parallel_matches_serial(tiny_dir, tmp_path):
+def test_rd_parallel_and_resume_match_serial(tiny_dir, tmp_path):
     from bench.rd import run_eval
 
     kw = dict(codecs=("jpeg",), sweeps={"jpeg": (20, 80)}, anchors=None, progress=False)
@@ -136,6 +136,10 @@ def test_rd_parallel_matches_serial(tiny_dir, tmp_path):
     b = run_eval(tiny_dir, tmp_path / "b", workers=2, **kw)
     assert a["results"]["jpeg"]["results"]["bpp"] == b["results"]["jpeg"]["results"]["bpp"]
     assert a["results"]["jpeg"]["results"]["psnr-rgb"] == b["results"]["jpeg"]["results"]["psnr-rgb"]
+    # resume: nothing is recomputed, the curve is read back from parts/
+    c = run_eval(tiny_dir, tmp_path / "a", workers=1, resume=True, **kw)
+    assert c["results"]["jpeg"]["meta"]["resumed_tasks"] == 1
+    assert c["results"]["jpeg"]["results"]["bpp"] == a["results"]["jpeg"]["results"]["bpp"]
 
 
 def test_rd_command_line(tiny_dir, tmp_path, capsys):
