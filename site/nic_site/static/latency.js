@@ -93,8 +93,8 @@ function render(bench) {
   const groupH = series.length * barH + gap;
   const height = top + rows.length * groupH + 30;
   const x = (v) => left + (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) * width;
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${left + width + 20} ${height}"
-    width="${left + width + 20}" height="${height}" role="img" aria-label="Decode time per image, log scale">`];
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${left + width + 50} ${height}"
+    width="${left + width + 50}" height="${height}" role="img" aria-label="Decode time per image, log scale">`];
   for (let d = lo; d <= hi; d *= 10) {
     parts.push(`<line x1="${x(d)}" x2="${x(d)}" y1="${top - 4}" y2="${height - 24}" stroke="#8886"/>`,
       `<text x="${x(d)}" y="${height - 10}" text-anchor="middle" fill="currentColor">${d} ms</text>`);
