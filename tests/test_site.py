@@ -1,0 +1,126 @@
+"""Flask site without a browser: config layering, content-hash caching, MIME types, the encode API."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+import sys
+import types
+import zipfile
+
+import numpy as np
+from PIL import Image
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "site"))  # plain checkout: nic_site lives in site/ (pyproject maps it)
+
+from nic_site import create_app  # noqa: E402
+from nic_site.bundle import build_wheel_bytes  # noqa: E402
+
+
+@pytest.fixture
+def fake_web(tmp_path: Path) -> Path:
+    """A minimal runtime folder shaped like setup_web.sh output (contents are placeholders)."""
+    web = tmp_path / "web"
+    rt = web / "runtime"
+    rt.mkdir(parents=True)
+    (rt / "pyodide.js").write_text("// js")
+    (rt / "pyodide.asm.wasm").write_bytes(b"\0asm" + bytes(100))
+    (rt / "pyodide.asm.wasm.gz").write_bytes(b"gz")
+    (rt / "pyodide-lock.json").write_text('{"packages": {"numpy": {"file_name": "numpy.whl"}}}')
+    (web / "manifest.json").write_text('{"files": {"runtime/pyodide.js": {"sha256": "x", "bytes": 5}}}')
+    return web
+
+
+@pytest.fixture
+def app(tmp_path: Path, fake_web: Path):
+    return create_app({"TESTING": True, "WEB_DIR": str(fake_web), "CACHE_DIR": str(tmp_path / "cache"),
+                       "ASSET_DIR": str(tmp_path / "empty")})
+
+
+def test_config_layers_env_then_mapping(monkeypatch, tmp_path, fake_web):
+    monkeypatch.setenv("NIC_QUALITIES", "2,5")
+    monkeypatch.setenv("NIC_DEPTH", "1")
+    app = create_app({"WEB_DIR": str(fake_web), "DEPTH": 2})
+    assert app.config["QUALITIES"] == [2, 5]  # from the environment
+    assert app.config["DEPTH"] == 2  # the mapping wins over the environment
+    assert app.config["ENCODE_API"] is False and app.config["ENCODE_TOKEN"] is None
+
+
+def test_runtime_manifest_and_immutable_content_urls(app):
+    client = app.test_client()
+    rt = client.get("/nic-runtime.json").get_json()
+    assert rt["indexURL"].startswith("/a/") and rt["wheelURL"].endswith("-py3-none-any.whl")
+    wasm = client.get(rt["indexURL"] + "pyodide.asm.wasm")
+    assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
+    cc = wasm.headers["Cache-Control"]
+    assert "immutable" in cc and "max-age=31536000" in cc and "public" in cc
+    gz = client.get(rt["indexURL"] + "pyodide.asm.wasm", headers={"Accept-Encoding": "gzip, br"})
+    assert gz.headers["Content-Encoding"] == "gzip" and gz.data == b"gz"
+    assert "Accept-Encoding" in gz.headers["Vary"]
+    js = client.get(rt["indexURL"] + "pyodide.js")
+    assert js.mimetype == "text/javascript"
+    assert client.get("/a/0000/pyodide.js").status_code == 404
+    assert client.get("/static/nic.js").mimetype == "text/javascript"
+
+
+def test_nic_files_are_image_x_nic(app, tmp_path):
+    from nic_site import assets
+
+    p = tmp_path / "x.nic"
+    p.write_bytes(b"NIC-ish bytes")
+    with app.app_context():
+        url = assets.registry(app).add_file(p)
+    r = app.test_client().get(url)
+    assert r.mimetype == "image/x-nic" and r.data == b"NIC-ish bytes"
+    assert "immutable" in r.headers["Cache-Control"]
+
+
+def test_webdecoder_wheel_is_valid_and_deterministic():
+    name, data = build_wheel_bytes()
+    assert name == "webdecoder-0.1.0-py3-none-any.whl"
+    assert build_wheel_bytes()[1] == data  # same sources -> same bytes -> same content-hash URL
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        assert "webdecoder/__init__.py" in names and "webdecoder-0.1.0.dist-info/RECORD" in names
+        assert "Tag: py3-none-any" in zf.read("webdecoder-0.1.0.dist-info/WHEEL").decode()
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_pages_render_without_images(app):
+    client = app.test_client()
+    assert b"No images to show" in client.get("/").data
+    assert b"nicBench" not in client.get("/latency").data  # the page script holds the logic
+    assert client.get("/latency").status_code == 200
+    assert client.get("/catalog.json").get_json()["entries"] == []
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_encode_api_is_off_by_default(app):
+    r = app.test_client().post("/api/encode", data={"image": (io.BytesIO(_png()), "a.png")})
+    assert r.status_code == 404
+
+
+def test_encode_api_with_token(monkeypatch, tmp_path, fake_web):
+    fake = types.ModuleType("encoder")
+    fake.encode = lambda img, quality=4, depth=2, effort="fast": b"NIC" + bytes([quality, depth])
+    monkeypatch.setitem(sys.modules, "encoder", fake)  # the API imports encoder lazily
+    app = create_app({"TESTING": True, "WEB_DIR": str(fake_web), "ENCODE_TOKEN": "s3cret",
+                      "MAX_CONTENT_LENGTH": 4096})
+    client = app.test_client()
+    upload = {"image": (io.BytesIO(_png()), "photo.png"), "quality": "3"}
+    assert client.post("/api/encode", data=dict(upload)).status_code == 401
+    r = client.post("/api/encode", data={"image": (io.BytesIO(_png()), "photo.png"), "quality": "3"},
+                    headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200 and r.mimetype == "image/x-nic" and r.data == b"NIC\x03\x02"
+    assert 'filename="photo.nic"' in r.headers["Content-Disposition"]
+    big = {"image": (io.BytesIO(bytes(10_000)), "big.png")}
+    assert client.post("/api/encode", data=big, headers={"Authorization": "Bearer s3cret"}).status_code == 413
+    bad = {"image": (io.BytesIO(b"not an image"), "x.png")}
+    assert client.post("/api/encode", data=bad, headers={"Authorization": "Bearer s3cret"}).status_code == 400
