@@ -187,7 +187,8 @@ class Catalog:
         img = Image.open(orig).convert("RGB")
         data = encoder.encode(img, quality=q, depth=self.depth, effort=self.effort)
         atomic_write(folder / f"{base}.nic", data)
-        entry = self._make_entry(f"{stem}-q{q}", stem, folder / f"{base}.nic", data, img, folder, base)
+        entry = self._make_entry(f"{stem}-q{q}", stem, folder / f"{base}.nic", data, img, folder, base,
+                                 progress)
         meta = entry.to_json()
         meta["files"] = {k: Path(v.path).name for k, v in [("nic", entry.nic), *entry.comparisons.items()]}
         atomic_write(meta_path, json.dumps(meta, indent=1).encode())  # written last: marks the set complete
