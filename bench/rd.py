@@ -435,14 +435,39 @@ def bd_table(
     return table
 
 
+def overlap_table(
+    tests: dict[str, dict[str, Any]], refs: dict[str, dict[str, Any]], metric: str = "psnr"
+) -> dict[str, dict[str, float]]:
+    """``table[test][ref]`` = width (dB) of the quality range both curves cover: what BD-rate integrates."""
+    table: dict[str, dict[str, float]] = {}
+    for tn, td in tests.items():
+        ct = _curve(td, metric)
+        row = {}
+        for rn, rd in refs.items():
+            cr = _curve(rd, metric)
+            if ct is None or cr is None:
+                row[rn] = 0.0
+                continue
+            a = [y for y in ct[1] if math.isfinite(y)]
+            b = [y for y in cr[1] if math.isfinite(y)]
+            row[rn] = max(0.0, min(max(a), max(b)) - max(min(a), min(b))) if a and b else 0.0
+        table[tn] = row
+    return table
+
+
 # --------------------------------------------------------------------------- reports
+
+# BD-rates integrated over less than this much shared quality are mostly extrapolation: flagged
+MIN_OVERLAP_DB = 1.0
 
 
 def _fmt_pct(v: float) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:+.1f}%"
 
 
-def markdown_bd(table: dict[str, dict[str, float]], title: str) -> str:
+def markdown_bd(
+    table: dict[str, dict[str, float]], title: str, overlap: dict[str, dict[str, float]] | None = None
+) -> str:
     cols = list(next(iter(table.values())).keys()) if table else []
     if len(table) < 2 and not any(c not in table for c in cols):
         return ""  # nothing to compare
@@ -450,7 +475,13 @@ def markdown_bd(table: dict[str, dict[str, float]], title: str) -> str:
     lines.append("| | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
     for rn, row in table.items():
-        lines.append(f"| {rn} | " + " | ".join("—" if rn == c else _fmt_pct(row[c]) for c in cols) + " |")
+        cells = []
+        for c in cols:
+            flag = overlap is not None and math.isfinite(row[c]) and overlap[rn][c] < MIN_OVERLAP_DB
+            cells.append("—" if rn == c else _fmt_pct(row[c]) + (" †" if flag else ""))
+        lines.append(f"| {rn} | " + " | ".join(cells) + " |")
+    if overlap is not None:
+        lines += ["", f"† the curves share less than {MIN_OVERLAP_DB:g} dB of quality: mostly extrapolation."]
     return "\n".join(lines) + "\n"
 
 
@@ -620,6 +651,8 @@ def run_eval(
     nic = {n: d for n, d in results.items() if d["meta"]["codec"] == "nic"}
     refs = {**classical, **nic, **anchor_data}
     bd = {"psnr": bd_table(results, refs, "psnr"), "ms-ssim": bd_table(results, refs, "msssim")}
+    overlap = {"psnr": overlap_table(results, refs, "psnr"), "ms-ssim": overlap_table(results, refs, "msssim")}
+    bd["overlap_db"] = overlap
     (out / "bdrate.json").write_text(json.dumps(bd, indent=2) + "\n")
 
     title = f"{dataset_dir.name}: {len(images)} images"
@@ -631,9 +664,9 @@ def run_eval(
         "",
         markdown_rd(results),
         "",
-        markdown_bd(bd["psnr"], "BD-rate, PSNR-RGB"),
+        markdown_bd(bd["psnr"], "BD-rate, PSNR-RGB", overlap["psnr"]),
         "",
-        markdown_bd(bd["ms-ssim"], "BD-rate, MS-SSIM (dB)"),
+        markdown_bd(bd["ms-ssim"], "BD-rate, MS-SSIM (dB)", overlap["ms-ssim"]),
     ]
     if anchor_data:
         md += ["", f"Anchors from `{anchors_dir}`: " + ", ".join(f"`{n}`" for n in anchor_data) + "."]
