@@ -135,7 +135,8 @@ def train(config_path: str | Path, max_minutes: float | None = None) -> Path:
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items()})
         if step % 50 == 0:
-            log.info("step %d lr %.2e %s", step, lr_at(step, tcfg), json.dumps({k: round(v, 4) for k, v in avg.items()}))
+            stats_json = json.dumps({k: round(v, 4) for k, v in avg.items()})
+            log.info("step %d lr %.2e %s", step, lr_at(step, tcfg), stats_json)
         out_of_time = deadline is not None and time.time() > deadline
         if time.time() - last_save > every_s or step == total or out_of_time:
             save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,

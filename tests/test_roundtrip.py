@@ -1,0 +1,92 @@
+"""Encode -> decode on real photos and awkward inputs."""
+
+import io
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from encoder.image import ImageError, to_rgb
+import webdecoder
+
+# PSNR floors (dB) per quality on the centre of kodim23 with effort "none", measured on the shipped model
+# minus a 0.5 dB margin (see BENCHMARKS.md for the figures they come from).
+PSNR_FLOOR = {1: [25.0, 26.0, 27.0, 28.0, 29.0, 30.0, 31.0, 32.0], 2: [25.0, 26.0, 27.0, 28.0, 29.0, 30.0, 31.0, 32.0]}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_psnr_floor_and_rate_order_per_quality(encoder, kodak, depth):
+    # the 256x384 centre of kodim23 keeps the test quick on two cores
+    img = np.asarray(Image.open([p for p in kodak if p.name == "kodim23.png"][0]).convert("RGB"))[128:384, 192:576]
+    sizes = []
+    for q in range(encoder.qualities):
+        data = encoder.encode(img, q, depth, effort="none")
+        out = webdecoder.decode(data)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert psnr(out, img) >= PSNR_FLOOR[depth][q], (q, psnr(out, img))
+        info = webdecoder.info(data)
+        assert (info["quality"], info["depth"], info["bytes"]) == (q, depth, len(data))
+        sizes.append(len(data))
+    assert sizes == sorted(sizes)  # higher quality, more bytes
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (17, 33), (65, 129), (64, 64), (5, 700)])
+def test_odd_sizes(encoder, kodak, shape):
+    src = np.asarray(Image.open(kodak[0]).convert("RGB"))
+    img = src[: shape[0], : shape[1]]
+    out = webdecoder.decode(encoder.encode(img, 6, 2, effort="none"))
+    assert out.shape == img.shape
+    if min(shape) > 8:
+        assert psnr(out, img) > 20
+
+
+def test_grayscale_16bit_rgba_palette_inputs(encoder, kodak):
+    rgb = np.asarray(Image.open(kodak[0]).convert("RGB"))[:64, :96]
+    gray = Image.fromarray(rgb).convert("L")
+    out = webdecoder.decode(encoder.encode(gray, 6, 2, effort="none"))
+    assert out.shape == (64, 96, 3)
+    assert np.abs(out.astype(int)[..., 0] - out[..., 2]).mean() < 3  # stays (nearly) grey
+    g16 = (rgb.astype(np.uint16) * 257)
+    assert np.array_equal(to_rgb(g16), rgb)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 0, np.uint8)])
+    assert np.all(to_rgb(rgba) == 255)  # fully transparent -> composited onto white
+    pal = Image.fromarray(rgb).convert("P")
+    assert to_rgb(pal).shape == rgb.shape
+
+
+def test_exif_orientation_is_honoured(encoder, kodak):
+    rgb = np.asarray(Image.open(kodak[0]).convert("RGB"))[:32, :64]
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
+    buf.seek(0)
+    assert to_rgb(Image.open(buf)).shape == (64, 32, 3)
+
+
+def test_bad_images_raise_image_error():
+    with pytest.raises(ImageError):
+        to_rgb(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ImageError):
+        to_rgb(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError):
+        to_rgb(np.zeros((4, 4, 3), np.float32))
+
+
+def test_sga_lowers_the_rd_cost(encoder, kodak):
+    img = np.asarray(Image.open(kodak[0]).convert("RGB"))[:128, :128]
+    lam = encoder.model.cfg.lambdas[3]
+
+    def cost(data: bytes) -> float:
+        out = webdecoder.decode(data)
+        return 8 * len(data) / img[..., 0].size + lam * np.mean((out.astype(float) - img) ** 2)
+
+    base = cost(encoder.encode(img, 3, 2, effort="none"))
+    refined = cost(encoder.encode(img, 3, 2, sga_steps=150))
+    assert refined < base
