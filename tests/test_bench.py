@@ -122,7 +122,7 @@ def test_rd_smoke(tiny_dir, tmp_path):
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (192 * 256))
     bd = json.loads((tmp_path / "bdrate.json").read_text())
     assert set(bd) == {"psnr", "ms-ssim", "overlap_db"}
-    assert bd["overlap_db"]["webp"]["jpeg"] > 1.0
+    assert bd["overlap_db"]["psnr"]["webp"]["jpeg"] > 1.0
     assert math.isfinite(bd["psnr"]["webp"]["jpeg"])
     md = (tmp_path / "summary.md").read_text()
     assert "| nic-d2-none |" in md and "BD-rate, PSNR-RGB" in md
