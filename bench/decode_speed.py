@@ -15,7 +15,7 @@ core, which is also what a browser worker gets.
 
 Usage::
 
-    python -m bench.decode_speed /work/shared/data/kodak --limit 4 --out runs/bench/decode_speed.json
+    python -m bench.decode_speed ../shared/data/kodak --limit 4 --out runs/bench/decode_speed.json
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.decode_speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset_dir", nargs="?", default="/work/shared/data/kodak")
+    p.add_argument("dataset_dir", nargs="?", default="../shared/data/kodak")
     p.add_argument("--limit", type=int, default=4, help="first N images (0 = all)")
     p.add_argument("--quality", type=int, default=4, help="nic quality")
     p.add_argument("--depths", type=int, nargs="+", default=[1, 2], choices=[1, 2])

@@ -18,7 +18,7 @@ coder spends time on its (different) escape path.
 Usage::
 
     python -m bench.rans_speed --out runs/bench/rans_speed.json
-    python -m bench.rans_speed --image /work/shared/data/kodak/kodim23.png --quality 4
+    python -m bench.rans_speed --image ../shared/data/kodak/kodim23.png --quality 4
 """
 
 from __future__ import annotations

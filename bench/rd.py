@@ -6,12 +6,12 @@ entropy estimate; PSNR-RGB and MS-SSIM are computed on the uint8 reconstruction 
 decoder returns. Per quality setting the per-image numbers are averaged (mean of
 per-image PSNR, as CompressAI and the paper do) and written in CompressAI's results
 layout, one JSON file per configuration, so that they can be plotted with the anchors
-in ``/work/shared/anchors``.
+in ``bench/anchors``.
 
 Usage::
 
-    python -m bench.rd /work/shared/data/kodak --out runs/eval/kodak --workers 2
-    python -m bench.rd /work/shared/data/kodak --codecs jpeg webp --limit 3     # quick look
+    python -m bench.rd ../shared/data/kodak --out runs/eval/kodak --workers 2
+    python -m bench.rd ../shared/data/kodak --codecs jpeg webp --limit 3     # quick look
 
 Outputs in ``out_dir``: ``<config>.json`` (CompressAI layout), ``per_image.json``,
 ``bdrate.json``, ``summary.md`` (tables to paste into BENCHMARKS.md), ``rd.png``.
@@ -41,7 +41,7 @@ from PIL import Image
 
 from bench.bdrate import bd_rate, msssim_db
 
-ANCHORS_ROOT = Path("/work/shared/anchors")
+ANCHORS_ROOT = Path(os.environ.get("NIC_ANCHORS", Path(__file__).resolve().parent / "anchors"))
 # Reference curves drawn on the plot and used as BD-rate columns when the dataset has anchors.
 DEFAULT_ANCHORS = (
     "paper-shallow-ntc-jpeg-like-syn.json",
@@ -377,7 +377,7 @@ def aggregate(rows: list[dict[str, Any]], cfg: Config, meta: dict[str, Any]) -> 
         res["quality"].append(q)
         for k in ("bpp", "psnr-rgb", "ms-ssim", "encoding_time", "decoding_time"):
             res[k].append(_nanmean(r[k] for r in g))
-    # "ms-ssim-rgb" duplicates "ms-ssim": the anchors in /work/shared/anchors use that key
+    # "ms-ssim-rgb" duplicates "ms-ssim": the anchors in bench/anchors use that key
     res["ms-ssim-rgb"] = list(res["ms-ssim"])
     return {
         "name": cfg.name,
@@ -571,7 +571,7 @@ def run_eval(
     ``threads`` is the torch thread count of every process (the caller's own included
     when ``workers <= 1``). Every (image, config) result is also saved under
     ``out_dir/parts/``; ``resume=True`` reuses those whose settings and model files match,
-    so an interrupted long run (SGA) continues where it stopped. ``anchors="auto"`` uses ``/work/shared/anchors/<dataset
+    so an interrupted long run (SGA) continues where it stopped. ``anchors="auto"`` uses ``bench/anchors/<dataset
     folder name>`` when it exists (so Kodak gets the paper and CompressAI curves, other
     folders none). Returns a dict with the aggregated curves, BD-rate tables and paths.
     """
@@ -695,7 +695,7 @@ def run_eval(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``nic eval`` / ``python -m bench.rd`` (shared so both stay in sync)."""
     # dest names match encoder/cli.py's original `nic eval DATASET -o OUTPUT`
-    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder of images (e.g. /work/shared/data/kodak)")
+    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder of images (e.g. ../shared/data/kodak)")
     p.add_argument(
         "-o",
         "--output",

@@ -133,10 +133,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench.rd import run_eval
+    from bench.rd import run_from_args
 
-    run_eval(args.dataset, args.output, workers=args.workers, limit=args.limit)
+    run_from_args(args)
     return 0
 
 
@@ -182,10 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_export)
 
     v = sub.add_parser("eval", help="rate-distortion evaluation against JPEG, WebP, AVIF, JPEG XL")
-    v.add_argument("dataset")
-    v.add_argument("-o", "--output", default="results")
-    v.add_argument("--workers", type=int, default=1)
-    v.add_argument("--limit", type=int, default=None, help="only the first N images")
+    from bench.rd import add_arguments
+
+    add_arguments(v)
     v.set_defaults(func=cmd_eval)
     return p
 

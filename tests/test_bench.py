@@ -12,7 +12,7 @@ import pytest
 
 from bench.bdrate import bd_psnr, bd_rate, msssim_db
 
-ANCHORS = Path("/work/shared/anchors/kodak")
+ANCHORS = Path(__file__).resolve().parent.parent / "bench" / "anchors" / "kodak"
 
 RATE = [0.1, 0.2, 0.4, 0.8, 1.6]
 PSNR = [27.0, 29.5, 32.0, 34.8, 37.9]
@@ -55,7 +55,7 @@ def test_msssim_db():
 
 @pytest.mark.skipif(not ANCHORS.is_dir(), reason="shared anchors not present")
 def test_bd_rate_reproduces_the_anchor_readme():
-    """/work/shared/anchors/README.md: shallow-ntc vs BPG = +21.4 %, +5.7 %, -5.1 %."""
+    """bench/anchors/README.md: shallow-ntc vs BPG = +21.4 %, +5.7 %, -5.1 %."""
 
     def curve(name):
         r = json.loads((ANCHORS / name).read_text())["results"]
