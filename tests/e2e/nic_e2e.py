@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+import sys
 from typing import Any
 import urllib.request
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "screenshots"
+if importlib.util.find_spec("nic_site") is None:  # plain checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT / "site"))
 
 
 def fetch_json(url: str) -> Any:

@@ -1,0 +1,53 @@
+"""Fast wasm32 check without a browser: webdecoder in Pyodide under Node decodes like CPython.
+
+Catches wasm32-only problems (e.g. NumPy's intp is int32 there, so int64 index arrays passed to
+`np.repeat`/`np.add.reduceat` raise) in seconds, on small files, before the slower browser tests run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+import shutil
+import subprocess
+
+from nic_e2e import ROOT
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
+    from nic_site.bundle import build_wheel_bytes
+
+    import webdecoder
+
+    runtime = ROOT / "build" / "web" / "runtime"
+    if not (runtime / "pyodide.mjs").is_file():
+        pytest.fail("browser runtime missing: run scripts/setup_web.sh (./dev test does)")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is required (scripts/setup_web.sh needs it too)")
+    name, wheel = build_wheel_bytes()
+    (tmp_path / name).write_bytes(wheel)
+    models = sorted((ROOT / "models").glob("*.npz"))
+    for m in models:
+        webdecoder.register_model(m.read_bytes())  # the same weights the Pyodide side gets
+    files, want = [], {}
+    for depth, data in small_files.items():
+        p = tmp_path / f"d{depth}.nic"
+        p.write_bytes(data)
+        files.append(str(p))
+        want[str(p)] = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    bad = tmp_path / "corrupt.nic"
+    bad.write_bytes(small_files[2][: len(small_files[2]) // 2])
+    files.append(str(bad))
+    out = subprocess.run([node, str(HERE / "pyodide_decode.mjs"), str(runtime), str(tmp_path / name),
+                          ",".join(map(str, models)), *files], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:] or out.stderr[-2000:])
+    got = {r["file"]: r for r in map(json.loads, out.stdout.splitlines())}
+    for f, sha in want.items():
+        assert "error" not in got[f], got[f]["error"]
+        assert got[f]["sha256"] == sha, f"Pyodide pixels differ from CPython for {Path(f).name}"
+    assert got[str(bad)]["error"].startswith("NicError"), got[str(bad)]
