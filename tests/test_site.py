@@ -124,3 +124,12 @@ def test_encode_api_with_token(monkeypatch, tmp_path, fake_web):
     assert client.post("/api/encode", data=big, headers={"Authorization": "Bearer s3cret"}).status_code == 413
     bad = {"image": (io.BytesIO(b"not an image"), "x.png")}
     assert client.post("/api/encode", data=bad, headers={"Authorization": "Bearer s3cret"}).status_code == 400
+
+
+def test_missing_runtime_is_reported_not_fatal(tmp_path):
+    app = create_app({"TESTING": True, "WEB_DIR": str(tmp_path / "nothing"), "ASSET_DIR": str(tmp_path)})
+    assert app.config["RUNTIME_OK"] is False
+    client = app.test_client()
+    rt = client.get("/nic-runtime.json").get_json()
+    assert rt["indexURL"] is None and any("setup_web.sh" in p for p in rt["problems"])
+    assert b"Runtime problem" in client.get("/").data  # pages still serve; <nic-img> falls back

@@ -10,6 +10,8 @@ from PIL import Image
 
 
 def test_gallery_screenshot_is_not_blank(page, server, catalog):
+    finished: list = []
+    page.on("requestfinished", lambda r: finished.append(r))
     page.goto(server + "/")
     # Every <nic-img> in the first screenful decoded (lazy ones further down are not waited for).
     page.wait_for_function("""() => { const els = [...document.querySelectorAll('nic-img')]
@@ -28,6 +30,14 @@ def test_gallery_screenshot_is_not_blank(page, server, catalog):
     SCREENSHOTS.joinpath("nic-img.png").write_bytes(crop)
     img = np.asarray(Image.open(SCREENSHOTS / "nic-img.png").convert("L"), dtype=np.float64)
     assert img.std() > 20, f"decoded image region looks blank (std {img.std():.1f})"
+    # What a first-time visitor (empty cache) downloaded for the first screenful, as sent on the wire.
+    sizes = {r.url.rsplit("/", 1)[-1] or "/": r.sizes()["responseBodySize"] for r in finished}
+    runtime = {k: v for k, v in sizes.items() if k.endswith((".wasm", ".whl", ".zip", ".npz", ".json"))
+               or k.startswith("pyodide")}
+    (SCREENSHOTS / "first-visit-bytes.json").write_text(json.dumps(
+        {"total": sum(sizes.values()), "runtime": sum(runtime.values()), "files": sizes}, indent=1))
+    print(f"\nfirst visit: {len(sizes)} responses, {sum(sizes.values()) / 1e6:.2f} MB on the wire "
+          f"({sum(runtime.values()) / 1e6:.2f} MB decoder runtime + weights)")
     text = page.inner_text("main")
     for e in catalog[:1]:
         assert f"{e['nic']['bytes']} B" in text and "dB" in text and "bpp" in text
