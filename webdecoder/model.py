@@ -9,7 +9,7 @@ itself; a browser worker passes the bytes it fetched to :func:`register_model`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import hashlib
 import io
 import json
@@ -30,9 +30,16 @@ class Model:
     model_id: bytes
     meta: dict
     arrays: dict[str, np.ndarray]
+    _f64: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
+
+    def f64(self, key: str) -> np.ndarray:
+        """An integer array as float64 (converted once): the carrier of exact integer products."""
+        if key not in self._f64:
+            self._f64[key] = self.arrays[key].astype(np.float64)
+        return self._f64[key]
 
     def int(self, key: str) -> int:
         """A scalar entry (a layer's shift)."""

@@ -22,13 +22,23 @@ SYN_FRAC_BITS = 12  # synthesis activations carry more fraction bits than the hy
 
 
 def _layer(model: Model, name: str, x: np.ndarray, stride: int, crop: int) -> np.ndarray:
-    acc = conv_transpose(x, model[f"{name}.w"].astype(np.float64), stride, crop)
-    return acc + model[f"{name}.b"].astype(np.float64)[:, None, None]
+    acc = conv_transpose(x, model.f64(f"{name}.w"), stride, crop)
+    return acc + model.f64(f"{name}.b")[:, None, None]
+
+
+def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The iGDN branch and its linear twin read the same latent: one matrix product for both."""
+    key = "two.upres"
+    if key not in model.arrays:
+        model.arrays[key + ".w"] = np.concatenate([model["two.up.w"], model["two.res.w"]], axis=1)
+        model.arrays[key + ".b"] = np.concatenate([model["two.up.b"], model["two.res.b"]])
+        model.arrays[key] = np.zeros(0)
+    return model.f64(key + ".w"), model.f64(key + ".b")
 
 
 def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarray:
     """Gained latent (fixed point) -> synthesis input: multiply by the quality's inverse gain."""
-    inv, shift = model["invgain"][quality].astype(np.float64), model.int("invgain.shift")
+    inv, shift = model.f64("invgain")[quality], model.int("invgain.shift")
     shift -= SYN_FRAC_BITS - FRAC_BITS  # from 2^FRAC_BITS to 2^SYN_FRAC_BITS
     return requantize(y_fx.astype(np.float64) * inv[:, None, None], shift, ACT_LIMIT)
 
@@ -39,8 +49,11 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
         out = _layer(model, "jpeg", x, 16, 1)
         shift = model.int("jpeg.shift")
     else:
-        up = requantize(_layer(model, "two.up", x, 8, 3), model.int("two.up.shift"), ACT_LIMIT)
-        res = requantize(_layer(model, "two.res", x, 8, 3), model.int("two.res.shift"), ACT_LIMIT)
+        w, b = _fused_up(model)
+        both = conv_transpose(x, w, 8, 3) + b[:, None, None]
+        hidden = both.shape[0] // 2
+        up = requantize(both[:hidden], model.int("two.up.shift"), ACT_LIMIT)
+        res = requantize(both[hidden:], model.int("two.res.shift"), ACT_LIMIT)
         h = igdn(model, up) + res
         out = _layer(model, "two.out", h, 2, 2)
         shift = model.int("two.out.shift")
@@ -49,7 +62,7 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
 
 def igdn(model: Model, x: np.ndarray) -> np.ndarray:
     """Inverse GDN1: x_i * (beta_i + sum_j gamma_ij |x_j|), fixed point throughout."""
-    gamma, beta = model["two.gdn.gamma"].astype(np.float64), model["two.gdn.beta"].astype(np.float64)
+    gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
     g = model.int("two.gdn.shift")
     c = x.shape[0]
     norm = (gamma @ np.abs(x).reshape(c, -1)).reshape(x.shape) + beta[:, None, None]
