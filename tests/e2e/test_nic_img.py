@@ -154,3 +154,41 @@ def test_fallback_when_webassembly_is_missing(ctx, server, catalog):
     assert r["type"] == "error" and "WebAssembly" in r["detail"]["message"]
     assert r["fallbackShown"] and r["after"] == [e["width"], e["height"]]
     assert not [u for u in runtime_requests if "pyodide" in u or u.endswith(".nic")], runtime_requests
+
+
+def test_changing_src_mid_decode_loads_only_the_new_image(page, server, catalog):
+    _setup(page, server)
+    land = next(e for e in catalog if e["width"] > e["height"])
+    port = next(e for e in catalog if e["width"] < e["height"])
+    r = page.evaluate("""async ({ a, b }) => {
+        const el = document.createElement("nic-img");
+        const events = [];
+        el.addEventListener("load", (e) => events.push(["load", e.detail.width, e.detail.height]));
+        el.addEventListener("error", (e) => events.push(["error", e.detail.message]));
+        el.setAttribute("src", a);
+        document.body.append(el);
+        await new Promise((r) => setTimeout(r, 50));  // first decode is under way
+        el.setAttribute("src", b);
+        while (!events.length) await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 3000));  // a stale result would arrive in this window
+        return { events, natural: [el.naturalWidth, el.naturalHeight] };
+    }""", {"a": land["nic"]["url"], "b": port["nic"]["url"]})
+    assert r["events"] == [["load", port["width"], port["height"]]], r
+    assert r["natural"] == [port["width"], port["height"]]
+
+
+def test_a_hung_decode_times_out_and_the_worker_is_replaced(page, server, catalog):
+    _setup(page, server)
+    url = catalog[0]["nic"]["url"]
+    r = page.evaluate("""async (url) => {
+        const nic = await import("/static/nic.js");
+        await nic.ready();
+        nic.configure({ timeoutMs: 20 });  // far below a real decode: treated as a hung worker
+        let first;
+        try { await nic.decode(url); first = "resolved"; } catch (e) { first = e.message; }
+        nic.configure({ timeoutMs: 180000 });
+        const img = await nic.decode(url);  // a fresh worker is started and decodes normally
+        return { first, width: img.width };
+    }""", url)
+    assert "timed out" in r["first"], r
+    assert r["width"] == catalog[0]["width"]

@@ -26,14 +26,15 @@ const state = {
   pageQueue: Promise.resolve(),
 };
 
-/** Set options before the first decode: {mode: "worker"|"page", manifestURL, workerURL, runtime, timeoutMs}. */
+/** Options {mode: "worker"|"page", manifestURL, workerURL, runtime} before the first decode; timeoutMs any time. */
 export function configure(opts = {}) {
-  if (state.ready) throw new Error("nic.configure() must be called before the first decode");
+  if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs; // may change at any time
+  const rest = Object.keys(opts).filter((k) => k !== "timeoutMs");
+  if (state.ready && rest.length) throw new Error(`nic.configure(${rest}) must come before the first decode`);
   if (opts.mode) state.mode = opts.mode === "page" ? "page" : "worker";
   if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
   if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
   if (opts.runtime) state.runtime = opts.runtime;
-  if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs;
 }
 
 /** True when this browser can run the decoder at all (callers then use a fallback image). */
