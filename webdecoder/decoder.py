@@ -14,9 +14,10 @@ from webdecoder.synthesis import dequantize_latent, synthesize
 from webdecoder.tables import FRAC_BITS
 
 
-def _header_and_model(data: bytes, check_crc: bool = True) -> tuple[format.Header, Model]:
+def _header_and_model(data: bytes, check_crc: bool = True, model: Model | None = None) -> tuple[format.Header, Model]:
     h = format.parse(data, check_crc=check_crc)
-    model = get_model(h.model_id)
+    if model is None or model.model_id != h.model_id:
+        model = get_model(h.model_id)
     if h.quality >= model.qualities:
         raise NicError(f"quality {h.quality} outside 0..{model.qualities - 1} of model {h.model_id.hex()}")
     if h.mac_per_px != model.mac_per_px(h.depth):
@@ -44,6 +45,11 @@ def decode(data: bytes, timings: dict | None = None) -> np.ndarray:
 
     ``timings``, if given, receives seconds per stage: parse, z, hyper, y, synthesis.
     """
+    return decode_with_model(data, None, timings)
+
+
+def decode_with_model(data: bytes, model: Model | None, timings: dict | None = None) -> np.ndarray:
+    """``decode`` with a model already in hand (the encoder's); looked up by id when None."""
     clock = [time.perf_counter()]
 
     def lap(name: str) -> None:
@@ -51,7 +57,7 @@ def decode(data: bytes, timings: dict | None = None) -> np.ndarray:
         if timings is not None:
             timings[name] = timings.get(name, 0.0) + clock[-1] - clock[-2]
 
-    h, model = _header_and_model(data)
+    h, model = _header_and_model(data, model=model)
     z_rans, z_esc, y_rans, y_esc = h.sections(bytes(data))
     lap("parse")
     z_hat = decode_z(model, h, z_rans, z_esc)

@@ -61,7 +61,7 @@ def _check_tables(freqs: np.ndarray, offsets: np.ndarray, name: str) -> None:
     sizes = np.diff(offsets)
     if offsets[0] != 0 or offsets[-1] != freqs.size or np.any(sizes < 2) or np.any(sizes % 2):
         raise NicError(f"model file: bad {name} table offsets")
-    if freqs.min() < 1 or np.any(np.add.reduceat(freqs, offsets[:-1]) != 1 << PRECISION):
+    if freqs.min() < 1 or np.any(np.add.reduceat(freqs, offsets[:-1].astype(np.intp)) != 1 << PRECISION):
         raise NicError(f"model file: {name} frequencies do not sum to 2^{PRECISION}")
 
 

@@ -43,7 +43,7 @@ _MASK = (1 << PRECISION) - 1
 def _starts(freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Cumulative start of every symbol inside its own table."""
     cum = np.cumsum(freqs, dtype=np.int64)
-    table_of = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    table_of = np.repeat(np.arange(offsets.size - 1), np.diff(offsets).astype(np.intp))  # intp: 32-bit in wasm
     return cum - freqs - np.concatenate(([0], cum))[offsets[:-1]][table_of]
 
 
@@ -102,7 +102,7 @@ class RansDecoder:
         tables = np.asarray(tables, np.int64)
         # One sorted key array for all tables: table t occupies [t << 16, (t + 1) << 16),
         # so a single searchsorted finds every lane's symbol, whatever its table.
-        table_of = np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets))
+        table_of = np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets).astype(np.intp))
         keys = (table_of << PRECISION) + _starts(freqs, offsets)
         base = tables << PRECISION
         n, lanes = tables.size, self.lanes
