@@ -6,31 +6,14 @@ The only module that touches argv and files. Errors print one line and exit 1.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 import sys
-import tempfile
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".avif"}
 
 
 class CliError(Exception):
     pass
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a partial output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -52,36 +35,48 @@ def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
 def cmd_encode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from encoder.batch import Settings, encode_file, is_current, load_manifest, save_manifest, sha256_file
     from encoder.codec import default_encoder
-    from encoder.image import ImageError, open_image
+    from encoder.image import ImageError
 
     jobs = collect_inputs(args.inputs)
     if not jobs:
         raise CliError("no input images")
     out = Path(args.output)
     single_file = len(jobs) == 1 and Path(args.inputs[0]).is_file() and out.suffix == ".nic"
+    depth = args.depth or ("auto" if args.max_kmac is not None else "2")
+    settings = Settings(args.quality, depth if depth == "auto" else int(depth), args.effort, args.sga_steps,
+                        args.max_kmac, args.complexity_weight, args.fallback)
     enc = default_encoder()
-    failures = 0
-    for src, rel in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) < 2 or args.quiet):
-        dst = out if single_file else out / rel
-        if not args.force and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-            continue  # up to date
+    if single_file:
+        entry = encode_file(enc, jobs[0][0], out.name, out.parent, settings, progress=not args.quiet)
+        if not args.quiet:
+            print(f"{out}: {entry['bytes']} bytes, {entry['bpp']:.4f} bpp, depth {entry['depth']}, "
+                  f"{entry['kmac_per_px']:.3f} kMAC/px")
+        return 0
+    if args.distributed:
+        from encoder.distributed import encode_distributed
+
+        return encode_distributed(jobs, out, settings, args.distributed, force=args.force)
+    manifest = load_manifest(out)
+    model_id = enc.int_model.model_id.hex()
+    failures = skipped = 0
+    for src, rel in tqdm(jobs, desc="encode", unit="img", disable=args.quiet):
+        key = str(rel)
+        if not args.force and is_current(manifest.get(key), sha256_file(src), settings, model_id, out):
+            skipped += 1
+            continue
         try:
-            rgb = open_image(str(src))
-            data = enc.encode(rgb, args.quality, args.depth, args.effort, args.sga_steps,
-                              progress=len(jobs) == 1 and not args.quiet)
+            manifest[key] = encode_file(enc, src, key, out, settings)
         except (ImageError, ValueError) as e:
-            print(f"nic: {e}", file=sys.stderr)
+            print(f"nic: {e}", file=sys.stderr)  # report and go on with the rest of the folder
             failures += 1
             continue
-        write_atomic(dst, data)
-        if len(jobs) == 1 and not args.quiet:
-            h, w = rgb.shape[:2]
-            print(f"{dst}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp")
-    if failures:
-        print(f"nic: {failures} of {len(jobs)} inputs failed", file=sys.stderr)
-        return 1
-    return 0
+        save_manifest(out, manifest)
+    if not args.quiet:
+        print(f"{len(jobs) - failures - skipped} encoded, {skipped} up to date, {failures} failed; "
+              f"manifest: {out / 'manifest.json'}")
+    return 1 if failures else 0
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -96,6 +91,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(Path(args.output).suffix.lower(), "PNG")
     Image.fromarray(rgb).save(buf, format=fmt)
+    from encoder.batch import write_atomic
+
     write_atomic(Path(args.output), buf.getvalue())
     return 0
 
@@ -147,11 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", help="image files or folders")
     e.add_argument("-o", "--output", required=True, help="output .nic file (one input) or folder")
     e.add_argument("-q", "--quality", type=int, default=4, help="quality 0 (smallest) .. 7 (best), default 4")
-    e.add_argument("--depth", type=int, choices=(1, 2), default=2, help="synthesis depth: 1 JPEG-like, 2 two-layer")
+    e.add_argument("--depth", choices=("1", "2", "auto"), default=None,
+                   help="synthesis depth: 1 JPEG-like, 2 two-layer (default), auto = best by rate, distortion and "
+                   "decode cost (the default when --max-kmac is given)")
+    e.add_argument("--max-kmac", type=float, default=None, help="cap on the decode cost in kMAC/px")
+    e.add_argument("--complexity-weight", type=float, default=0.02,
+                   help="bpp one pays per kMAC/px of decode cost when --depth auto (default 0.02)")
     e.add_argument("--effort", choices=("none", "fast", "default", "best"), default="fast",
                    help="iterative encoding (SGA) preset")
     e.add_argument("--sga-steps", type=int, default=None, help="SGA steps (overrides --effort)")
-    e.add_argument("-f", "--force", action="store_true", help="re-encode outputs that look up to date")
+    e.add_argument("--fallback", choices=("webp", "jpeg"), default=None,
+                   help="also write a WebP/JPEG beside each .nic for browsers without WebAssembly")
+    e.add_argument("--distributed", metavar="SCHEDULER", default=None,
+                   help="run a folder encode on a Dask cluster: 'local:N' (N local workers) or a scheduler address")
+    e.add_argument("-f", "--force", action="store_true", help="re-encode outputs the manifest says are up to date")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_encode)
 

@@ -26,6 +26,7 @@ from webdecoder.tables import FRAC_BITS
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEPTH_NAMES = {1: "jpeg", 2: "two"}
+COMPLEXITY_WEIGHT = 0.02  # bpp per kMAC/px: depth 2 must buy more than ~0.018 bpp of RD cost to be chosen
 Z_MAX = 1 << 11  # |z| cap: keeps hyper-decoder inputs inside the exactness bounds
 
 
@@ -57,20 +58,52 @@ class Encoder:
         y, z = refine(self.model, x, quality, DEPTH_NAMES[depth], sga_steps, progress=progress)
         return y[0].numpy().astype(np.float64), z[0].numpy().astype(np.float64)
 
-    def encode(self, image: Image.Image | np.ndarray, quality: int = 4, depth: int = 2,
-               effort: str = "fast", sga_steps: int | None = None, progress: bool = False) -> bytes:
+    def kmac(self, depth: int) -> float:
+        return self.int_model.mac_per_px(depth) / 1000
+
+    def encode(self, image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2,
+               effort: str = "fast", sga_steps: int | None = None, progress: bool = False,
+               max_kmac: float | None = None, complexity_weight: float = COMPLEXITY_WEIGHT) -> bytes:
+        """Encode to .nic bytes.
+
+        ``depth="auto"`` encodes with every synthesis depth allowed by ``max_kmac`` (decode cost
+        cap in kMAC/px) and keeps the one with the lowest ``bpp + lambda * MSE + w * kMAC/px``,
+        ``w = complexity_weight`` (bits per pixel one is willing to pay per kMAC/px saved).
+        """
         if not 0 <= quality < self.qualities:
             raise ValueError(f"quality must be in 0..{self.qualities - 1}")
-        if depth not in format.DEPTHS:
-            raise ValueError("depth must be 1 or 2")
+        if depth != "auto" and depth not in format.DEPTHS:
+            raise ValueError("depth must be 1, 2 or 'auto'")
         if sga_steps is None:
             if effort not in EFFORT_STEPS:
                 raise ValueError(f"effort must be one of {', '.join(EFFORT_STEPS)}")
             sga_steps = EFFORT_STEPS[effort]
+        depths = list(format.DEPTHS) if depth == "auto" else [depth]
+        if max_kmac is not None:
+            depths = [d for d in depths if self.kmac(d) <= max_kmac]
+            if not depths:
+                costs = ", ".join(f"depth {d}: {self.kmac(d):.3f}" for d in format.DEPTHS)
+                raise ValueError(f"no allowed synthesis depth decodes within {max_kmac} kMAC/px ({costs})")
         rgb = to_rgb(image)
-        with torch.inference_mode(False):
-            y, z = self.latents(rgb, quality, depth, sga_steps, progress)
-        return self.write(y, z, rgb.shape[1], rgb.shape[0], quality, depth)
+        best, best_cost = b"", float("inf")
+        for d in depths:
+            with torch.inference_mode(False):
+                y, z = self.latents(rgb, quality, d, sga_steps, progress)
+            data = self.write(y, z, rgb.shape[1], rgb.shape[0], quality, d)
+            if len(depths) == 1:
+                return data
+            cost = self.rd_cost(data, rgb, quality) + complexity_weight * self.kmac(d)
+            if cost < best_cost:
+                best, best_cost = data, cost
+        return best
+
+    def rd_cost(self, data: bytes, rgb: np.ndarray, quality: int) -> float:
+        """bpp + lambda * MSE (0-255 scale) of a file, measured on its real decoded pixels."""
+        from webdecoder.decoder import decode_with_model
+
+        out = decode_with_model(data, self.int_model)
+        mse = float(np.mean((out.astype(np.float64) - rgb) ** 2))
+        return 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) + self.model.cfg.lambdas[quality] * mse
 
     def write(self, y: np.ndarray, z: np.ndarray, width: int, height: int, quality: int, depth: int) -> bytes:
         """Quantise continuous latents and write the file (the decoder's steps, mirrored)."""
@@ -114,7 +147,7 @@ def default_encoder(model_dir: str = str(DEFAULT_MODEL_DIR)) -> Encoder:
     return Encoder(model_dir)
 
 
-def encode(image: Image.Image | np.ndarray, quality: int = 4, depth: int = 2, effort: str = "fast",
-           sga_steps: int | None = None) -> bytes:
+def encode(image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2, effort: str = "fast",
+           sga_steps: int | None = None, max_kmac: float | None = None) -> bytes:
     """Encode a PIL image or HxWx3 uint8 array to .nic bytes with the shipped model."""
-    return default_encoder().encode(image, quality, depth, effort, sga_steps)
+    return default_encoder().encode(image, quality, depth, effort, sga_steps, max_kmac=max_kmac)

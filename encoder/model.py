@@ -29,10 +29,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 import math
 
+from compressai.entropy_models import EntropyBottleneck
 import torch
 from torch import nn
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck
 
 from encoder.layers import Attention, InverseGDN1, ResBlock, conv, deconv, ste_round
 from webdecoder.tables import LOG_SCALE_MAX, LOG_SCALE_MIN

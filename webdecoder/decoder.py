@@ -14,8 +14,10 @@ from webdecoder.synthesis import dequantize_latent, synthesize
 from webdecoder.tables import FRAC_BITS
 
 
-def _header_and_model(data: bytes, check_crc: bool = True, model: Model | None = None) -> tuple[format.Header, Model]:
-    h = format.parse(data, check_crc=check_crc)
+def _header_and_model(
+    data: bytes, check_crc: bool = True, model: Model | None = None, partial: bool = False
+) -> tuple[format.Header, Model]:
+    h = format.parse(data, check_crc=check_crc, partial=partial)
     if model is None or model.model_id != h.model_id:
         model = get_model(h.model_id)
     if h.quality >= model.qualities:
@@ -82,3 +84,25 @@ def info(data: bytes) -> dict:
         "total_mac": h.mac_per_px * px, "model_id": h.model_id.hex(),
         "z_lanes": h.z_lanes, "y_lanes": h.y_lanes,
     }
+
+
+def preview_bytes(data: bytes) -> int:
+    """How many bytes of a file a preview needs (header + z section); 0 while the header is incomplete."""
+    if len(data) < format.HEADER_SIZE:
+        return 0
+    fields = format.HEADER.unpack_from(bytes(data[: format.HEADER_SIZE]))
+    return format.HEADER_SIZE + fields[11] + fields[12]  # z_rans_len + z_esc_len
+
+
+def decode_preview(data: bytes) -> np.ndarray:
+    """A coarse preview from the first bytes of a file: the synthesis of the hyper-decoder's means.
+
+    Needs only the header and the z section (laid out first for this), i.e. a few percent of the
+    file; every latent is taken at its predicted mean, as if all residuals were zero.
+    Same (H, W, 3) uint8 shape as ``decode``. The CRC cannot be checked before the whole file is in.
+    """
+    h, model = _header_and_model(data, check_crc=False, partial=True)
+    z_rans, z_esc, _, _ = h.sections(bytes(data))
+    means_fx, _ = hyper_decode(model, decode_z(model, h, z_rans, z_esc))
+    rgb = synthesize(model, dequantize_latent(model, means_fx, h.quality), h.depth)
+    return np.ascontiguousarray(rgb[:, : h.height, : h.width].transpose(1, 2, 0))

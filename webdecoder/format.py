@@ -64,8 +64,12 @@ def pack(h: Header, z_rans: bytes, z_esc: bytes, y_rans: bytes, y_esc: bytes) ->
     return head[:CRC_OFFSET] + struct.pack("<I", crc) + payload
 
 
-def parse(data: bytes, check_crc: bool = True) -> Header:
-    """Validate the header and the stream lengths; raise NicError on anything outside the spec."""
+def parse(data: bytes, check_crc: bool = True, partial: bool = False) -> Header:
+    """Validate the header and the stream lengths; raise NicError on anything outside the spec.
+
+    ``partial=True`` accepts a prefix of a file (a download in progress): the length must only
+    reach the end of the z section, and the CRC, which needs every byte, is not checked.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise NicError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -89,6 +93,10 @@ def parse(data: bytes, check_crc: bool = True) -> Header:
         if not 1 <= lanes <= MAX_LANES:
             raise NicError(f"{name} lane count {lanes} outside 1..{MAX_LANES}")
     h = Header(depth, quality, width, height, z_lanes, y_lanes, model_id, mac, zr, ze, yr, ye)
+    if partial:
+        if len(data) < HEADER_SIZE + zr + ze:
+            raise NicError("not enough bytes yet for a preview (need the header and the z section)")
+        return h
     if HEADER_SIZE + h.payload_len != len(data):
         raise NicError(
             f"stream lengths say {HEADER_SIZE + h.payload_len} bytes, file has {len(data)} (truncated or padded)"

@@ -1,0 +1,106 @@
+"""Folder encoding for content servers: manifest, resumable skips, fallbacks, atomic writes.
+
+``manifest.json`` in the output folder records, per output, the source's SHA-256, the
+settings and model id it was encoded with, its size and decode cost. An output is
+skipped when its entry matches the current source and settings, so an interrupted
+or repeated run only does the missing work. Every file (``.nic``, fallback, manifest)
+is written to a temporary name and renamed: a killed encode never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+import tempfile
+
+MANIFEST = "manifest.json"
+FALLBACK_FORMATS = {"webp": ("WEBP", {"quality": 80, "method": 4}), "jpeg": ("JPEG", {"quality": 85})}
+
+
+@dataclass(frozen=True)
+class Settings:
+    quality: int = 4
+    depth: int | str = 2
+    effort: str = "fast"
+    sga_steps: int | None = None
+    max_kmac: float | None = None
+    complexity_weight: float = 0.02
+    fallback: str | None = None  # "webp" or "jpeg": a classic image beside each .nic
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_manifest(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_manifest(out_dir: Path, manifest: dict) -> None:
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
+def is_current(entry: dict | None, src_hash: str, settings: Settings, model_id: str, out_dir: Path) -> bool:
+    return (
+        entry is not None
+        and entry.get("source_sha256") == src_hash
+        and entry.get("settings") == asdict(settings)
+        and entry.get("model_id") == model_id
+        and (out_dir / entry["output"]).is_file()
+    )
+
+
+def encode_file(encoder, src: Path, rel: str, out_dir: Path, settings: Settings, progress: bool = False) -> dict:
+    """Encode one image into ``out_dir/rel`` (plus fallback); returns its manifest entry."""
+    from PIL import Image
+
+    from encoder.image import open_image
+    import webdecoder
+
+    rgb = open_image(str(src))
+    data = encoder.encode(rgb, settings.quality, settings.depth, settings.effort, settings.sga_steps,
+                          progress=progress, max_kmac=settings.max_kmac,
+                          complexity_weight=settings.complexity_weight)
+    write_atomic(out_dir / rel, data)
+    info = webdecoder.info(data)
+    entry = {
+        "source": str(src), "source_sha256": sha256_file(src), "output": rel, "bytes": len(data),
+        "width": info["width"], "height": info["height"], "bpp": round(info["bpp"], 5),
+        "quality": info["quality"], "depth": info["depth"], "kmac_per_px": info["kmac_per_px"],
+        "total_mac": info["total_mac"], "model_id": info["model_id"], "settings": asdict(settings), "fallback": None,
+    }
+    if settings.fallback:
+        fmt, opts = FALLBACK_FORMATS[settings.fallback]
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format=fmt, **opts)
+        fb = str(Path(rel).with_suffix("." + settings.fallback))
+        write_atomic(out_dir / fb, buf.getvalue())
+        entry["fallback"] = fb
+        entry["fallback_bytes"] = buf.tell()
+    return entry
