@@ -22,7 +22,8 @@ def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """z_hat: (Cz, hz, wz) integers -> means_fx (C, 4hz, 4wz) int64 and scale_idx int64."""
     t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
     for i, (_k, stride, crop) in enumerate(HYPER_LAYERS):
-        acc = conv_transpose(t, model.f64(f"h{i}.w"), stride, crop) + model.f64(f"h{i}.b")[:, None, None]
+        w, wmat = model.convt(f"h{i}.w")
+        acc = conv_transpose(t, w, stride, crop, wmat) + model.f64(f"h{i}.b")[:, None, None]
         shift = model.int(f"h{i}.shift")
         t = requantize(acc, shift, ACT_LIMIT)
         if i < len(HYPER_LAYERS) - 1:

@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from webdecoder.conv import weight_matrix
 from webdecoder.errors import NicError
 from webdecoder.rans import PRECISION
 
@@ -40,6 +41,13 @@ class Model:
         if key not in self._f64:
             self._f64[key] = self.arrays[key].astype(np.float64)
         return self._f64[key]
+
+    def convt(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Transposed-conv weights as float64 (Cin, Cout, k, k) and as ``conv.weight_matrix`` (cached once)."""
+        mkey = key + "#matrix"
+        if mkey not in self._f64:
+            self._f64[mkey] = weight_matrix(self.f64(key))
+        return self.f64(key), self._f64[mkey]
 
     def int(self, key: str) -> int:
         """A scalar entry (a layer's shift)."""

@@ -22,18 +22,19 @@ SYN_FRAC_BITS = 12  # synthesis activations carry more fraction bits than the hy
 
 
 def _layer(model: Model, name: str, x: np.ndarray, stride: int, crop: int) -> np.ndarray:
-    acc = conv_transpose(x, model.f64(f"{name}.w"), stride, crop)
+    w, wmat = model.convt(f"{name}.w")
+    acc = conv_transpose(x, w, stride, crop, wmat)
     return acc + model.f64(f"{name}.b")[:, None, None]
 
 
-def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray]:
+def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The iGDN branch and its linear twin read the same latent: one matrix product for both."""
     key = "two.upres"
     if key not in model.arrays:
         model.arrays[key + ".w"] = np.concatenate([model["two.up.w"], model["two.res.w"]], axis=1)
         model.arrays[key + ".b"] = np.concatenate([model["two.up.b"], model["two.res.b"]])
         model.arrays[key] = np.zeros(0)
-    return model.f64(key + ".w"), model.f64(key + ".b")
+    return (*model.convt(key + ".w"), model.f64(key + ".b"))
 
 
 def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarray:
@@ -49,8 +50,8 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
         out = _layer(model, "jpeg", x, 16, 1)
         shift = model.int("jpeg.shift")
     else:
-        w, b = _fused_up(model)
-        both = conv_transpose(x, w, 8, 3) + b[:, None, None]
+        w, wmat, b = _fused_up(model)
+        both = conv_transpose(x, w, 8, 3, wmat) + b[:, None, None]
         hidden = both.shape[0] // 2
         up = requantize(both[:hidden], model.int("two.up.shift"), ACT_LIMIT)
         res = requantize(both[hidden:], model.int("two.res.shift"), ACT_LIMIT)

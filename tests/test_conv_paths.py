@@ -1,0 +1,49 @@
+"""The Pyodide (no-BLAS einsum) and CPython (BLAS matmul) products of webdecoder.conv give identical pixels.
+
+Both carry integers in float64 with every partial sum below 2^53, so any summation order is exact; these
+tests pin that down on the worst-case magnitudes the format allows and on real files, in CPython, by
+forcing the einsum path that Pyodide takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import webdecoder
+from webdecoder import conv
+
+
+def _reference(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """Straightforward scatter-add transposed conv in int64 (exact: sums stay far below 2^63)."""
+    cin, h, wd = a.shape
+    cout, k = w.shape[1], w.shape[2]
+    full = np.zeros((cout, (h - 1) * stride + k, (wd - 1) * stride + k), np.int64)
+    ai, wi = a.astype(np.int64), w.astype(np.int64)
+    for y in range(h):
+        for x in range(wd):
+            patch = np.einsum("c,cokl->okl", ai[:, y, x], wi)
+            full[:, y * stride : y * stride + k, x * stride : x * stride + k] += patch
+    return full[:, pad : pad + stride * h, pad : pad + stride * wd]
+
+
+@pytest.mark.parametrize("no_blas", [False, True])
+@pytest.mark.parametrize(("cin", "cout", "k", "s", "pad"), [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3)])
+def test_conv_transpose_exact_at_format_bounds(monkeypatch, no_blas, cin, cout, k, s, pad):
+    monkeypatch.setattr(conv, "NO_BLAS", no_blas)
+    rng = np.random.default_rng(cin * 100 + k)
+    a = rng.integers(-(1 << 22), (1 << 22) + 1, (cin, 3, 4)).astype(np.float64)  # activations within +-2^22
+    w = rng.integers(-(1 << 14) + 1, 1 << 14, (cin, cout, k, k)).astype(np.float64)  # weights below 2^14
+    got = conv.conv_transpose(a, w, s, pad)
+    assert got.shape == (cout, s * 3, s * 4)
+    np.testing.assert_array_equal(got, _reference(a, w, s, pad))
+    np.testing.assert_array_equal(conv.conv_transpose(a, w, s, pad, conv.weight_matrix(w)), got)
+
+
+def test_decode_identical_with_and_without_blas(monkeypatch, small_files):
+    want = {d: webdecoder.decode(data) for d, data in small_files.items()}
+    monkeypatch.setattr(conv, "NO_BLAS", True)
+    for d, data in small_files.items():
+        np.testing.assert_array_equal(webdecoder.decode(data), want[d])
+        np.testing.assert_array_equal(webdecoder.decode_preview(data[: webdecoder.preview_bytes(data)]).shape,
+                                      want[d].shape)
