@@ -47,6 +47,30 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+STALE_PART_S = 600  # a .part older than this is debris of a killed run: writes take milliseconds, not minutes
+
+
+def clean_stale_parts(folder: Path, max_age_s: float = STALE_PART_S) -> list[Path]:
+    """Delete ``.NAME.*.part`` temporaries (write_atomic's) left by a killed run; returns what was removed.
+
+    Only old ones: a concurrent run writing into the same folder may own a fresh one.
+    """
+    import time
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for p in folder.rglob(".*.part"):
+        try:
+            if p.is_file() and not p.is_symlink() and now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # vanished or not ours to delete: leave it
+            pass
+    return removed
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

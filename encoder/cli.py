@@ -35,7 +35,15 @@ def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
 def cmd_encode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from encoder.batch import Settings, encode_file, is_current, load_manifest, save_manifest, sha256_file
+    from encoder.batch import (
+        Settings,
+        clean_stale_parts,
+        encode_file,
+        is_current,
+        load_manifest,
+        save_manifest,
+        sha256_file,
+    )
     from encoder.codec import default_encoder
     from encoder.image import ImageError
 
@@ -47,6 +55,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     depth = args.depth or ("auto" if args.max_kmac is not None else "2")
     settings = Settings(args.quality, depth if depth == "auto" else int(depth), args.effort, args.sga_steps,
                         args.max_kmac, args.complexity_weight, args.fallback)
+    # Temporaries of an earlier, killed run never look like outputs (dot names, .part), but are removed here.
+    clean_stale_parts(out.parent if single_file else out)
     enc = default_encoder()
     if single_file:
         entry = encode_file(enc, jobs[0][0], out.name, out.parent, settings, progress=not args.quiet)
