@@ -27,6 +27,24 @@ def _header_and_model(
     return h, model
 
 
+# The hyper-decoder output of the last preview, keyed by everything it depends on: a progressive viewer
+# decodes the preview and then the whole file, whose hyper pass (~20% of a decode) would be the same work.
+# One entry (a few MB), used once; hyper_decode is deterministic, so reusing it cannot change a pixel.
+HyperOut = tuple[np.ndarray, np.ndarray]
+_last_hyper: tuple[tuple, HyperOut] | None = None
+
+
+def _hyper_key(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> tuple:
+    return (model.model_id, h.width, h.height, h.z_lanes, z_rans, z_esc)
+
+
+def _take_previewed_hyper(key: tuple) -> HyperOut | None:
+    global _last_hyper
+    hit = _last_hyper[1] if _last_hyper is not None and _last_hyper[0] == key else None
+    _last_hyper = None
+    return hit
+
+
 def decode_z(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> np.ndarray:
     _, _, hz, wz = format.latent_shape(h.width, h.height)
     cz = model["z.offsets"].size - 1
@@ -62,9 +80,10 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     h, model = _header_and_model(data, model=model)
     z_rans, z_esc, y_rans, y_esc = h.sections(bytes(data))
     lap("parse")
-    z_hat = decode_z(model, h, z_rans, z_esc)
+    previewed = _take_previewed_hyper(_hyper_key(model, h, z_rans, z_esc))
+    z_hat = decode_z(model, h, z_rans, z_esc) if previewed is None else None
     lap("z")
-    means_fx, scale_idx = hyper_decode(model, z_hat)
+    means_fx, scale_idx = hyper_decode(model, z_hat) if previewed is None else previewed
     lap("hyper")
     y_fx = decode_y(model, h, means_fx, scale_idx, y_rans, y_esc)
     lap("y")
@@ -101,8 +120,10 @@ def decode_preview(data: bytes) -> np.ndarray:
     file; every latent is taken at its predicted mean, as if all residuals were zero.
     Same (H, W, 3) uint8 shape as ``decode``. The CRC cannot be checked before the whole file is in.
     """
+    global _last_hyper
     h, model = _header_and_model(data, check_crc=False, partial=True)
     z_rans, z_esc, _, _ = h.sections(bytes(data))
-    means_fx, _ = hyper_decode(model, decode_z(model, h, z_rans, z_esc))
-    rgb = synthesize(model, dequantize_latent(model, means_fx, h.quality), h.depth)
+    hyper = hyper_decode(model, decode_z(model, h, z_rans, z_esc))
+    _last_hyper = (_hyper_key(model, h, z_rans, z_esc), hyper)
+    rgb = synthesize(model, dequantize_latent(model, hyper[0], h.quality), h.depth)
     return np.ascontiguousarray(rgb[:, : h.height, : h.width].transpose(1, 2, 0))

@@ -32,7 +32,8 @@ async function nativeDecodeMs(blob) {
 async function run(reps) {
   const status = $("status");
   const bench = { version: 1, userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency,
-                  reps, startedAt: new Date().toISOString(), coldStartMs: null, coldStart: null, images: [] };
+                  reps, startedAt: new Date().toISOString(), coldStartMs: null, coldStart: null, calibration: null,
+                images: [] };
   status.textContent = "starting the decoder…";
   const t0 = performance.now();
   const timings = await ready(); // cold start: runtime download + Pyodide + NumPy + wheel + weights
@@ -50,6 +51,16 @@ async function run(reps) {
       const r = await decodeDetailed(bytes.slice(0)); // slice: the buffer is transferred to the worker
       rec.decodeMs.push(round(r.decodeMs));
       rec.roundTripMs.push(round(r.roundTripMs));
+      rec.totalMac = r.info.total_mac;
+      rec.stagesMs = r.info.stages_ms;
+      // Per-session calibration: the file header states its cost (total_mac), the first decode of the
+      // session gives this machine's MAC/s; every later image's time is predicted from its cost before
+      // decoding it. (The first decode includes the wasm JIT warm-up, so predictions lean pessimistic.)
+      if (!bench.calibration) {
+        bench.calibration = { macPerSec: r.info.total_mac / (r.decodeMs / 1000), fromKey: e.key,
+                              decodeMs: round(r.decodeMs), totalMac: r.info.total_mac };
+      }
+      if (rec.predictedMs == null) rec.predictedMs = round(r.info.total_mac / bench.calibration.macPerSec * 1000);
     }
     for (const fmt of FORMATS) {
       const v = e.comparisons[fmt];
@@ -65,6 +76,7 @@ async function run(reps) {
       }
     }
     rec.decodeMsMedian = round(median(rec.decodeMs));
+    rec.predictionError = round((rec.predictedMs - rec.decodeMsMedian) / rec.decodeMsMedian);
     rec.nativeMsMedian = Object.fromEntries(FORMATS.filter((f) => rec.nativeMs[f])
       .map((f) => [f, round(median(rec.nativeMs[f]))]));
     bench.images.push(rec);
@@ -73,6 +85,9 @@ async function run(reps) {
   bench.finishedAt = new Date().toISOString();
   bench.summary = {
     nicMedianMs: round(median(bench.images.map((r) => r.decodeMsMedian))),
+    macPerSec: bench.calibration ? Math.round(bench.calibration.macPerSec) : null,
+    // Median |predicted - measured| / measured over images other than the calibration one.
+    predictionAbsErrorMedian: round(median(bench.images.slice(1).map((r) => Math.abs(r.predictionError)))),
     nativeMedianMs: Object.fromEntries(FORMATS.map((f) => [f, round(median(bench.images
       .map((r) => r.nativeMsMedian[f]).filter((x) => x != null)))])),
   };
@@ -113,10 +128,16 @@ function render(bench) {
   });
   parts.push("</svg>");
   $("chart").innerHTML = parts.join("");
-  const head = `<tr><th>image</th><th>bytes</th><th>bpp</th><th>kMAC/px</th><th>nic ms</th>` +
-    FORMATS.map((f) => `<th>${f} ms</th>`).join("") + "</tr>";
+  const head = `<tr><th>image</th><th>bytes</th><th>bpp</th><th>kMAC/px</th><th>predicted ms</th><th>nic ms</th>` +
+    `<th>error</th>` + FORMATS.map((f) => `<th>${f} ms</th>`).join("") + "</tr>";
+  const pct = (x) => (x == null ? "" : `${x > 0 ? "+" : ""}${Math.round(x * 100)}%`);
+  const cal = bench.calibration;
+  $("calibration").textContent = cal ? `Calibration: ${(cal.macPerSec / 1e9).toFixed(2)} GMAC/s from the first ` +
+    `decode (${cal.fromKey}, ${(cal.totalMac / 1e6).toFixed(0)} MMAC in ${Math.round(cal.decodeMs)} ms); ` +
+    "predicted = the file's stated cost (total MAC, from its header) / that rate." : "";
   $("results").innerHTML = head + rows.map((r) => `<tr><td>${r.key}</td><td>${r.bytes}</td><td>${r.bpp}</td>` +
-    `<td>${r.kmacPerPx ?? ""}</td><td>${r.decodeMsMedian}</td>` +
+    `<td>${r.kmacPerPx ?? ""}</td><td>${r.predictedMs ?? ""}</td><td>${r.decodeMsMedian}</td>` +
+    `<td>${pct(r.predictionError)}</td>` +
     FORMATS.map((f) => `<td>${r.nativeMsMedian[f] ?? "n/a"}</td>`).join("") + "</tr>").join("");
 }
 

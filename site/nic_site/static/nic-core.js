@@ -3,7 +3,10 @@
  * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
  * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
  *   await NicCore.init(loadPyodide, {indexURL, wheelURL, modelURLs})  -> load timings
- *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info}
+ *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info, wasmBytes}
+ *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
+ *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
+ *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
  */
 "use strict";
@@ -11,25 +14,49 @@
 (function () {
   // Python side: kept tiny; all decoding logic lives in the webdecoder package itself.
   const BOOT = `
+import time
+
 import numpy as np
 import webdecoder
 
 def _nic_register(buf):
     return webdecoder.register_model(buf.to_bytes())
 
-def _nic_decode(buf):
-    data = buf.to_bytes()
-    meta = webdecoder.info(data)
-    rgb = webdecoder.decode(data)
+def _rgba(rgb):
     h, w, _ = rgb.shape
     rgba = np.empty((h, w, 4), np.uint8)  # canvas wants RGBA; alpha is opaque
     rgba[..., :3] = rgb
     rgba[..., 3] = 255
-    return [rgba, {k: meta[k] for k in ("width", "height", "quality", "depth", "bytes", "bpp",
-                                         "kmac_per_px", "model_id")}]
+    return rgba
+
+def _meta(meta, stages):
+    out = {k: meta[k] for k in ("width", "height", "quality", "depth", "bytes", "bpp", "kmac_per_px",
+                                "total_mac", "model_id")}
+    out["stages_ms"] = {k: v * 1000 for k, v in stages.items()}  # where the time went (profile)
+    return out
+
+def _nic_decode(buf):
+    data = buf.to_bytes()
+    meta = webdecoder.info(data)
+    stages = {}
+    rgb = webdecoder.decode(data, timings=stages)
+    return [_rgba(rgb), _meta(meta, stages)]
+
+def _nic_preview_bytes(buf):
+    return webdecoder.preview_bytes(buf.to_bytes())
+
+def _nic_preview(buf):
+    # Header + z only: the CRC covers the whole file, so info() cannot run yet; the header fields suffice.
+    data = buf.to_bytes()
+    t0 = time.perf_counter()
+    rgb = webdecoder.decode_preview(data)
+    return [_rgba(rgb), {"width": rgb.shape[1], "height": rgb.shape[0], "bytes": len(data),
+                         "stages_ms": {"preview": (time.perf_counter() - t0) * 1000}}]
 `;
   let py = null;
   let pyDecode = null;
+  let pyPreview = null;
+  let pyPreviewBytes = null;
 
   async function init(loadPyodide, cfg) {
     const t0 = performance.now();
@@ -60,24 +87,55 @@ def _nic_decode(buf):
       register.destroy();
     }
     pyDecode = py.globals.get("_nic_decode");
+    pyPreview = py.globals.get("_nic_preview");
+    pyPreviewBytes = py.globals.get("_nic_preview_bytes");
     timings.weightsMs = performance.now() - t;
     timings.initMs = performance.now() - t0;
+    // What this global (worker or page) fetched, and what came over the wire: transferSize 0 = from cache.
+    timings.resources = performance.getEntriesByType("resource").map((e) => ({
+      name: e.name.split("/").pop(), transferSize: e.transferSize, encodedBodySize: e.encodedBodySize }));
     return timings;
+  }
+
+  /** WebAssembly memory of the interpreter, in bytes (it only grows, so this is also its peak). */
+  function wasmBytes() {
+    try {
+      return py ? py._module.HEAPU8.length : null;
+    } catch (err) {
+      return null; // private API: absent in other Pyodide versions
+    }
+  }
+
+  /** Bytes of the file a preview needs (header + z section); 0 while the 48-byte header is incomplete. */
+  function previewBytes(bytes) {
+    if (!pyPreviewBytes) throw new Error("NicCore.previewBytes called before init");
+    return pyPreviewBytes(bytes);
+  }
+
+  /** Coarse preview (hyper-decoder means through the synthesis) from the first previewBytes() bytes. */
+  function preview(bytes) {
+    if (!pyPreview) throw new Error("NicCore.preview called before init");
+    return run(pyPreview, bytes);
   }
 
   function decode(bytes) {
     if (!pyDecode) throw new Error("NicCore.decode called before init");
+    return run(pyDecode, bytes);
+  }
+
+  function run(fn, bytes) {
     const t0 = performance.now();
     let res = null, arr = null, meta = null, buf = null;
     try {
-      res = pyDecode(bytes);
+      res = fn(bytes);
       arr = res.get(0);
       meta = res.get(1);
       const info = meta.toJs({ dict_converter: Object.fromEntries });
       buf = arr.getBuffer("u8");
       // One copy out of the wasm heap (which cannot be transferred or kept: it may grow and move).
       const pixels = new Uint8ClampedArray(buf.data);
-      return { width: info.width, height: info.height, pixels, decodeMs: performance.now() - t0, info };
+      return { width: info.width, height: info.height, pixels, decodeMs: performance.now() - t0, info,
+               wasmBytes: wasmBytes() };
     } finally {
       if (buf) buf.release();
       for (const p of [arr, meta, res]) if (p) p.destroy();
@@ -97,5 +155,5 @@ def _nic_decode(buf):
     return { name, message, fatal: !isPython };
   }
 
-  self.NicCore = { init, decode, errorFields };
+  self.NicCore = { init, decode, preview, previewBytes, wasmBytes, errorFields };
 })();

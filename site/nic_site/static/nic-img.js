@@ -2,17 +2,27 @@
 //
 //   <script type="module" src="/static/nic-img.js"></script>
 //   <nic-img src="photo.nic" alt="A lighthouse" width="768" height="512" loading="lazy"
-//            fallback="photo.jpg"></nic-img>
+//            fallback="photo.jpg" progressive="auto"></nic-img>
 //
 // Behaves like <img> where it can: width/height reserve space with the right aspect ratio (no layout
 // shift) and are presentational hints that page CSS overrides; loading="lazy" waits until the element is
 // near the viewport; `load`/`error` events do not bubble and carry
-// detail {decodeMs, bytes, kmacPerPx, width, height}; `complete`, `naturalWidth`, `naturalHeight`.
+// detail {decodeMs, bytes, kmacPerPx, totalMac, width, height, ...}; `complete`, `naturalWidth`, `naturalHeight`.
 // When WebAssembly is missing or decoding fails it fires `error` and shows `fallback` (or the alt text).
+//
+// Progressive preview (on by default): the file is fetched with a streaming reader; a .nic puts its header
+// and the hyper-latent z first (a few % of the bytes), so as soon as those are in the element paints a
+// coarse preview (webdecoder.decode_preview: every latent at its predicted mean), sets
+// data-state="preview" and fires `preview` (detail {atMs, decodeMs, bytes, width, height}: atMs from the
+// start of the load), then the full image and `load`. progressive="auto" (default) previews only while the
+// rest of the file is still downloading (a preview costs about one full decode minus the entropy decode, so
+// it only pays off on slow networks); "always" previews even when the whole file is in; "off" never.
+// `load` detail also has atMs, previewAtMs (null if no preview), fetchMs, totalMac and stages (ms per
+// decoder stage: parse, z, hyper, y, synthesis), so pages can predict decode time from the cost.
 
-import { decodeDetailed, supported } from "./nic.js";
+import { decodeProgressive, supported } from "./nic.js";
 
-const ATTRS = ["src", "alt", "width", "height", "loading", "fallback"];
+const ATTRS = ["src", "alt", "width", "height", "loading", "fallback", "progressive"];
 
 const BASE_CSS = `
 :host { display: inline-block; position: relative; overflow: hidden; box-sizing: border-box;
@@ -81,6 +91,11 @@ export class NicImg extends HTMLElement {
   get fallback() { return this.getAttribute("fallback") || ""; }
   set fallback(v) { this.setAttribute("fallback", v); }
   get loading() { return this.getAttribute("loading") === "lazy" ? "lazy" : "eager"; }
+  set progressive(v) { this.setAttribute("progressive", v); }
+  get progressive() {
+    const v = this.getAttribute("progressive");
+    return v === "off" || v === "always" ? v : "auto";
+  }
   set loading(v) { this.setAttribute("loading", v); }
   get width() { return dimension(this.getAttribute("width")) ?? this.naturalWidth; }
   set width(v) { this.setAttribute("width", String(v)); }
@@ -114,6 +129,7 @@ export class NicImg extends HTMLElement {
     if (oldValue === newValue) return;
     if (name === "alt") this._updateAlt();
     else if (name === "width" || name === "height") this._updateSize();
+    else if (name === "progressive") return; // read when a load starts; does not restart one
     else if (this.isConnected) this._schedule(); // src, fallback, loading
   }
 
@@ -172,23 +188,36 @@ export class NicImg extends HTMLElement {
       return;
     }
     this._abort = new AbortController();
+    const onPreview = (p) => {
+      if (token !== this._token || this._complete) return;
+      this._paint(p);
+      this.dataset.state = "preview";
+      this._fire("preview", { atMs: p.atMs, decodeMs: p.decodeMs, bytes: p.bytes, width: p.width,
+                              height: p.height });
+    };
     try {
-      const r = await decodeDetailed(src, { signal: this._abort.signal });
+      const r = await decodeProgressive(src, { signal: this._abort.signal, progressive: this.progressive,
+                                                onPreview });
       if (token !== this._token) return; // superseded by a newer src, or removed
-      this._canvas.width = r.width;
-      this._canvas.height = r.height;
-      this._canvas.getContext("2d").putImageData(r.imageData, 0, 0);
-      this._natural = [r.width, r.height];
+      this._paint(r);
       this._removeFallback();
       this.dataset.state = "loaded";
       this._updateSize();
       this._complete = true;
       this._fire("load", { decodeMs: r.decodeMs, bytes: r.bytes, kmacPerPx: r.info.kmac_per_px,
-                           width: r.width, height: r.height });
+                           totalMac: r.info.total_mac, width: r.width, height: r.height, atMs: r.atMs,
+                           fetchMs: r.fetchMs, previewAtMs: r.previewAtMs, stages: r.info.stages_ms });
     } catch (err) {
       if (token !== this._token) return;
       this._fail(token, err, null);
     }
+  }
+
+  _paint(r) {
+    this._canvas.width = r.width;
+    this._canvas.height = r.height;
+    this._canvas.getContext("2d").putImageData(r.imageData, 0, 0);
+    this._natural = [r.width, r.height];
   }
 
   _fail(token, err, bytes) {

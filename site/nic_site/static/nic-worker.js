@@ -5,8 +5,9 @@
  *
  * Messages in:  {type: "init", indexURL, wheelURL, modelURLs}   (absolute URLs, from nic.js)
  *               {type: "decode", id, bytes: ArrayBuffer}
+ *               {type: "preview", id, bytes: ArrayBuffer}   (header + z prefix: webdecoder.decode_preview)
  * Messages out: {type: "ready", timings} | {type: "init-error", message}
- *               {type: "result", id, width, height, pixels: ArrayBuffer, decodeMs, info}
+ *               {type: "result", id, width, height, pixels: ArrayBuffer, decodeMs, info, wasmBytes}
  *               {type: "failed", id, name, message, fatal}
  * Jobs run one at a time (Python is single-threaded here), in arrival order.
  */
@@ -34,14 +35,15 @@ onmessage = (e) => {
     }
     return;
   }
-  if (msg.type === "decode") {
+  if (msg.type === "decode" || msg.type === "preview") {
     queue = queue.then(async () => {
       try {
         if (!readyPromise) throw new Error("decode before init");
         await readyPromise;
-        const r = self.NicCore.decode(new Uint8Array(msg.bytes));
+        const fn = msg.type === "preview" ? self.NicCore.preview : self.NicCore.decode;
+        const r = fn(new Uint8Array(msg.bytes));
         postMessage({ type: "result", id: msg.id, width: r.width, height: r.height, pixels: r.pixels.buffer,
-                      decodeMs: r.decodeMs, info: r.info }, [r.pixels.buffer]);
+                      decodeMs: r.decodeMs, info: r.info, wasmBytes: r.wasmBytes }, [r.pixels.buffer]);
       } catch (err) {
         postMessage({ type: "failed", id: msg.id, ...self.NicCore.errorFields(err) });
       }

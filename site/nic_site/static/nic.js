@@ -2,6 +2,7 @@
 //
 //   import { decode } from "/static/nic.js";
 //   const imageData = await decode("/a/…/kodim01-q4.nic");      // or bytes: ArrayBuffer | Uint8Array | Blob
+//   await decodeProgressive(url, {onPreview: (p) => paint(p.imageData)});   // coarse preview first, then full
 //
 // By default decoding runs in one Web Worker, started on first use; it loads the runtime once (~17 MB
 // uncompressed, ~9 MB gzip, cached immutably). configure({mode: "page"}) decodes on the main thread
@@ -152,22 +153,22 @@ async function toBytes(src, signal) {
   return r.arrayBuffer();
 }
 
-function runInWorker(bytes) {
+function runInWorker(bytes, type = "decode") {
   return new Promise((resolve, reject) => {
     const id = state.nextId++;
     const timer = setTimeout(() => {
       killWorker(new Error(`nic decode timed out after ${state.timeoutMs} ms; worker restarted`));
     }, state.timeoutMs);
     state.pending.set(id, { resolve, reject, timer });
-    state.worker.postMessage({ type: "decode", id, bytes }, [bytes]);
+    state.worker.postMessage({ type, id, bytes }, [bytes]);
   });
 }
 
-function runInPage(bytes) {
+function runInPage(bytes, type = "decode") {
   // Serialise like the worker does; a yield between jobs lets the page paint.
   const job = state.pageQueue.then(() => new Promise((r) => setTimeout(r, 0))).then(() => {
     try {
-      return globalThis.NicCore.decode(new Uint8Array(bytes));
+      return globalThis.NicCore[type](new Uint8Array(bytes));
     } catch (err) {
       const f = globalThis.NicCore.errorFields(err);
       const e = new Error(f.message);
@@ -186,13 +187,131 @@ function runInPage(bytes) {
 export async function decodeDetailed(src, { signal } = {}) {
   if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
   const [bytes] = await Promise.all([toBytes(src, signal), ready()]);
+  return run(bytes, "decode");
+}
+
+async function run(bytes, type) {
   const size = bytes.byteLength;
   const t0 = performance.now();
-  const msg = state.mode === "page" ? await runInPage(bytes) : await runInWorker(bytes);
+  const msg = state.mode === "page" ? await runInPage(bytes, type) : await runInWorker(bytes, type);
   const pixels = msg.pixels instanceof Uint8ClampedArray ? msg.pixels : new Uint8ClampedArray(msg.pixels);
   const imageData = new ImageData(pixels, msg.width, msg.height);
   return { imageData, width: msg.width, height: msg.height, bytes: size, decodeMs: msg.decodeMs,
-           roundTripMs: performance.now() - t0, info: msg.info };
+           roundTripMs: performance.now() - t0, info: msg.info, wasmBytes: msg.wasmBytes ?? null };
+}
+
+/**
+ * Bytes a preview needs: the 48-byte header plus the z section (docs/FORMAT.md: z_rans_len at offset 28,
+ * z_esc_len at 32, little-endian u32), i.e. webdecoder.preview_bytes in JS, so the page can decide without
+ * a round trip to a worker that may be busy. 0 while the header is incomplete, -1 if it is not a .nic.
+ */
+export function previewBytes(u8) {
+  if (u8.byteLength < 48) return 0;
+  const v = new DataView(u8.buffer, u8.byteOffset, 48);
+  if (v.getUint32(0, false) !== 0x894e4943) return -1; // "\x89NIC"
+  return 48 + v.getUint32(28, true) + v.getUint32(32, true);
+}
+
+/** Preview of a file prefix (at least previewBytes(prefix) bytes): same result shape as decodeDetailed. */
+export async function previewDetailed(prefix) {
+  if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
+  const [bytes] = await Promise.all([toBytes(prefix), ready()]);
+  return run(bytes, "preview");
+}
+
+/** The first n bytes of a list of chunks, as one array. */
+function concat(chunks, n) {
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= n) break;
+    const part = c.byteLength <= n - at ? c : c.subarray(0, n - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Fetch with a streaming reader and decode, painting a preview first when it helps.
+ * progressive: "auto" (default) previews when the header + z section (a few % of the file) have arrived
+ * while the rest is still downloading; "always" previews even when the whole file is already in (costs
+ * about one hyper-decoder + synthesis pass); "off" never. onPreview(result) is called with the preview
+ * (decodeDetailed's shape plus atMs, since the call) before the full result resolves; a failed preview is
+ * ignored (the full decode reports errors). Resolves with decodeDetailed's result plus fetchMs, atMs,
+ * previewAtMs (null without a preview) and totalBytes.
+ */
+export async function decodeProgressive(src, { signal, progressive = "auto", onPreview } = {}) {
+  if (!supported()) throw new Error("WebAssembly or Web Workers are not available");
+  const t0 = performance.now();
+  const readyP = ready();
+  let previewP = null;
+  let previewAtMs = null;
+  let downloaded = false;
+  const maybePreview = (prefix, complete) => {
+    if (previewP || progressive === "off" || (complete && progressive !== "always")) return;
+    const copy = prefix.buffer.slice(prefix.byteOffset, prefix.byteOffset + prefix.byteLength);
+    previewP = readyP.then(() => {
+      // On a cold start the runtime may come after the whole file: then a preview would only delay it.
+      if (downloaded && progressive !== "always") return;
+      return run(copy, "preview").then((r) => {
+        previewAtMs = performance.now() - t0;
+        if (onPreview) onPreview({ ...r, atMs: previewAtMs });
+      });
+    }).catch(() => {}); // a truncated/corrupt prefix: the full decode will say why
+  };
+  let bytes;
+  if (typeof src === "string" || src instanceof URL) {
+    const r = await fetch(new URL(String(src), document.baseURI), { signal });
+    if (!r.ok) throw new Error(`HTTP ${r.status} for ${src}`);
+    if (r.body && r.body.getReader) {
+      const reader = r.body.getReader();
+      const chunks = [];
+      let n = 0;
+      let need = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        n += value.byteLength;
+        if (!previewP && progressive !== "off") {
+          if (need === 0) need = previewBytes(concat(chunks, Math.min(n, 48)));
+          if (need > 0 && n >= need) {
+            const all = concat(chunks, n);
+            chunks.length = 0;
+            chunks.push(all);
+            // Partial only if the server said so (Content-Length) or it will tell by more chunks: assume
+            // more is coming unless the header's stream lengths say the file is complete.
+            maybePreview(all.subarray(0, need), n >= fileBytes(all));
+          }
+        }
+      }
+      bytes = concat(chunks, n).buffer;
+    } else {
+      bytes = await r.arrayBuffer();
+    }
+  } else {
+    bytes = await toBytes(src, signal);
+  }
+  const fetchMs = performance.now() - t0;
+  downloaded = true;
+  if (!previewP) {
+    const u8 = new Uint8Array(bytes);
+    const need = previewBytes(u8);
+    if (need > 0 && u8.byteLength >= need) maybePreview(u8.subarray(0, need), true);
+  }
+  await readyP;
+  const full = run(bytes, "decode"); // queued after the preview (one worker, FIFO): preview paints first
+  if (previewP) await previewP;
+  const r = await full;
+  return { ...r, fetchMs, atMs: performance.now() - t0, previewAtMs, totalBytes: r.bytes };
+}
+
+/** Total file length from a complete header (docs/FORMAT.md: 48 + the four stream lengths), else Infinity. */
+function fileBytes(u8) {
+  if (u8.byteLength < 48) return Infinity;
+  const v = new DataView(u8.buffer, u8.byteOffset, 48);
+  return 48 + v.getUint32(28, true) + v.getUint32(32, true) + v.getUint32(36, true) + v.getUint32(40, true);
 }
 
 /** Decode a .nic URL or bytes to ImageData (RGBA, opaque). Rejects with an Error on any failure. */

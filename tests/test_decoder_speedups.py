@@ -1,4 +1,4 @@
-"""The Pyodide (no-BLAS einsum) and CPython (BLAS matmul) products of webdecoder.conv give identical pixels.
+"""Speed paths of webdecoder give identical pixels: conv products with and without BLAS, hyper reuse after a preview.
 
 Both carry integers in float64 with every partial sum below 2^53, so any summation order is exact; these
 tests pin that down on the worst-case magnitudes the format allows and on real files, in CPython, by
@@ -47,3 +47,20 @@ def test_decode_identical_with_and_without_blas(monkeypatch, small_files):
         np.testing.assert_array_equal(webdecoder.decode(data), want[d])
         np.testing.assert_array_equal(webdecoder.decode_preview(data[: webdecoder.preview_bytes(data)]).shape,
                                       want[d].shape)
+
+
+def test_full_decode_after_preview_reuses_hyper_and_is_identical(small_files):
+    from webdecoder import decoder
+
+    for data in small_files.values():
+        want = webdecoder.decode(data)
+        n = webdecoder.preview_bytes(data)
+        webdecoder.decode_preview(data[:n])
+        assert decoder._last_hyper is not None
+        timings: dict = {}
+        np.testing.assert_array_equal(webdecoder.decode(data, timings=timings), want)
+        assert decoder._last_hyper is None  # used once
+        # A preview of another file must not leak into this one (key = model, size, lanes, z bytes).
+        other = next(d for d in small_files.values() if d is not data)
+        webdecoder.decode_preview(other[: webdecoder.preview_bytes(other)])
+        np.testing.assert_array_equal(webdecoder.decode(data), want)

@@ -1,0 +1,480 @@
+"""Browser decode latency of nic next to the browser's own AVIF/WebP/JPEG decoders, on the real site.
+
+Starts ``nic serve`` (the README's way) in a subprocess on a free 127.0.0.1 port, drives Debian's Chromium
+with Playwright (offline: any request off 127.0.0.1 is aborted and reported), and measures:
+
+* **cold start**: a fresh browser context (empty cache, like a first-time visitor): page load -> first
+  decoded pixel painted (Pyodide, NumPy, the webdecoder wheel, the weights, one decode), with the load
+  timings nic-core.js reports, and the **bytes on the wire** (sum of Playwright's responseBodySize +
+  responseHeadersSize over every response, workers included: compressed as served);
+* **warm start**: the same context reloaded; every runtime file must come from the HTTP cache, proven by
+  resource-timing ``transferSize == 0`` inside the worker and the page (no service worker is involved);
+* **per-image decode** in the Web Worker (the site's default): median of ``--reps`` decodes after one
+  warm-up, next to ``createImageBitmap`` of the same image's AVIF, WebP and JPEG (the site makes them no
+  larger than the .nic), same page, same repeats; plus the decoder's own stage profile
+  (``webdecoder.decode(timings=...)``: parse, z, hyper, y, synthesis) from inside Pyodide;
+* **CPU throttling** 1x/4x/6x via CDP ``Emulation.setCPUThrottlingRate``. Chromium refuses that on worker
+  targets ("only supported for pages, not workers", see tests/e2e/test_throttle.py), so throttled runs
+  decode IN THE PAGE (nic.js ``configure({mode: "page"})``, same nic-core.js and wheel); the native
+  decoders are timed in that page under the same throttle (createImageBitmap may decode off the main
+  thread, so its throttled numbers are a lower bound of what a slow phone does);
+* **memory**: peak JS heap (CDP ``Runtime.getHeapUsage``, page mode, sampled after every decode) and the
+  WebAssembly memory of the interpreter (``pyodide._module.HEAPU8.length``; it only grows: its peak).
+
+Usage (the first start encodes the samples with effort "none" into build/e2e-cache/, reused after)::
+
+    nice -n 15 .venv/bin/python -m bench.browser_latency                 # everything, ~6 min on 2 cores
+    .venv/bin/python -m bench.browser_latency --quick                    # 1 quality, 2 reps, 1x/4x only
+
+Writes build/bench/browser_latency.json and prints Markdown tables (also build/bench/browser_latency.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+import contextlib
+import json
+import os
+from pathlib import Path
+import platform
+import queue
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+import urllib.request
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+               "--no-first-run", "--disable-sync", "--disable-quic"]
+FORMATS = ("avif", "webp", "jpeg")
+STAGES = ("parse", "z", "hyper", "y", "synthesis")
+
+
+@contextlib.contextmanager
+def serve(cache_dir: Path, startup_timeout_s: float = 1800) -> Iterator[str]:
+    """`nic serve` on a free port; yields its base URL. Effort "none" unless NIC_ENCODE_EFFORT says otherwise."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nic = Path(sys.executable).with_name("nic")
+    cmd = [str(nic), "serve", "--port", str(port)] if nic.is_file() else [
+        sys.executable, "-m", "nic_site", "--port", str(port)]
+    env = dict(os.environ)
+    env.setdefault("NIC_CACHE_DIR", str(cache_dir))
+    env.setdefault("NIC_ENCODE_EFFORT", "none")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(ROOT / "site"), str(ROOT)] if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def pump() -> None:  # drain the pipe so the server never blocks on it
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        url = None
+        while url is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"nic serve did not start:\n{''.join(log[-30:])}")
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line.startswith("nic site: http://"):
+                url = line.split(": ", 1)[1].strip().rstrip("/")
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/nic-runtime.json", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class Offline:
+    """Request listener: records any request that is not to 127.0.0.1 (the run is then reported invalid).
+
+    A listener, not a ``context.route`` guard like the e2e tests use: Playwright turns the HTTP cache off
+    while routes are active, which would make the warm-start measurement a second cold start.
+    """
+
+    def __init__(self) -> None:
+        self.foreign: list[str] = []
+
+    def __call__(self, request: Any) -> None:
+        u = request.url
+        if urlparse(u).hostname != "127.0.0.1" and not u.startswith(("blob:", "data:")):
+            self.foreign.append(u)
+
+
+# Page side. All timing happens in the browser (performance.now); Python only orchestrates.
+FIRST_PIXEL_JS = """
+async ({ url }) => {
+  const nic = await import("/static/nic.js");
+  const r = await nic.decodeDetailed(url);
+  const c = document.createElement("canvas");
+  c.width = r.width; c.height = r.height;
+  c.getContext("2d").putImageData(r.imageData, 0, 0);
+  document.body.append(c);
+  await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(res)));
+  const page = performance.getEntriesByType("resource").map((e) => ({
+    name: e.name.split("/").pop(), transferSize: e.transferSize, encodedBodySize: e.encodedBodySize }));
+  return { firstPixelMs: performance.now(), init: nic.stats(), decodeMs: r.decodeMs, pageResources: page,
+           wasmBytes: r.wasmBytes };
+}
+"""
+
+DECODE_JS = """
+async ({ url, reps, warm, native }) => {
+  const nic = await import("/static/nic.js");
+  const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(u); return r.arrayBuffer(); };
+  const bytes = await get(url);
+  const out = { decodeMs: [], roundTripMs: [], stages: [], wasmBytes: null, info: null, native: {} };
+  for (let i = 0; i < warm + reps; i++) {
+    const r = await nic.decodeDetailed(bytes.slice(0));   // slice: the buffer is transferred to the worker
+    if (i < warm) continue;
+    out.decodeMs.push(r.decodeMs); out.roundTripMs.push(r.roundTripMs); out.stages.push(r.info.stages_ms);
+    out.wasmBytes = r.wasmBytes; out.info = r.info;
+    if (window.__heap) await window.__heap();
+  }
+  const types = { avif: "image/avif", webp: "image/webp", jpeg: "image/jpeg" };
+  for (const [fmt, u] of Object.entries(native)) {
+    const blob = new Blob([await get(u)], { type: types[fmt] });
+    const ms = [];
+    try {
+      for (let i = 0; i < warm + reps; i++) {
+        const t0 = performance.now();
+        const bmp = await createImageBitmap(blob);
+        const dt = performance.now() - t0;
+        bmp.close();
+        if (i >= warm) ms.push(dt);
+      }
+      out.native[fmt] = ms;
+    } catch (e) { out.native[fmt] = null; }
+  }
+  return out;
+}
+"""
+
+
+# <nic-img> with a preview: the canvas is copied at the `preview` and at the `load` event (toDataURL, in the
+# handler, so the pixels are exactly what was painted then), with the times the element reports.
+PROGRESSIVE_JS = """
+async ({ url, progressive }) => {
+  const el = document.createElement("nic-img");
+  el.setAttribute("progressive", progressive);
+  const canvas = () => el.shadowRoot.querySelector("canvas");
+  const seen = [];
+  const done = new Promise((resolve) => {
+    el.addEventListener("preview", (e) => seen.push({ type: "preview", detail: e.detail,
+                                                      png: canvas().toDataURL("image/png") }));
+    el.addEventListener("load", (e) => { seen.push({ type: "load", detail: e.detail,
+                                                     png: canvas().toDataURL("image/png") }); resolve(); });
+    el.addEventListener("error", (e) => { seen.push({ type: "error", detail: e.detail }); resolve(); });
+  });
+  el.src = url;
+  document.body.append(el);
+  await done;
+  return seen;
+}
+"""
+
+# Slow mobile network for the progressive runs (Chrome DevTools' "Slow 4G"-like): 400 ms RTT, 400 kbit/s down.
+SLOW_NETWORK = {"offline": False, "latency": 400, "downloadThroughput": 400_000 / 8, "uploadThroughput": 400_000 / 8}
+
+
+def progressive_runs(ctx: Any, url: str, e: dict, args: argparse.Namespace) -> dict:
+    """Time to preview vs time to full image: in-page decoding at 4x CPU throttling, slow network and not."""
+    import base64
+
+    out: dict[str, Any] = {"key": e["key"], "bytes": e["nic"]["bytes"], "runs": {}}
+    page = ctx.new_page()
+    page.set_default_timeout(600_000)
+    page.goto(url + "/latency?autorun=0")
+    # Runtime ready and the wasm JIT warm (one decode) before the clock starts: this times the image only.
+    page.evaluate("async (u) => { const n = await import('/static/nic.js'); n.configure({ mode: 'page' });"
+                  " await n.decodeDetailed(u); }", e["nic"]["url"])
+    page.evaluate("document.querySelector('main').innerHTML = ''")
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Network.enable")
+    shots = args.screenshots
+    shots.mkdir(parents=True, exist_ok=True)
+    for name, net, progressive in (("4x cpu, slow network, progressive=auto", SLOW_NETWORK, "auto"),
+                                   ("4x cpu, slow network, progressive=off", SLOW_NETWORK, "off"),
+                                   ("4x cpu, local network, progressive=always", None, "always")):
+        cdp.send("Network.emulateNetworkConditions", net or {"offline": False, "latency": 0,
+                                                             "downloadThroughput": -1, "uploadThroughput": -1})
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
+        try:
+            seen = page.evaluate(PROGRESSIVE_JS, {"url": e["nic"]["url"], "progressive": progressive})
+        finally:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+        ev = {s["type"]: s for s in seen}
+        run = {"previewAtMs": r2(ev["preview"]["detail"]["atMs"]) if "preview" in ev else None,
+               "previewDecodeMs": r2(ev["preview"]["detail"]["decodeMs"]) if "preview" in ev else None,
+               "previewBytes": ev["preview"]["detail"]["bytes"] if "preview" in ev else None,
+               "loadAtMs": r2(ev["load"]["detail"]["atMs"]) if "load" in ev else None,
+               "fetchMs": r2(ev["load"]["detail"]["fetchMs"]) if "load" in ev else None,
+               "fullDecodeMs": r2(ev["load"]["detail"]["decodeMs"]) if "load" in ev else None,
+               "events": [s["type"] for s in seen]}
+        out["runs"][name] = run
+        print(f"  progressive [{name}]: preview at {run['previewAtMs']} ms, full at {run['loadAtMs']} ms", flush=True)
+        if progressive == "auto" and "preview" in ev and "load" in ev:
+            for kind in ("preview", "load"):
+                png = base64.b64decode(ev[kind]["png"].split(",", 1)[1])
+                (shots / ("preview.png" if kind == "preview" else "full.png")).write_bytes(png)
+            out["screenshots"] = [str(shots / "preview.png"), str(shots / "full.png")]
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
+    page.close()
+    return out
+
+
+def median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def r2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def bytes_on_wire(finished: list[Any]) -> dict:
+    files, total, headers = {}, 0, 0
+    for req in finished:
+        try:
+            sz = req.sizes()
+        except Exception:  # noqa: BLE001 - a request whose sizes are gone (page closed) is just not counted
+            continue
+        name = urlparse(req.url).path.rsplit("/", 1)[-1] or "/"
+        files[name] = files.get(name, 0) + sz["responseBodySize"]
+        total += sz["responseBodySize"]
+        headers += sz["responseHeadersSize"]
+    return {"bodyBytes": total, "headerBytes": headers, "totalBytes": total + headers, "files": files}
+
+
+def image_row(key: str, e: dict, res: dict) -> dict:
+    nat = {f: r2(median(v)) if v else None for f, v in res["native"].items()}
+    nic = median(res["decodeMs"])
+    stages = {s: r2(median([t.get(s, 0.0) for t in res["stages"]])) for s in STAGES}
+    return {"key": key, "width": e["width"], "height": e["height"], "bytes": e["nic"]["bytes"],
+            "quality": e.get("quality"), "kmacPerPx": e.get("kmac_per_px"),
+            "nicMs": r2(nic), "nicMsAll": [r2(x) for x in res["decodeMs"]],
+            "roundTripMs": r2(median(res["roundTripMs"])), "stagesMs": stages,
+            "nativeMs": nat, "nativeBytes": {f: e["comparisons"][f]["bytes"] for f in FORMATS
+                                             if f in e["comparisons"]},
+            "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat.get("avif") else None,
+            "wasmBytes": res["wasmBytes"]}
+
+
+def run(args: argparse.Namespace) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, Any] = {"version": 1, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                                    "python": platform.python_version()}}
+    with serve(args.cache_dir) as url, sync_playwright() as p:
+        entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
+        if args.qualities:
+            entries = [e for e in entries if e.get("quality") in args.qualities]
+        entries = entries[: args.limit] if args.limit else entries
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        out["browser"] = browser.version
+        guard = Offline()
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        ctx.on("request", guard)
+        page = ctx.new_page()
+        page.set_default_timeout(600_000)
+        finished: list[Any] = []
+        page.on("requestfinished", lambda r: finished.append(r))
+
+        # Cold start: first-time visitor, worker mode (the site default).
+        page.goto(url + "/latency?autorun=0")
+        cold = page.evaluate(FIRST_PIXEL_JS, {"url": entries[0]["nic"]["url"]})
+        page.wait_for_timeout(500)  # let late requestfinished events arrive
+        wire = bytes_on_wire(finished)
+        out["coldStart"] = {"firstPixelMs": r2(cold["firstPixelMs"]), "decodeMs": r2(cold["decodeMs"]),
+                            "init": {k: r2(v) for k, v in cold["init"].items() if isinstance(v, (int, float))},
+                            "wasmBytes": cold["wasmBytes"]}
+        out["firstVisit"] = wire
+        print(f"cold start: first pixel {cold['firstPixelMs']:.0f} ms, {wire['totalBytes'] / 1e6:.2f} MB on the wire",
+              flush=True)
+
+        # Warm start: same context, reloaded: the immutable runtime must come from the HTTP cache.
+        finished.clear()
+        page.reload()
+        warm = page.evaluate(FIRST_PIXEL_JS, {"url": entries[0]["nic"]["url"]})
+        res = warm["init"].get("resources", []) + warm["pageResources"]
+        runtime = [r for r in res if r["name"].endswith((".wasm", ".whl", ".zip", ".npz", "pyodide.asm.js"))]
+        out["warmStart"] = {"firstPixelMs": r2(warm["firstPixelMs"]), "decodeMs": r2(warm["decodeMs"]),
+                            "init": {k: r2(v) for k, v in warm["init"].items() if isinstance(v, (int, float))},
+                            "runtimeFiles": runtime,
+                            "runtimeTransferBytes": sum(r["transferSize"] for r in runtime),
+                            "allFromCache": bool(runtime) and all(r["transferSize"] == 0 for r in runtime),
+                            "wireBytes": bytes_on_wire(finished)["totalBytes"]}
+        print(f"warm start: first pixel {warm['firstPixelMs']:.0f} ms, runtime from cache: "
+              f"{out['warmStart']['allFromCache']}", flush=True)
+
+        # Per-image decode in the worker, 1x.
+        rows = []
+        for e in entries:
+            native = {f: e["comparisons"][f]["url"] for f in FORMATS if f in e["comparisons"]}
+            r = page.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native})
+            rows.append(image_row(e["key"], e, r))
+            print(f"  worker 1x {e['key']}: nic {rows[-1]['nicMs']} ms, native {rows[-1]['nativeMs']}", flush=True)
+        out["worker"] = rows
+        page.close()
+
+        # Throttled runs: in-page decoding (worker targets refuse CPU throttling), same context (warm cache).
+        tpage = ctx.new_page()
+        tpage.set_default_timeout(600_000)
+        tpage.goto(url + "/latency?autorun=0")
+        tpage.evaluate("async () => { const n = await import('/static/nic.js'); n.configure({ mode: 'page' });"
+                       " await n.ready(); }")
+        cdp = ctx.new_cdp_session(tpage)
+        heap_peak = {"used": 0, "total": 0}
+
+        def sample_heap() -> None:
+            h = cdp.send("Runtime.getHeapUsage")
+            heap_peak["used"] = max(heap_peak["used"], h["usedSize"])
+            heap_peak["total"] = max(heap_peak["total"], h["totalSize"])
+
+        tentries = [e for e in entries if e.get("quality") == args.throttle_quality] or entries[:3]
+        throttled: dict[str, list[dict]] = {}
+        for rate in args.rates:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+            try:
+                trows = []
+                for e in tentries:
+                    native = {f: e["comparisons"][f]["url"] for f in FORMATS if f in e["comparisons"]}
+                    r = tpage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.throttle_reps,
+                                                   "warm": 1 if rate == args.rates[0] else 0, "native": native})
+                    sample_heap()
+                    trows.append(image_row(e["key"], e, r))
+                    print(f"  page {rate}x {e['key']}: nic {trows[-1]['nicMs']} ms, "
+                          f"native {trows[-1]['nativeMs']}", flush=True)
+                throttled[str(rate)] = trows
+            finally:
+                cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+        out["pageThrottled"] = throttled
+        out["memory"] = {"jsHeapPeakUsedBytes": heap_peak["used"], "jsHeapPeakTotalBytes": heap_peak["total"],
+                         "wasmBytes": max([r["wasmBytes"] or 0 for rs in throttled.values() for r in rs] +
+                                          [r["wasmBytes"] or 0 for r in rows])}
+        tpage.close()
+        if args.progressive:
+            out["progressive"] = progressive_runs(ctx, url, min(entries, key=lambda e: e["nic"]["bytes"]), args)
+        out["foreignRequests"] = guard.foreign
+        ctx.close()
+        browser.close()
+    out["summary"] = summarize(out)
+    return out
+
+
+def summarize(out: dict) -> dict:
+    def agg(rows: list[dict]) -> dict:
+        nic = median([r["nicMs"] for r in rows if r["nicMs"]])
+        nat = {f: median([r["nativeMs"][f] for r in rows if r["nativeMs"].get(f)]) for f in FORMATS}
+        return {"nicMedianMs": r2(nic), "nativeMedianMs": {f: r2(v) for f, v in nat.items()},
+                "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat["avif"] else None,
+                "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES}}
+
+    return {"worker1x": agg(out["worker"]), **{f"page{k}x": agg(v) for k, v in out["pageThrottled"].items()}}
+
+
+def markdown(out: dict) -> str:
+    lines = ["## Browser decode time per image (median ms; worker, 1x)", "",
+             "| image | bytes | kMAC/px | nic | AVIF | WebP | JPEG | nic/AVIF | parse | z | hyper | y | synthesis |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["worker"]:
+        n = r["nativeMs"]
+        lines.append(f"| {r['key']} | {r['bytes']} | {r['kmacPerPx']} | {r['nicMs']} | {n.get('avif')} | "
+                     f"{n.get('webp')} | {n.get('jpeg')} | {r['ratioVsAvif']} | "
+                     + " | ".join(str(r["stagesMs"][s]) for s in STAGES) + " |")
+    lines += ["", "## CPU throttling (in-page decode: Chromium refuses to throttle workers)", "",
+              "| rate | image | nic ms | AVIF ms | WebP ms | JPEG ms | nic/AVIF |", "|---|---|---|---|---|---|---|"]
+    for rate, rows in out["pageThrottled"].items():
+        for r in rows:
+            n = r["nativeMs"]
+            lines.append(f"| {rate}x | {r['key']} | {r['nicMs']} | {n.get('avif')} | {n.get('webp')} | "
+                         f"{n.get('jpeg')} | {r['ratioVsAvif']} |")
+    cs, ws, fv, mem = out["coldStart"], out["warmStart"], out["firstVisit"], out["memory"]
+    lines += ["", "## Start-up, bytes, memory", "",
+              "| what | value |", "|---|---|",
+              f"| cold start: page load -> first decoded pixel | {cs['firstPixelMs']} ms "
+              f"(Pyodide {cs['init'].get('loadPyodideMs')}, packages {cs['init'].get('loadPackagesMs')}, "
+              f"weights {cs['init'].get('weightsMs')}, first decode {cs['decodeMs']}) |",
+              f"| warm start (reload, runtime from HTTP cache: {ws['allFromCache']}, "
+              f"{ws['runtimeTransferBytes']} B transferred) | {ws['firstPixelMs']} ms "
+              f"(Pyodide {ws['init'].get('loadPyodideMs')}, first decode {ws['decodeMs']}) |",
+              f"| first-visit bytes on the wire (compressed as served) | {fv['totalBytes']} |",
+              f"| peak JS heap (page mode, used / total) | {mem['jsHeapPeakUsedBytes']} / "
+              f"{mem['jsHeapPeakTotalBytes']} B |",
+              f"| WebAssembly memory (peak) | {mem['wasmBytes']} B |", ""]
+    if out.get("progressive"):
+        pr = out["progressive"]
+        lines += [f"## Progressive preview ({pr['key']}, {pr['bytes']} B; in-page decode at 4x CPU)", "",
+                  "| run | preview at ms | preview decode ms | preview bytes | full image at ms | fetch ms |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in pr["runs"].items():
+            lines.append(f"| {name} | {r['previewAtMs']} | {r['previewDecodeMs']} | {r['previewBytes']} | "
+                         f"{r['loadAtMs']} | {r['fetchMs']} |")
+        lines.append("")
+    s = out["summary"]
+    lines += ["## Summary (medians over images)", "", "| run | nic ms | AVIF | WebP | JPEG | nic/AVIF |",
+              "|---|---|---|---|---|---|"]
+    for k, v in s.items():
+        n = v["nativeMedianMs"]
+        lines.append(f"| {k} | {v['nicMedianMs']} | {n['avif']} | {n['webp']} | {n['jpeg']} | {v['ratioVsAvif']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3, help="timed decodes per image in the worker (after 1 warm-up)")
+    ap.add_argument("--throttle-reps", type=int, default=2)
+    ap.add_argument("--rates", type=float, nargs="+", default=[1, 4, 6])
+    ap.add_argument("--qualities", type=int, nargs="*", default=None, help="catalog qualities to time (default all)")
+    ap.add_argument("--throttle-quality", type=int, default=4)
+    ap.add_argument("--limit", type=int, default=0, help="at most this many catalog entries")
+    ap.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "e2e-cache",
+                    help="site cache (shared with the e2e tests so nothing is re-encoded)")
+    ap.add_argument("-o", "--out", type=Path, default=ROOT / "build" / "bench" / "browser_latency.json")
+    ap.add_argument("--quick", action="store_true", help="quality 4 only, 2 reps, 1x and 4x")
+    ap.add_argument("--no-progressive", dest="progressive", action="store_false",
+                    help="skip the preview-vs-full runs (4x CPU, slow network)")
+    ap.add_argument("--screenshots", type=Path, default=ROOT / "build" / "screenshots",
+                    help="where preview.png and full.png go")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.qualities, args.reps, args.throttle_reps, args.rates = [args.throttle_quality], 2, 1, [1, 4]
+    args.rates = [int(r) if float(r).is_integer() else r for r in args.rates]
+    out = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    md = markdown(out)
+    args.out.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    if out["foreignRequests"]:
+        raise SystemExit(f"requests left 127.0.0.1 (blocked): {out['foreignRequests']}")
+
+
+if __name__ == "__main__":
+    main()
