@@ -28,7 +28,8 @@ def _reference(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarra
 
 
 @pytest.mark.parametrize("no_blas", [False, True])
-@pytest.mark.parametrize(("cin", "cout", "k", "s", "pad"), [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3)])
+@pytest.mark.parametrize(("cin", "cout", "k", "s", "pad"),
+                         [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3), (70, 3, 3, 1, 1)])  # 70 > SHORT_K
 def test_conv_transpose_exact_at_format_bounds(monkeypatch, no_blas, cin, cout, k, s, pad):
     monkeypatch.setattr(conv, "NO_BLAS", no_blas)
     rng = np.random.default_rng(cin * 100 + k)
