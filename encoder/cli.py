@@ -67,7 +67,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if args.distributed:
         from encoder.distributed import encode_distributed
 
-        return encode_distributed(jobs, out, settings, args.distributed, force=args.force)
+        return encode_distributed(jobs, out, settings, args.distributed, force=args.force, quiet=args.quiet)
     manifest = load_manifest(out)
     model_id = enc.int_model.model_id.hex()
     failures = skipped = 0

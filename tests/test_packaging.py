@@ -25,6 +25,8 @@ def test_webdecoder_decodes_with_torch_absent(small_files, tmp_path):
 def test_webdecoder_imports_only_numpy_and_stdlib():
     allowed = set(sys.stdlib_module_names) | {"numpy", "webdecoder"}
     for path in (ROOT / "webdecoder").glob("*.py"):
+        if path.name == "pillow.py":  # the optional Pillow plugin, imported only by Pillow users
+            continue
         for line in path.read_text().splitlines():
             words = line.split()
             if words[:1] in (["import"], ["from"]) and len(words) > 1:
