@@ -47,6 +47,31 @@ def _starts(freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return cum - freqs - np.concatenate(([0], cum))[offsets[:-1]][table_of]
 
 
+# Decoding lookup tables, built once per frequency array (the model's y and z tables): entry
+# table << 16 | slot holds the global index of the symbol whose range covers that slot.
+_SLOT_TABLES: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _slot_table(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lut, start): lut[(t << 16) | slot] = global symbol index; start[i] = symbol i's start in its table.
+
+    Every table's frequencies sum to 2^16 (checked when the model loads), so repeating each symbol
+    index freq times lays the tables out back to back at exactly t << 16. Memory: 4 bytes per slot
+    (64 tables: 16 MiB), held while the frequency array lives.
+    """
+    hit = _SLOT_TABLES.get(id(freqs))
+    if hit is not None and hit[0] is freqs:
+        return hit[1], hit[2]
+    if freqs.min() < 1 or np.any(np.add.reduceat(freqs, offsets[:-1].astype(np.intp)) != 1 << PRECISION):
+        raise NicError("rANS: frequency tables must sum to 2^16")
+    lut = np.repeat(np.arange(freqs.size, dtype=np.intp), freqs.astype(np.intp))
+    start = _starts(freqs, offsets)
+    if len(_SLOT_TABLES) >= 4:  # a few models at most; never grow without bound
+        _SLOT_TABLES.clear()
+    _SLOT_TABLES[id(freqs)] = (freqs, lut, start)
+    return lut, start
+
+
 class RansEncoder:
     def __init__(self, lanes: int):
         if not 1 <= lanes <= 65535:
@@ -102,28 +127,38 @@ class RansDecoder:
         tables = np.asarray(tables, np.int64)
         # One sorted key array for all tables: table t occupies [t << 16, (t + 1) << 16),
         # so a single searchsorted finds every lane's symbol, whatever its table.
-        table_of = np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets).astype(np.intp))
-        keys = (table_of << PRECISION) + _starts(freqs, offsets)
-        base = tables << PRECISION
+        lut, start = _slot_table(freqs, offsets)
+        base = (tables << PRECISION).astype(np.intp)
         n, lanes = tables.size, self.lanes
-        out = np.empty(n, np.int64)
         x, words, ptr = self.x, self.words, self.ptr
+        # Each step costs a dozen NumPy calls whatever the lane count, and in Pyodide a call costs
+        # microseconds (files use 128-512 y lanes: over a thousand steps), so the loop is written for few,
+        # cheap calls: the symbol comes from a lookup table indexed by table << 16 | slot (a binary search
+        # per lane was 30 us a step in wasm), every gather uses intp indices (int32 in wasm; int64 indices
+        # are converted first, 6x slower), lane states are updated in place, symbols collected in a list.
+        q = np.empty(lanes, np.intp)
+        parts = []
         for t in range((n + lanes - 1) // lanes):
             lo, hi = t * lanes, min(n, (t + 1) * lanes)
-            xs = x[: hi - lo]
+            xs = x if hi - lo == lanes else x[: hi - lo]  # a view: updates land in x
+            qs = q if hi - lo == lanes else q[: hi - lo]
             slot = xs & _MASK
-            p = np.searchsorted(keys, base[lo:hi] + slot, side="right") - 1
-            out[lo:hi] = p
-            xs = freqs[p] * (xs >> PRECISION) + slot - (keys[p] - base[lo:hi])
+            np.add(slot, base[lo:hi], out=qs, casting="unsafe")  # < 2^22: fits intp
+            p = lut[qs]
+            parts.append(p)
+            xs >>= PRECISION
+            xs *= freqs[p]
+            xs += slot
+            xs -= start[p]
             need = np.flatnonzero(xs < RANS_L)
             if need.size:
                 if ptr + need.size > words.size:
                     raise NicError("rANS: stream ends early")
                 xs[need] = (xs[need] << 16) | words[ptr : ptr + need.size]
                 ptr += need.size
-            x[: hi - lo] = xs
         self.ptr = ptr
-        return out - offsets[tables]
+        out = np.concatenate(parts) if parts else np.zeros(0, np.intp)
+        return out.astype(np.int64) - offsets[tables]
 
     def finish(self) -> None:
         """Check that the stream was consumed exactly (integrity check)."""
