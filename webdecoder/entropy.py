@@ -44,7 +44,9 @@ def _read_varints(data: bytes, count: int) -> np.ndarray:
             if not b & 0x80:
                 break
             shift += 7
-            if shift > 21:  # more bits than MAX_ABS needs: corrupt
+            # A continuation bit on the 3rd byte means a 4th: FORMAT.md allows at most 3 bytes (21 bits, enough
+            # for +-MAX_ABS). (Was `> 21`, which let a non-canonical 4-byte varint such as 80 80 80 00 through.)
+            if shift >= 21:
                 raise NicError("escape value too long")
         out.append((u >> 1) ^ -(u & 1))
     if i != len(data):

@@ -17,6 +17,8 @@ Config keys (all can be set as NIC_<KEY> environment variables):
     ENCODE_API     enable POST /api/encode (see api.py); default False
     ENCODE_TOKEN   if set, POST /api/encode is enabled and requires `Authorization: Bearer <token>`
     MAX_CONTENT_LENGTH  upload limit in bytes; default 16 MiB
+    MAX_ENCODE_PIXELS, ENCODE_CONCURRENCY, ENCODE_QUEUE, ENCODE_QUEUE_TIMEOUT_S, ENCODE_MAX_SGA_STEPS,
+    ENCODE_STEP_BUDGET  limits of POST /api/encode (see api.py)
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ def default_config() -> dict[str, Any]:
         "ENCODE_API": False,
         "ENCODE_TOKEN": None,
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
-        "MAX_ENCODE_PIXELS": 4096 * 4096,
+        "MAX_ENCODE_PIXELS": 2048 * 2048,  # uploads above are refused (400): an encode is linear in pixels
+        "ENCODE_CONCURRENCY": 1,  # encodes at once (torch already uses every core)
+        "ENCODE_QUEUE": 4,  # requests that may wait for a slot; more are refused with 503 + Retry-After
+        "ENCODE_QUEUE_TIMEOUT_S": 30.0,  # longest wait for a slot before 503 + Retry-After
+        "ENCODE_MAX_SGA_STEPS": 300,  # SGA steps per request at most, whatever effort is asked for
+        "ENCODE_STEP_BUDGET": 40.0,  # SGA steps x megapixels per request: bounds the time of one encode
         "HOST": "127.0.0.1",
     }
 
@@ -58,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app. Cheap: it hashes the runtime bundle but encodes nothing (see `serve`)."""
     from flask import Flask  # local: `python -m nic_site.bundle` must work without Flask
 
-    from . import api, assets, catalog, pages
+    from . import api, assets, catalog, pages, security
 
     app = Flask(__name__)
     app.config.from_mapping(default_config())
@@ -66,6 +73,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.config["QUALITIES"] = _int_list(app.config["QUALITIES"])
+    # Absolute folders: Flask's send_file resolves a relative path against the package, not the working
+    # directory the cache was written from (NIC_CACHE_DIR=build/x gave 500s for every cached file).
+    for key in ("ASSET_DIR", "SAMPLES_DIR", "CACHE_DIR", "WEB_DIR", "MODEL_DIR"):
+        if app.config.get(key):
+            app.config[key] = str(Path(app.config[key]).resolve())
+    security.init_app(app)
     assets.init_app(app)
     catalog.init_app(app)
     app.register_blueprint(pages.bp)

@@ -148,6 +148,13 @@ def runtime_bytes(app: Flask | None = None) -> dict[str, int]:
 @bp.get("/a/<digest>/<path:name>")
 def content(digest: str, name: str) -> Response:
     item = registry().get(digest, name)
+    if item is None and "nic_entries" not in current_app.extensions:
+        # Gallery files are registered when a page first lists them; a client that kept a URL across a
+        # server restart asks for it before any page was rendered: register them now rather than 404.
+        from .pages import _entries
+
+        _entries()
+        item = registry().get(digest, name)
     if item is None:
         abort(404)
     mimetype = MIME.get(Path(name).suffix.lower(), "application/octet-stream")

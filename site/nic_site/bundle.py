@@ -73,6 +73,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # data on disk before the rename: no empty cache file after a power cut
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; served and shared files should be world-readable
         os.replace(tmp, path)
     except BaseException:

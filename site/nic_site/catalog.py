@@ -150,7 +150,14 @@ class Catalog:
         if not self.asset_dir.is_dir():
             self.errors.append(f"asset folder {self.asset_dir} does not exist")
             return
-        files = sorted(p for p in self.asset_dir.iterdir() if p.is_file())
+        root = self.asset_dir.resolve()
+        files = []
+        for p in sorted(self.asset_dir.iterdir()):
+            # A symlink may point anywhere; only files that really live inside ASSET_DIR are served.
+            if p.is_file() and not p.resolve().is_relative_to(root):
+                self.errors.append(f"skipped {p.name}: links outside the asset folder")
+            elif p.is_file():
+                files.append(p)
         nics = {p.stem: p for p in files if p.suffix == ".nic"}
         images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_SUFFIXES}
         encoder = None

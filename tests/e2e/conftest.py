@@ -163,7 +163,20 @@ class Guard:
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
         page.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.wait_for_function = lambda expression, arg=None, timeout=None, polling=None: _wait_for_function(
+            page, expression, arg, timeout)
         return page
+
+
+def _wait_for_function(page: Any, expression: str, arg: Any = None, timeout: float | None = None) -> None:
+    """CSP-safe `page.wait_for_function`: Playwright's runs its predicate through eval() inside the page,
+    which the site's Content-Security-Policy (no 'unsafe-eval', on purpose) refuses; `page.evaluate` goes
+    through the DevTools protocol, which CSP does not govern. Polls every 100 ms."""
+    deadline = time.monotonic() + (PAGE_TIMEOUT_MS if timeout is None else timeout) / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"wait_for_function timed out: {expression[:120]}")
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture
@@ -176,6 +189,9 @@ def ctx(browser: Any) -> Iterator[tuple[Any, Guard]]:
     context.close()
     assert not guard.foreign, f"requests left 127.0.0.1: {guard.foreign}"
     assert not guard.page_errors, f"uncaught page errors / unhandled rejections: {guard.page_errors}"
+    # The site sends a Content-Security-Policy: anything it blocks is a bug (in the policy or the page).
+    blocked = [m for m in guard.console_errors if "Content Security Policy" in m]
+    assert not blocked, f"CSP violations: {blocked}"
 
 
 @pytest.fixture
