@@ -76,9 +76,9 @@ def test_default_previews_on_a_slow_network(page, server, catalog):
     page.evaluate("async () => (await import('/static/nic.js')).ready()")  # runtime in before the throttle
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
-    # ~20 kB/s: the header + z section (a few kB) arrive long before the rest of the file.
+    # ~10 kB/s: the header + z section (a few kB) arrive long before the rest of the file.
     cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 100,
-                                                   "downloadThroughput": 20_000, "uploadThroughput": 20_000})
+                                                   "downloadThroughput": 10_000, "uploadThroughput": 10_000})
     try:
         seen = page.evaluate(EVENTS_JS, {"url": e["nic"]["url"], "progressive": None})
     finally:

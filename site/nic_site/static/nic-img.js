@@ -14,9 +14,11 @@
 // and the hyper-latent z first (a few % of the bytes), so as soon as those are in the element paints a
 // coarse preview (webdecoder.decode_preview: every latent at its predicted mean), sets
 // data-state="preview" and fires `preview` (detail {atMs, decodeMs, bytes, width, height}: atMs from the
-// start of the load), then the full image and `load`. progressive="auto" (default) previews only while the
-// rest of the file is still downloading (a preview costs about one full decode minus the entropy decode, so
-// it only pays off on slow networks); "always" previews even when the whole file is in; "off" never.
+// start of the load), then the full image and `load`. progressive="auto" (default) previews only when the
+// rest of the download is predicted to outlast the preview (a preview costs ~90% of a full decode: the
+// hyper-decoder and the synthesis, all but the entropy decode of y, so it pays off on slow networks only;
+// nic.js predicts from the download rate and the file's stated MAC cost at the session's measured speed);
+// "always" previews even when the whole file is in; "off" never.
 // `load` detail also has atMs, previewAtMs (null if no preview), fetchMs, totalMac and stages (ms per
 // decoder stage: parse, z, hyper, y, synthesis), so pages can predict decode time from the cost.
 

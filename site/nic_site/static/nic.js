@@ -25,7 +25,15 @@ const state = {
   pending: new Map(),
   nextId: 1,
   pageQueue: Promise.resolve(),
+  macPerMs: null, // this session's decode speed (total MAC / decodeMs of the last full decode)
 };
+
+// Before the first decode of a session, progressive "auto" assumes this speed (MAC per ms; ~1 GMAC/s is a
+// 2020s laptop in Pyodide).
+const DEFAULT_MAC_PER_MS = 1e6;
+// A preview runs the hyper-decoder and the synthesis, i.e. most of a full decode (all but the y entropy
+// decode): measured 85-95% of a full decode's time.
+const PREVIEW_COST = 0.9;
 
 /** Options {mode: "worker"|"page", manifestURL, workerURL, runtime} before the first decode; timeoutMs any time. */
 export function configure(opts = {}) {
@@ -196,6 +204,9 @@ async function run(bytes, type) {
   const msg = state.mode === "page" ? await runInPage(bytes, type) : await runInWorker(bytes, type);
   const pixels = msg.pixels instanceof Uint8ClampedArray ? msg.pixels : new Uint8ClampedArray(msg.pixels);
   const imageData = new ImageData(pixels, msg.width, msg.height);
+  if (type === "decode" && msg.info && msg.info.total_mac && msg.decodeMs > 0) {
+    state.macPerMs = msg.info.total_mac / msg.decodeMs;
+  }
   return { imageData, width: msg.width, height: msg.height, bytes: size, decodeMs: msg.decodeMs,
            roundTripMs: performance.now() - t0, info: msg.info, wasmBytes: msg.wasmBytes ?? null };
 }
@@ -232,11 +243,19 @@ function concat(chunks, n) {
   return out;
 }
 
+/** Decode cost a header states: mac_per_px (u32 at 24) x width (u16 at 8) x height (u16 at 10). */
+function headerMac(u8) {
+  const v = new DataView(u8.buffer, u8.byteOffset, 48);
+  return v.getUint32(24, true) * v.getUint16(8, true) * v.getUint16(10, true);
+}
+
 /**
  * Fetch with a streaming reader and decode, painting a preview first when it helps.
  * progressive: "auto" (default) previews when the header + z section (a few % of the file) have arrived
- * while the rest is still downloading; "always" previews even when the whole file is already in (costs
- * about one hyper-decoder + synthesis pass); "off" never. onPreview(result) is called with the preview
+ * and the rest of the download is predicted to take longer than the preview itself (a preview costs
+ * ~90% of a full decode: it is only worth it on slow networks; the prediction uses the download rate so
+ * far and the file's stated cost at this session's measured MAC/s); "always" previews whenever the
+ * prefix is in, even when the whole file is already in; "off" never. onPreview(result) is called with the preview
  * (decodeDetailed's shape plus atMs, since the call) before the full result resolves; a failed preview is
  * ignored (the full decode reports errors). Resolves with decodeDetailed's result plus fetchMs, atMs,
  * previewAtMs (null without a preview) and totalBytes.
@@ -265,6 +284,7 @@ export async function decodeProgressive(src, { signal, progressive = "auto", onP
     const r = await fetch(new URL(String(src), document.baseURI), { signal });
     if (!r.ok) throw new Error(`HTTP ${r.status} for ${src}`);
     if (r.body && r.body.getReader) {
+      const tResponse = performance.now();
       const reader = r.body.getReader();
       const chunks = [];
       let n = 0;
@@ -280,9 +300,15 @@ export async function decodeProgressive(src, { signal, progressive = "auto", onP
             const all = concat(chunks, n);
             chunks.length = 0;
             chunks.push(all);
-            // Partial only if the server said so (Content-Length) or it will tell by more chunks: assume
-            // more is coming unless the header's stream lengths say the file is complete.
-            maybePreview(all.subarray(0, need), n >= fileBytes(all));
+            const total = fileBytes(all);
+            let worth = true;
+            if (progressive === "auto" && n < total) {
+              const rate = n / Math.max(1, performance.now() - tResponse); // bytes per ms so far
+              const remainingMs = (total - n) / rate;
+              const previewMs = PREVIEW_COST * headerMac(all) / (state.macPerMs || DEFAULT_MAC_PER_MS);
+              worth = remainingMs > previewMs;
+            }
+            if (worth) maybePreview(all.subarray(0, need), n >= total);
           }
         }
       }
