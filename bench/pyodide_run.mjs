@@ -5,7 +5,8 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [indexDir, script, ...args] = process.argv.slice(2);
+const [indexDir, scriptArg, ...args] = process.argv.slice(2);
+const script = path.resolve(scriptArg); // Pyodide's cwd is /home/pyodide: pass absolute paths in
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const { loadPyodide } = await import(pathToFileURL(path.join(indexDir, "pyodide.mjs")).href);
 const py = await loadPyodide({ indexURL: path.resolve(indexDir) + path.sep, stdout: (s) => console.log(s),
