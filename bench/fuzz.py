@@ -419,7 +419,8 @@ def bounds() -> dict[str, Any]:
         "max_y_symbols": 192 * yr * yc, "max_z_symbols": 64 * hz * wz,
         "max_rans_steps": 192 * yr * yc + 64 * hz * wz,  # 1 lane each
         "max_escape_bytes_read": "= file length (3 bytes per varint at most, stream consumed exactly)",
-        "decoder_memory": "about 100 bytes per pixel (FORMAT.md): <= 1.6 GiB at 2^24 pixels",
+        "decoder_memory": "FORMAT.md: about 100 bytes per pixel (1.6 GiB at 2^24 px); --worst measures the real "
+                          "peak (worst_case.bytes_per_px)",
     }
 
 
