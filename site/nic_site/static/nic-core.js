@@ -61,6 +61,13 @@ def _nic_preview(buf):
   async function init(loadPyodide, cfg) {
     const t0 = performance.now();
     const timings = {};
+    // The weights (2 MB) download while Pyodide and NumPy load: off the cold start's critical path.
+    const weightsPromise = Promise.all(cfg.modelURLs.map(async (u) => {
+      const r = await fetch(u);
+      if (!r.ok) throw new Error(`model weights ${u}: HTTP ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    }));
+    weightsPromise.catch(() => {}); // reported when awaited below, not as an unhandled rejection
     py = await loadPyodide({
       indexURL: cfg.indexURL,
       stdout: () => {},
@@ -70,15 +77,11 @@ def _nic_preview(buf):
     let t = performance.now();
     const quiet = { messageCallback: () => {}, errorCallback: (s) => console.warn("[nic]", s) };
     // numpy comes from the lock file next to indexURL; the wheel by full URL (it has no lock entry).
-    await py.loadPackage(["numpy"], quiet);
-    await py.loadPackage([cfg.wheelURL], quiet);
+    // One call: Pyodide fetches both wheels concurrently.
+    await py.loadPackage(["numpy", cfg.wheelURL], quiet);
     timings.loadPackagesMs = performance.now() - t;
     t = performance.now();
-    const weights = await Promise.all(cfg.modelURLs.map(async (u) => {
-      const r = await fetch(u);
-      if (!r.ok) throw new Error(`model weights ${u}: HTTP ${r.status}`);
-      return new Uint8Array(await r.arrayBuffer());
-    }));
+    const weights = await weightsPromise;
     py.runPython(BOOT);
     const register = py.globals.get("_nic_register");
     try {
