@@ -18,11 +18,11 @@ whole contiguous planes (see ``conv_transpose``).
 from __future__ import annotations
 
 from collections.abc import Callable
-import os
-from pathlib import Path
 import sys
 
 import numpy as np
+
+from webdecoder import _native
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
 NO_BLAS = sys.platform == "emscripten"
@@ -30,37 +30,20 @@ SHORT_K = 64  # Cin up to which the no-BLAS product runs along N (measured in Py
 
 
 def _load_kernel() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """The WebAssembly matmul kernel (native/matmul.c) in Pyodide, or None (CPython, or it fails its check).
+    """The WebAssembly matmul kernel (native/matmul.c via ``_native``) in Pyodide, or None.
 
     Optional by design: the NumPy path below is the reference and the fallback. The kernel is only used
     after it reproduced NumPy's product bit for bit on integers at the format's bounds.
     """
-    if not NO_BLAS or os.environ.get("NIC_NO_KERNEL"):
+    if not NO_BLAS or _native.lib() is None:
         return None
-    try:
-        import ctypes
-
-        lib = ctypes.CDLL(str(Path(__file__).with_name("native") / "nicmm.wasm.so"))
-        fn = lib.nic_matmul_f64
-        fn.restype = None
-        fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
-    except (OSError, AttributeError):
-        return None
-
-    def product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray:
-        w = np.ascontiguousarray(wmat, np.float64)
-        a = np.ascontiguousarray(a2, np.float64)
-        out = np.empty((w.shape[0], a.shape[1]), np.float64)
-        fn(w.ctypes.data, a.ctypes.data, out.ctypes.data, w.shape[0], w.shape[1], a.shape[1])
-        return out
-
     rng = np.random.default_rng(0)
     for p, k, n in ((7, 5, 9), (12, 192, 10), (75, 6, 33)):
         w = rng.integers(-(1 << 14) + 1, 1 << 14, (p, k)).astype(np.float64)
         a = rng.integers(-(1 << 22), (1 << 22) + 1, (k, n)).astype(np.float64)
-        if not np.array_equal(product(w, a), np.einsum("pk,kn->pn", w, a)):
+        if not np.array_equal(_native.matmul(w, a), np.einsum("pk,kn->pn", w, a)):
             return None
-    return product
+    return _native.matmul
 
 
 _kernel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None | bool = False  # False: not tried yet

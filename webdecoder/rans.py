@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from webdecoder import _native
 from webdecoder.errors import NicError
 
 PRECISION = 16
@@ -70,6 +71,78 @@ def _slot_table(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.
         _SLOT_TABLES.clear()
     _SLOT_TABLES[id(freqs)] = (freqs, lut, start)
     return lut, start
+
+
+def _decode_steps(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, lut: np.ndarray,
+                  freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
+    """The step loop in NumPy (reference): global symbol indices and the new word pointer; x updated in place.
+
+    Each step costs a dozen NumPy calls whatever the lane count, and in Pyodide a call costs
+    microseconds (files use 128-512 y lanes: over a thousand steps), so the loop is written for few,
+    cheap calls: the symbol comes from a lookup table indexed by table << 16 | slot (a binary search
+    per lane was 30 us a step in wasm), every gather uses intp indices (int32 in wasm; int64 indices
+    are converted first, 6x slower), lane states are updated in place, symbols collected in a list.
+    """
+    n = base.size
+    q = np.empty(lanes, np.intp)
+    parts = []
+    for t in range((n + lanes - 1) // lanes):
+        lo, hi = t * lanes, min(n, (t + 1) * lanes)
+        xs = x if hi - lo == lanes else x[: hi - lo]  # a view: updates land in x
+        qs = q if hi - lo == lanes else q[: hi - lo]
+        slot = xs & _MASK
+        np.add(slot, base[lo:hi], out=qs, casting="unsafe")  # < 2^22: fits intp
+        p = lut[qs]
+        parts.append(p)
+        xs >>= PRECISION
+        xs *= freqs[p]
+        xs += slot
+        xs -= start[p]
+        need = np.flatnonzero(xs < RANS_L)
+        if need.size:
+            if ptr + need.size > words.size:
+                raise NicError("rANS: stream ends early")
+            xs[need] = (xs[need] << 16) | words[ptr : ptr + need.size]
+            ptr += need.size
+    return (np.concatenate(parts) if parts else np.zeros(0, np.intp)), ptr
+
+
+def _decode_steps_kernel(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int,
+                         lut: np.ndarray, freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
+    """``_decode_steps`` in C (Pyodide only; webdecoder/native): one call instead of ~12 per step."""
+    out, new_ptr = _native.rans_decode(base, lanes, x, words, ptr, lut, freqs, start)
+    if new_ptr < 0:
+        raise NicError("rANS: stream ends early")
+    return out, new_ptr
+
+
+_kernel_state: bool | None = None  # None: not checked yet
+
+
+def _kernel_ok() -> bool:
+    """Use the C loop only where it loads and reproduces the NumPy loop exactly on a random stream."""
+    global _kernel_state
+    if _kernel_state is None:
+        _kernel_state = False
+        if _native.lib() is not None:
+            rng = np.random.default_rng(0)
+            freqs = np.array([30000, 20000, 15000, 535, 1, 65000, 535, 1], np.int64)  # each table sums to 2^16
+            offsets = np.array([0, 5, 8], np.int64)
+            tables = rng.integers(0, 2, 5000)
+            symbols = np.where(tables == 0, rng.integers(0, 5, 5000), rng.integers(0, 3, 5000))
+            data = RansEncoder(lanes=7).encode(symbols, freqs, offsets, tables)
+            lut, start = _slot_table(freqs, offsets)
+            base = (tables << PRECISION).astype(np.intp)
+            results = []
+            try:
+                for steps in (_decode_steps, _decode_steps_kernel):
+                    dec = RansDecoder(data, lanes=7)
+                    out, ptr = steps(base, 7, dec.x, dec.words, 0, lut, freqs, start)
+                    results.append((out.astype(np.int64).tolist(), ptr, dec.x.tolist()))
+                _kernel_state = results[0] == results[1] and results[0][0] == (offsets[tables] + symbols).tolist()
+            except (NicError, OSError, ValueError):
+                _kernel_state = False
+    return _kernel_state
 
 
 class RansEncoder:
@@ -125,39 +198,10 @@ class RansDecoder:
         freqs = np.asarray(freqs, np.int64)
         offsets = np.asarray(offsets, np.int64)
         tables = np.asarray(tables, np.int64)
-        # One sorted key array for all tables: table t occupies [t << 16, (t + 1) << 16),
-        # so a single searchsorted finds every lane's symbol, whatever its table.
         lut, start = _slot_table(freqs, offsets)
         base = (tables << PRECISION).astype(np.intp)
-        n, lanes = tables.size, self.lanes
-        x, words, ptr = self.x, self.words, self.ptr
-        # Each step costs a dozen NumPy calls whatever the lane count, and in Pyodide a call costs
-        # microseconds (files use 128-512 y lanes: over a thousand steps), so the loop is written for few,
-        # cheap calls: the symbol comes from a lookup table indexed by table << 16 | slot (a binary search
-        # per lane was 30 us a step in wasm), every gather uses intp indices (int32 in wasm; int64 indices
-        # are converted first, 6x slower), lane states are updated in place, symbols collected in a list.
-        q = np.empty(lanes, np.intp)
-        parts = []
-        for t in range((n + lanes - 1) // lanes):
-            lo, hi = t * lanes, min(n, (t + 1) * lanes)
-            xs = x if hi - lo == lanes else x[: hi - lo]  # a view: updates land in x
-            qs = q if hi - lo == lanes else q[: hi - lo]
-            slot = xs & _MASK
-            np.add(slot, base[lo:hi], out=qs, casting="unsafe")  # < 2^22: fits intp
-            p = lut[qs]
-            parts.append(p)
-            xs >>= PRECISION
-            xs *= freqs[p]
-            xs += slot
-            xs -= start[p]
-            need = np.flatnonzero(xs < RANS_L)
-            if need.size:
-                if ptr + need.size > words.size:
-                    raise NicError("rANS: stream ends early")
-                xs[need] = (xs[need] << 16) | words[ptr : ptr + need.size]
-                ptr += need.size
-        self.ptr = ptr
-        out = np.concatenate(parts) if parts else np.zeros(0, np.intp)
+        steps = _decode_steps_kernel if _kernel_ok() else _decode_steps
+        out, self.ptr = steps(base, self.lanes, self.x, self.words, self.ptr, lut, freqs, start)
         return out.astype(np.int64) - offsets[tables]
 
     def finish(self) -> None:

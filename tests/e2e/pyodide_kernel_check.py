@@ -1,6 +1,7 @@
 """Runs inside Pyodide (bench/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
-Prints one JSON line: {"kernel": bool, "products_equal": bool, "files": {name: [sha_kernel, sha_numpy]}}.
+Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal": bool,
+"files": {name: [sha_kernel, sha_numpy]}}.
 """
 
 import hashlib
@@ -23,12 +24,36 @@ for p, k, n in ((4, 1, 4), (5, 3, 7), (75, 6, 1000), (2028, 192, 97), (64, 48, 1
     a = rng.integers(-(1 << 22), (1 << 22) + 1, (k, n)).astype(np.float64)  # activations within +-2^22
     if kernel is not None:
         equal = equal and np.array_equal(kernel(w, a), np.einsum("pk,kn->pn", w, a))
+# rANS: the C step loop against the NumPy one on random streams, whole and truncated (must raise alike).
+from webdecoder import rans  # noqa: E402
+
+rans_ok = rans._kernel_ok()
+rans_equal = rans_ok
+freqs = np.array([40000, 20000, 5535, 1, 60000, 5535, 1], np.int64)  # tables of 4 and 3 symbols
+offsets = np.array([0, 4, 7], np.int64)
+for lanes, n in ((1, 50), (5, 999), (256, 20000)):
+    tables = rng.integers(0, 2, n)
+    symbols = np.where(tables == 0, rng.integers(0, 4, n), rng.integers(0, 3, n))
+    data = rans.RansEncoder(lanes).encode(symbols, freqs, offsets, tables)
+    for cut in (0, 2, 10):
+        stream = data[: len(data) - cut] if cut else data
+        got = []
+        for use_kernel in (True, False):
+            rans._kernel_state = use_kernel and rans_ok
+            try:
+                dec = rans.RansDecoder(stream, lanes)
+                got.append(("ok", dec.decode(freqs, offsets, tables).tolist(), dec.ptr, dec.x.tolist()))
+            except webdecoder.NicError as e:
+                got.append(("error", str(e)))
+        rans_equal = rans_equal and got[0] == got[1]
+rans._kernel_state = rans_ok
 out = {}
 for f in files:
     data = open(f, "rb").read()
-    conv._kernel = kernel
+    conv._kernel, rans._kernel_state = kernel, rans_ok
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    conv._kernel = None  # the NumPy fallback
+    conv._kernel, rans._kernel_state = None, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without]
-print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "files": out}))
+print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
+                  "rans_equal": bool(rans_equal), "files": out}))

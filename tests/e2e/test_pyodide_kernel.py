@@ -1,5 +1,6 @@
-"""The optional WebAssembly matmul kernel (webdecoder/native) in Pyodide under Node: it loads, passes its
-self-check, and decodes to exactly the pixels of the NumPy fallback and of CPython."""
+"""The optional WebAssembly kernels (webdecoder/native: matmul, rANS loop) in Pyodide under Node: they load,
+pass their self-checks, match the NumPy loops on whole and truncated rANS streams, and decode to exactly
+the pixels of the NumPy fallback and of CPython."""
 
 from __future__ import annotations
 
@@ -38,5 +39,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["kernel"], "native/nicmm.wasm.so did not load or failed its self-check in Pyodide"
     assert r["products_equal"]
+    assert r["rans_kernel"], "the C rANS loop did not load or failed its self-check in Pyodide"
+    assert r["rans_equal"], "C and NumPy rANS loops differ (symbols, states, pointer or error)"
     for f, (with_kernel, numpy_only) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name

@@ -1,4 +1,6 @@
-/* out (P x N) = W (P x K) @ A (K x N), row-major float64: the transposed-conv product of webdecoder.
+/* webdecoder hot loops in C for Pyodide: the transposed-conv product and the rANS decode loop.
+ *
+ * out (P x N) = W (P x K) @ A (K x N), row-major float64: the transposed-conv product of webdecoder.
  *
  * Built only for Pyodide (WebAssembly side module, loaded with ctypes by webdecoder/conv.py), because
  * Pyodide's NumPy has no BLAS. Inputs are integers carried in float64 whose every partial sum stays
@@ -10,6 +12,7 @@
  *
  * Build (Debian emscripten 3.1.6; see build.sh): emcc -O3 -msimd128 -sSIDE_MODULE=1 matmul.c -o ...
  */
+#include <stdint.h>
 #include <wasm_simd128.h>
 
 #define PB 64
@@ -55,4 +58,28 @@ void nic_matmul_f64(const double *W, const double *A, double *out, int P, int K,
   }
   for (int p = 0; p < P; p++)  /* ragged edges: last N % 4 columns of every row, last P % 4 rows */
     for (int n = (p < P4 ? N4 : 0); n < N; n++) scalar(W, A, out, K, N, p, n);
+}
+
+/* Interleaved rANS decode (webdecoder/rans.py RansDecoder.decode, same semantics): symbol i uses lane
+ * i % lanes; within a step lanes renormalise in lane order from the shared word stream. lut maps
+ * base[i] + slot (base = table << 16) to the global symbol index. Returns the new word pointer, or -1
+ * when the stream runs out (rans.py raises NicError then). Integer-only, so it matches NumPy exactly. */
+int nic_rans_decode(const int32_t *base, int n, int lanes, int64_t *x, const int64_t *words, int nwords, int ptr,
+                    const int32_t *lut, const int64_t *freqs, const int64_t *start, int32_t *out) {
+  for (int lo = 0; lo < n; lo += lanes) {
+    int m = n - lo < lanes ? n - lo : lanes;
+    for (int j = 0; j < m; j++) {
+      int64_t s = x[j];
+      int64_t slot = s & 0xFFFF;
+      int32_t p = lut[base[lo + j] + slot];
+      out[lo + j] = p;
+      s = freqs[p] * (s >> 16) + slot - start[p];
+      if (s < 65536) {
+        if (ptr >= nwords) return -1;
+        s = (s << 16) | words[ptr++];
+      }
+      x[j] = s;
+    }
+  }
+  return ptr;
 }
