@@ -136,7 +136,9 @@ def choose_lanes(values: np.ndarray, tables: np.ndarray, freqs: np.ndarray, offs
     sym = np.where(np.abs(values) > r, 2 * r + 1, values + r)
     est_bytes = float(np.sum(PRECISION_BITS - np.log2(freqs[offsets[tables] + sym]))) / 8
     lanes = 1 << max(0, int(np.log2(max(1.0, est_bytes / BYTES_PER_LANE))))
-    return int(min(max_lanes, lanes))
+    # the format caps the steps of the decoder's loop: at least ceil(n / MAX_STEPS) lanes
+    min_lanes = 1 << int(np.ceil(np.log2(max(1.0, values.size / format.MAX_STEPS))))
+    return int(min(max_lanes, max(lanes, min_lanes)))
 
 
 PRECISION_BITS = 16

@@ -24,6 +24,11 @@ def _header_and_model(
         raise NicError(f"quality {h.quality} outside 0..{model.qualities - 1} of model {h.model_id.hex()}")
     if h.mac_per_px != model.mac_per_px(h.depth):
         raise NicError(f"decode cost field {h.mac_per_px} does not match the model ({model.mac_per_px(h.depth)})")
+    hy, wy, hz, wz = format.latent_shape(h.width, h.height)
+    for name, symbols, lanes in (("z", model.z_channels * hz * wz, h.z_lanes),
+                                 ("y", model.y_channels * hy * wy, h.y_lanes)):
+        if -(-symbols // lanes) > format.MAX_STEPS:
+            raise NicError(f"{name} stream: {lanes} lanes for {symbols} symbols exceeds {format.MAX_STEPS} steps")
     return h, model
 
 

@@ -21,6 +21,7 @@ CRC_OFFSET = 44  # the CRC covers the header before it and the whole payload
 MAX_DIM = 8192  # maximum width or height
 MAX_PIXELS = 1 << 24  # maximum width * height (16.7 Mpx): bounds every allocation
 MAX_LANES = 4096
+MAX_STEPS = 16384  # ceil(symbols / lanes) per stream: bounds the decoder's loop whatever the lanes
 DEPTHS = (1, 2)  # 1 = JPEG-like linear synthesis, 2 = two-layer synthesis
 STRIDE = 64  # the encoder pads to a multiple of this (total hyperprior down-sampling)
 

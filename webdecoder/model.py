@@ -60,6 +60,14 @@ class Model:
     def mac_per_px(self, depth: int) -> int:
         return int(self.meta["mac_per_px"][str(depth)])
 
+    @property
+    def z_channels(self) -> int:
+        return int(self.arrays["z.offsets"].size - 1)
+
+    @property
+    def y_channels(self) -> int:
+        return int(self.arrays["invgain"].shape[1])
+
 
 def model_id_of(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:8]
@@ -81,10 +89,10 @@ def load_model(data: bytes) -> Model:
                 with zf.open(name) as f:
                     arrays[name.removesuffix(".npy")] = np.lib.format.read_array(f, allow_pickle=False)
         meta = json.loads(bytes(arrays.pop("meta")).decode())
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
-        raise NicError(f"not a nic model file ({e})") from None
-    for t in ("y", "z"):
-        _check_tables(arrays[f"{t}.freqs"], arrays[f"{t}.offsets"], t)
+        for t in ("y", "z"):
+            _check_tables(arrays[f"{t}.freqs"], arrays[f"{t}.offsets"], t)
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
+        raise NicError(f"not a nic model file ({type(e).__name__}: {e})") from None
     return Model(model_id_of(data), meta, arrays)
 
 
