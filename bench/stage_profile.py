@@ -36,9 +36,12 @@ def main() -> None:
     import webdecoder
 
     webdecoder.register_model(args.model.read_bytes())
-    conv = sys.modules.get("webdecoder.conv")
-    if args.no_kernel and conv is not None and hasattr(conv, "_kernel"):
-        conv._kernel = None  # the NumPy fallback (the kernel is tried lazily only while _kernel is False)
+    conv, rans = sys.modules.get("webdecoder.conv"), sys.modules.get("webdecoder.rans")
+    if args.no_kernel:  # the NumPy fallbacks (kernels are tried lazily only while these are unset)
+        if hasattr(conv, "_kernel"):
+            conv._kernel = None
+        if hasattr(rans, "_kernel_state"):
+            rans._kernel_state = False
     where = "pyodide" if sys.platform == "emscripten" else f"cpython {platform.python_version()}"
     totals = []
     for f in args.files:
