@@ -1,6 +1,7 @@
 """rANS and the escape path: random symbols and random tables always round-trip."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
