@@ -4,7 +4,7 @@ Same script both ways, so before/after numbers of a decoder change compare like 
 
     .venv/bin/python bench/stage_profile.py FILE.nic...                                   # CPython (BLAS)
     node bench/pyodide_run.mjs build/web/runtime bench/stage_profile.py FILE.nic...       # Pyodide (wasm)
-    ... bench/stage_profile.py --webdecoder /tmp/old --no-kernel --reps 5 FILE.nic...     # another checkout
+    ... bench/stage_profile.py --webdecoder ../old-checkout --no-kernel --reps 5 FILE.nic...     # another checkout
 
 ``--webdecoder DIR`` imports the package from DIR (e.g. ``git archive <rev> webdecoder | tar -x -C DIR``);
 ``--no-kernel`` disables the optional wasm matmul kernel (NumPy fallback). Prints one JSON line per file

@@ -30,7 +30,7 @@ import tempfile
 import zipfile
 
 PYODIDE_VERSION = "0.27.7"
-# sha256 of the npm pyodide@0.27.7 files we ship (see /work/shared/pyodide/NOTES.md for provenance).
+# sha256 of the npm pyodide@0.27.7 files we ship (see ../shared/pyodide/NOTES.md beside the checkout for provenance).
 PYODIDE_FILES: dict[str, str] = {
     "pyodide.js": "b4cb23a53aba19c221659b9fb40a2f18281d685691dc06647fb0afd0681baf98",
     "pyodide.mjs": "04c052c815abb0bf2981fa38c2dfa58e3120ee5288c956df2b2a15e301782c5f",
