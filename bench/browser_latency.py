@@ -32,22 +32,17 @@ Writes build/bench/browser_latency.json and prints Markdown tables (also build/b
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-import contextlib
 import json
 import os
 from pathlib import Path
 import platform
-import queue
-import socket
 import statistics
-import subprocess
-import sys
-import threading
 import time
 from typing import Any
 from urllib.parse import urlparse
 import urllib.request
+
+from bench.site_server import running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -55,58 +50,6 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-com
                "--no-first-run", "--disable-sync", "--disable-quic"]
 FORMATS = ("avif", "webp", "jpeg")
 STAGES = ("parse", "z", "hyper", "y", "synthesis")
-
-
-@contextlib.contextmanager
-def serve(cache_dir: Path, startup_timeout_s: float = 1800) -> Iterator[str]:
-    """`nic serve` on a free port; yields its base URL. Effort "none" unless NIC_ENCODE_EFFORT says otherwise."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    nic = Path(sys.executable).with_name("nic")
-    cmd = [str(nic), "serve", "--port", str(port)] if nic.is_file() else [
-        sys.executable, "-m", "nic_site", "--port", str(port)]
-    env = dict(os.environ)
-    env.setdefault("NIC_CACHE_DIR", str(cache_dir))
-    env.setdefault("NIC_ENCODE_EFFORT", "none")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(ROOT / "site"), str(ROOT)] if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:  # drain the pipe so the server never blocks on it
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        url = None
-        while url is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"nic serve did not start:\n{''.join(log[-30:])}")
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line.startswith("nic site: http://"):
-                url = line.split(": ", 1)[1].strip().rstrip("/")
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/nic-runtime.json", timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class Offline:
@@ -293,7 +236,7 @@ def run(args: argparse.Namespace) -> dict:
     out: dict[str, Any] = {"version": 1, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
                                     "python": platform.python_version()}}
-    with serve(args.cache_dir) as url, sync_playwright() as p:
+    with running_site(args.cache_dir, 1800) as url, sync_playwright() as p:
         entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
         if args.qualities:
             entries = [e for e in entries if e.get("quality") in args.qualities]

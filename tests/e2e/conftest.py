@@ -13,18 +13,14 @@ from collections.abc import Iterator
 import hashlib
 import os
 from pathlib import Path
-import queue
-import socket
-import subprocess
-import sys
-import threading
 import time
 from typing import Any
 from urllib.parse import urlparse
-import urllib.request
 
 from nic_e2e import ROOT, fetch_bytes, fetch_json
 import pytest
+
+from bench.site_server import running_site
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -42,72 +38,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(STARTUP_TIMEOUT_S + 900))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server_command(port: int) -> list[str]:
-    nic = Path(sys.executable).with_name("nic")
-    if nic.is_file():
-        return [str(nic), "serve", "--port", str(port)]
-    return [sys.executable, "-m", "nic_site", "--port", str(port)]
-
-
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
     """Base URL of a running `nic serve` (default Kodak samples)."""
     if not (ROOT / "build" / "web" / "manifest.json").is_file():
         pytest.fail("browser runtime missing: run scripts/setup_web.sh (./dev test does)")
-    port = _free_port()
-    env = dict(os.environ)
-    env.setdefault("NIC_CACHE_DIR", str(ROOT / "build" / "e2e-cache"))
-    env.setdefault("NIC_ENCODE_EFFORT", "none")
-    # Works from a plain checkout too (editable install not required).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(ROOT / "site"), str(ROOT)] if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(_server_command(port), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:  # keep draining the pipe so the server never blocks on a full buffer
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = None
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
-        while url is None:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{''.join(log[-40:])}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not print its URL in {STARTUP_TIMEOUT_S:.0f} s:\n{''.join(log[-40:])}")
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line.startswith("nic site: http://"):
-                url = line.split(": ", 1)[1].strip().rstrip("/")
-        assert urlparse(url).hostname == "127.0.0.1", url
-        # The URL is printed just before app.run binds; wait until it answers.
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/nic-runtime.json", timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with running_site(ROOT / "build" / "e2e-cache", STARTUP_TIMEOUT_S) as url:
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")
