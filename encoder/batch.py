@@ -33,14 +33,22 @@ class Settings:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write to a temporary file in the same folder, fsync, then rename over the target.
+
+    A reader (or a web server) never sees half a file, and a killed writer leaves only a
+    ``.NAME.*.part`` file. Stdlib only: the site's bundle builder uses it before the venv is complete.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # data on disk before the rename: no empty file after a power cut
+        # mkstemp creates 0600; outputs are meant to be served, so give them the usual umask mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,11 +23,11 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 import sys
-import tempfile
 import zipfile
+
+from encoder.batch import sha256_file, write_atomic
 
 PYODIDE_VERSION = "0.27.7"
 # sha256 of the npm pyodide@0.27.7 files we ship (see ../shared/pyodide/NOTES.md beside the checkout for provenance).
@@ -58,28 +58,8 @@ class BundleError(RuntimeError):
     """A file is missing or does not match its pinned hash."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file + rename so a concurrent reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # data on disk before the rename: no empty cache file after a power cut
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; served and shared files should be world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# One implementation of each, shared with `nic encode` (encoder/batch.py is stdlib only).
+atomic_write = write_atomic
 
 
 def _check(path: Path, expected: str) -> None:
