@@ -37,3 +37,26 @@ window.rgbSha256 = async (imageData) => {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 };
 }"""
+
+
+def files_with_cpython_hashes(
+    small_files: dict[int, bytes], folder: Path
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """Write the small test files for a Pyodide run; return (paths, sha256 of CPython's pixels per path, models).
+
+    Registers every shipped model in this process too, so both sides decode with the same weights.
+    """
+    import hashlib
+
+    import webdecoder
+
+    models = sorted((ROOT / "models").glob("*.npz"))
+    for m in models:
+        webdecoder.register_model(m.read_bytes())
+    files, want = [], {}
+    for depth, data in small_files.items():
+        p = folder / f"d{depth}.nic"
+        p.write_bytes(data)
+        files.append(str(p))
+        want[str(p)] = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    return files, want, [str(m) for m in models]

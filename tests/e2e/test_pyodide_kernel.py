@@ -4,34 +4,24 @@ the pixels of the NumPy fallback and of CPython."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 import shutil
 import subprocess
 
-from nic_e2e import ROOT
+from nic_e2e import ROOT, files_with_cpython_hashes
 import pytest
 
 HERE = Path(__file__).resolve().parent
 
 
 def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
-    import webdecoder
 
     runtime = ROOT / "build" / "web" / "runtime"
     node = shutil.which("node")
     if node is None or not (runtime / "pyodide.mjs").is_file():
         pytest.fail("node and build/web/runtime are required (scripts/setup_web.sh)")
-    models = sorted((ROOT / "models").glob("*.npz"))
-    for m in models:
-        webdecoder.register_model(m.read_bytes())
-    files, want = [], {}
-    for depth, data in small_files.items():
-        p = tmp_path / f"d{depth}.nic"
-        p.write_bytes(data)
-        files.append(str(p))
-        want[str(p)] = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    files, want, models = files_with_cpython_hashes(small_files, tmp_path)
     out = subprocess.run([node, str(ROOT / "bench" / "pyodide_run.mjs"), str(runtime),
                           str(HERE / "pyodide_kernel_check.py"), ",".join(map(str, models)), *files],
                          capture_output=True, text=True, timeout=300)

@@ -6,13 +6,12 @@ Catches wasm32-only problems (e.g. NumPy's intp is int32 there, so int64 index a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 import shutil
 import subprocess
 
-from nic_e2e import ROOT
+from nic_e2e import ROOT, files_with_cpython_hashes
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
     from nic_site.bundle import build_wheel_bytes
 
-    import webdecoder
 
     runtime = ROOT / "build" / "web" / "runtime"
     if not (runtime / "pyodide.mjs").is_file():
@@ -31,15 +29,7 @@ def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
         pytest.fail("node is required (scripts/setup_web.sh needs it too)")
     name, wheel = build_wheel_bytes()
     (tmp_path / name).write_bytes(wheel)
-    models = sorted((ROOT / "models").glob("*.npz"))
-    for m in models:
-        webdecoder.register_model(m.read_bytes())  # the same weights the Pyodide side gets
-    files, want = [], {}
-    for depth, data in small_files.items():
-        p = tmp_path / f"d{depth}.nic"
-        p.write_bytes(data)
-        files.append(str(p))
-        want[str(p)] = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    files, want, models = files_with_cpython_hashes(small_files, tmp_path)
     bad = tmp_path / "corrupt.nic"
     bad.write_bytes(small_files[2][: len(small_files[2]) // 2])
     files.append(str(bad))
