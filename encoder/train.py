@@ -74,8 +74,15 @@ def rd_loss(model: NicModel, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Te
 
 
 def lr_at(step: int, cfg: dict) -> float:
-    """Linear warm-up, then cosine decay to lr_min at total_steps."""
-    base, warm, total = cfg["lr"], cfg.get("warmup_steps", 200), cfg["total_steps"]
+    """Linear warm-up, then cosine decay to lr_min at total_steps.
+
+    `cycle_start` begins a new warm-up + cosine cycle at that step (a warm restart), so a
+    finished run can be extended by raising total_steps without jumping straight from
+    lr_min back to the peak rate.
+    """
+    start = int(cfg.get("cycle_start", 0))
+    base, warm = cfg["lr"], cfg.get("warmup_steps", 200)
+    step, total = step - start, cfg["total_steps"] - start
     if step < warm:
         return base * (step + 1) / warm
     t = min(1.0, (step - warm) / max(1, total - warm))

@@ -29,7 +29,8 @@ def _reference(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarra
 
 @pytest.mark.parametrize("no_blas", [False, True])
 @pytest.mark.parametrize(("cin", "cout", "k", "s", "pad"),
-                         [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3), (70, 3, 3, 1, 1)])  # 70 > SHORT_K
+                         [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3), (70, 3, 3, 1, 1),  # 70 > SHORT_K
+                          (4, 40, 3, 1, 1), (3, 9, 3, 1, 0)])  # Cin < Cout at stride 1: the gather path
 def test_conv_transpose_exact_at_format_bounds(monkeypatch, no_blas, cin, cout, k, s, pad):
     monkeypatch.setattr(conv, "NO_BLAS", no_blas)
     rng = np.random.default_rng(cin * 100 + k)

@@ -1,7 +1,7 @@
 """Optional WebAssembly kernels for Pyodide (webdecoder/native/matmul.c, a side module loaded by ctypes).
 
 Pyodide's NumPy has no BLAS, and every NumPy call costs microseconds in wasm; the two hot loops of the
-decoder (the transposed-conv product and the rANS step loop) run 2-10x faster in C. They are optional:
+decoder (the transposed-conv product and overlap-add, and the rANS step loop) run 2-10x faster in C. They are optional:
 the NumPy code next to each call site is the reference and the fallback, CPython never loads them, and
 ``NIC_NO_KERNEL=1`` turns them off. Each kernel is used only after it reproduced the NumPy result bit
 for bit on a self-check at load time (all integer arithmetic, so any correct build agrees exactly).
@@ -30,6 +30,12 @@ def lib() -> ctypes.CDLL | None:
                 handle = ctypes.CDLL(str(LIB_PATH))
                 handle.nic_matmul_f64.restype = None
                 handle.nic_matmul_f64.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
+                handle.nic_matmul_i16.restype = None
+                handle.nic_matmul_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                handle.nic_convt_direct.restype = None
+                handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 7
+                handle.nic_overlap_add.restype = None
+                handle.nic_overlap_add.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 6
                 handle.nic_rans_decode.restype = ctypes.c_int
                 handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                                     ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
@@ -46,6 +52,37 @@ def matmul(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a, np.float64)
     out = np.empty((w.shape[0], a.shape[1]), np.float64)
     lib().nic_matmul_f64(w.ctypes.data, a.ctypes.data, out.ctypes.data, w.shape[0], w.shape[1], a.shape[1])
+    return out
+
+
+def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float) -> None:
+    """out (P, N) += scale * w16 (P, Kp) @ at16 (N, Kp).T on int16 (conv.py sizes ``chunk`` against overflow)."""
+    assert w16.dtype == at16.dtype == np.int16 and out.dtype == np.float64
+    assert w16.flags.c_contiguous and at16.flags.c_contiguous and out.flags.c_contiguous
+    assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0 and out.shape == (w16.shape[0], at16.shape[0])
+    lib().nic_matmul_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
+                         at16.shape[0], chunk, scale)
+
+
+def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """(Cin, h, w) x (Cin, Cout, k, k) transposed conv -> (Cout, s*h, s*w), cropped from ``pad`` (few Cin)."""
+    a = np.ascontiguousarray(a, np.float64)
+    w = np.ascontiguousarray(w, np.float64)
+    cin, h, wd = a.shape
+    cout, k = w.shape[1], w.shape[2]
+    out = np.zeros((cout, stride * h, stride * wd), np.float64)
+    tmp = np.empty(wd, np.float64)
+    lib().nic_convt_direct(a.ctypes.data, w.ctypes.data, out.ctypes.data, tmp.ctypes.data, cin, cout, k, stride,
+                           h, wd, pad)
+    return out
+
+
+def overlap_add(patches: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """(Cout, k, k, h, w) transposed-conv patches -> cropped (Cout, s*h, s*w) output, like conv.py's NumPy path."""
+    cout, k, _, h, w = patches.shape
+    patches = np.ascontiguousarray(patches, np.float64)
+    out = np.zeros((cout, stride * h, stride * w), np.float64)
+    lib().nic_overlap_add(patches.ctypes.data, out.ctypes.data, cout, k, stride, h, w, pad)
     return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,24 +30,113 @@ NO_BLAS = sys.platform == "emscripten"
 SHORT_K = 64  # Cin up to which the no-BLAS product runs along N (measured in Pyodide: K=6 3x, K=48 even)
 
 
-def _load_kernel() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """The WebAssembly matmul kernel (native/matmul.c via ``_native``) in Pyodide, or None.
+I16_SUM_LIMIT = (1 << 31) - 1  # every int32 sum of the int16 kernel stays within this
+_w16_cache: dict[int, tuple[np.ndarray, np.ndarray | None, int]] = {}  # id(wmat) -> (wmat, int16 copy, max|w|)
 
-    Optional by design: the NumPy path below is the reference and the fallback. The kernel is only used
-    after it reproduced NumPy's product bit for bit on integers at the format's bounds.
+
+def _int16_weights(wmat: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """wmat as int16 with K zero-padded to a multiple of 8 (cached per matrix), or None if it does not fit."""
+    hit = _w16_cache.get(id(wmat))
+    if hit is None or hit[0] is not wmat:
+        wmax = int(np.abs(wmat).max()) if wmat.size else 0
+        w16 = None
+        if wmax < (1 << 15):
+            w16 = np.zeros((wmat.shape[0], -(-wmat.shape[1] // 8) * 8), np.int16)
+            w16[:, : wmat.shape[1]] = wmat
+        hit = _w16_cache[id(wmat)] = (wmat, w16, wmax)  # holding wmat keeps its id from being reused
+    return hit[1], hit[2]
+
+
+def _int16_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray | None:
+    """wmat @ a2 through the int16 kernel (8 multiply-adds per wasm instruction), or None when it cannot be exact.
+
+    Activations wider than 15 bits are split as a = hi * 2^b + lo (lo = the low b bits) and the two halves
+    multiplied separately; every int32 lane sum is flushed to float64 before it could overflow (``chunk``).
+    Same integers, so the same result as the float64 product, bit for bit.
+    """
+    w16, wmax = _int16_weights(wmat)
+    if w16 is None:
+        return None
+    k, n = a2.shape
+    ai = a2.astype(np.int64)
+    amax = int(np.abs(ai).max()) if ai.size else 0
+    if amax < (1 << 15):
+        parts = [(ai, 1.0, amax)]
+    else:
+        b = (amax.bit_length() + 1) // 2
+        parts = [(ai >> b, float(1 << b), (amax >> b) + 1), (ai & ((1 << b) - 1), 1.0, (1 << b) - 1)]
+    out = np.zeros((wmat.shape[0], n), np.float64)
+    for part, scale, pmax in parts:
+        if pmax >= (1 << 15) or 8 * wmax * pmax > I16_SUM_LIMIT:
+            return None
+        # A block of 8 adds at most 8*wmax*pmax to the four-lane int32 sum the kernel flushes: that bounds it.
+        chunk = I16_SUM_LIMIT // max(1, 8 * wmax * pmax)
+        at = np.zeros((n, w16.shape[1]), np.int16)
+        at[:, :k] = part.T
+        _native.matmul_i16(w16, at, out, chunk, scale)
+    return out
+
+
+def _kernel_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray:
+    """The int16 kernel where its bounds allow, else the float64 kernel."""
+    out = _int16_product(wmat, a2)
+    return _native.matmul(wmat, a2) if out is None else out
+
+
+def _load_kernel() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The WebAssembly matmul kernels (native/matmul.c via ``_native``) in Pyodide, or None.
+
+    Optional by design: the NumPy path below is the reference and the fallback. The kernels are only used
+    after they reproduced NumPy's product bit for bit on integers at the format's bounds (weights below
+    2^14, activations within +-2^22), on both the int16 path (narrow and split activations) and the
+    float64 one.
     """
     if not NO_BLAS or _native.lib() is None:
         return None
     rng = np.random.default_rng(0)
-    for p, k, n in ((7, 5, 9), (12, 192, 10), (75, 6, 33)):
+    for p, k, n, abits in ((7, 5, 9, 22), (12, 192, 10, 22), (75, 6, 33, 22), (9, 64, 13, 11), (5, 17, 6, 15)):
         w = rng.integers(-(1 << 14) + 1, 1 << 14, (p, k)).astype(np.float64)
-        a = rng.integers(-(1 << 22), (1 << 22) + 1, (k, n)).astype(np.float64)
-        if not np.array_equal(_native.matmul(w, a), np.einsum("pk,kn->pn", w, a)):
+        a = rng.integers(-(1 << abits), (1 << abits) + 1, (k, n)).astype(np.float64)
+        want = np.einsum("pk,kn->pn", w, a)
+        if not (np.array_equal(_native.matmul(w, a), want) and np.array_equal(_kernel_product(w, a), want)):
             return None
-    return _native.matmul
+    _w16_cache.clear()
+    return _kernel_product
 
 
 _kernel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None | bool = False  # False: not tried yet
+
+
+DIRECT_MAX_CIN = 8  # up to this many input channels, the wasm kernel convolves directly (no patch matrix)
+
+
+class _ConvKernels(NamedTuple):
+    overlap_add: Callable[[np.ndarray, int, int], np.ndarray]
+    convt_direct: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+def _load_conv_kernels() -> _ConvKernels | None:
+    """The WebAssembly overlap-add and direct transposed conv (``_native``) in Pyodide, or None.
+
+    Self-checked against the NumPy path on random integers before use, like the matmul kernels.
+    """
+    if not NO_BLAS or _native.lib() is None:
+        return None
+    rng = np.random.default_rng(0)
+    for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
+        patches = rng.integers(-(1 << 40), 1 << 40, (cout, k, k, h, w)).astype(np.float64)
+        if not np.array_equal(_native.overlap_add(patches, s, pad), _overlap_add(patches, s, pad)):
+            return None
+        a = rng.integers(-(1 << 22), 1 << 22, (3, h, w)).astype(np.float64)
+        wt = rng.integers(-(1 << 14), 1 << 14, (3, cout, k, k)).astype(np.float64)
+        want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(3, -1)).reshape(
+            cout, k, k, h, w), s, pad)
+        if not np.array_equal(_native.convt_direct(a, wt, s, pad), want):
+            return None
+    return _ConvKernels(_native.overlap_add, _native.convt_direct)
+
+
+_conv_kernels: _ConvKernels | None | bool = False  # False: not tried yet
 
 
 def _product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray:
@@ -85,21 +175,66 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     """
     cin, h, wd = a.shape
     cout, k, s = w.shape[1], w.shape[2], stride
+    if s == 1 and cin < cout:
+        return _conv_gather(a, w, pad)
+    global _conv_kernels
+    if _conv_kernels is False:
+        _conv_kernels = _load_conv_kernels()
+    kernels = _conv_kernels if _kernel is not None else None  # `_kernel = None` turns every kernel off
+    if kernels is not None and cin <= DIRECT_MAX_CIN:
+        return kernels.convt_direct(a, w, s, pad)
     if wmat is None:
         wmat = weight_matrix(w)
-    tiles = -(-k // s)
     patches = _product(wmat, a.reshape(cin, h * wd)).reshape(cout, k, k, h, wd)
+    if kernels is not None:
+        return kernels.overlap_add(patches, s, pad)
+    return _overlap_add(patches, s, pad)
+
+
+_gather_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(w) -> (w, gather matrix)
+
+
+def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """Stride-1 transposed conv as a gather: shifted copies of the input (im2col), then one product.
+
+    Same sum as the scatter path, but the temporary is the input side (Cin*k*k rows) instead of the output
+    side (Cout*k*k), and there is no overlap-add: the hyper-decoder's last layer (48 -> 384 channels)
+    writes 8x less. out[c, y, x] = sum w[ci, c, ky, kx] * a[ci, y + pad - ky, x + pad - kx].
+    """
+    cin, h, wd = a.shape
+    cout, k = w.shape[1], w.shape[2]
+    hit = _gather_cache.get(id(w))
+    if hit is None or hit[0] is not w:
+        hit = _gather_cache[id(w)] = (w, np.ascontiguousarray(w.transpose(1, 0, 2, 3).reshape(cout, -1)))
+    e = k - 1  # zero border wide enough for every tap
+    ap = np.zeros((cin, h + 2 * e, wd + 2 * e), np.float64)
+    ap[:, e : e + h, e : e + wd] = a
+    cols = np.empty((cin, k, k, h, wd), np.float64)
+    for ky in range(k):
+        y0 = pad - ky + e
+        for kx in range(k):
+            x0 = pad - kx + e
+            cols[:, ky, kx] = ap[:, y0 : y0 + h, x0 : x0 + wd]
+    return _product(hit[1], cols.reshape(cin * k * k, h * wd)).reshape(cout, h, wd)
+
+
+def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:
+    """(Cout, k, k, h, w) patches painted on an s-grid, summed, cropped from ``pad``: (Cout, s*h, s*w)."""
+    cout, k, _, h, wd = patches.shape
+    tiles = -(-k // s)
     # Overlap-add phase by phase: output pixel (Y*s + py, X*s + px) lives at canvas[:, py, px, Y, X], and
     # kernel tap (ky, kx) adds a whole contiguous (h, wd) plane at phase (ky % s, kx % s), offset
-    # (ky // s, kx // s). k*k plane adds with unit inner stride, then one interleaving copy; adding
+    # (ky // s, kx // s). Plane adds with unit inner stride, then one interleaving copy; adding
     # s x s tiles straight into an interleaved canvas instead strides every element (the 768x512
     # last layer took 235 ms that way in Pyodide).
+    # Taps with the same offset (ky // s, kx // s) cover distinct phases, so each offset is one NumPy add of
+    # a block of phases: tiles^2 calls (4 for k13/s8) instead of k^2 (169).
     canvas = np.zeros((cout, s, s, h + tiles - 1, wd + tiles - 1), np.float64)
-    for ky in range(k):
-        py, ty = ky % s, ky // s
-        for kx in range(k):
-            px, tx = kx % s, kx // s
-            canvas[:, py, px, ty : ty + h, tx : tx + wd] += patches[:, ky, kx]
+    for ty in range(tiles):
+        ny = min(s, k - ty * s)
+        for tx in range(tiles):
+            nx = min(s, k - tx * s)
+            canvas[:, :ny, :nx, ty : ty + h, tx : tx + wd] += patches[:, ty * s : ty * s + ny, tx * s : tx * s + nx]
     full = canvas.transpose(0, 3, 1, 4, 2).reshape(cout, (h + tiles - 1) * s, (wd + tiles - 1) * s)
     return full[:, pad : pad + s * h, pad : pad + s * wd]
 

@@ -1,4 +1,4 @@
-/* webdecoder hot loops in C for Pyodide: the transposed-conv product and the rANS decode loop.
+/* webdecoder hot loops in C for Pyodide: the transposed-conv product, its overlap-add, and the rANS decode loop.
  *
  * out (P x N) = W (P x K) @ A (K x N), row-major float64: the transposed-conv product of webdecoder.
  *
@@ -58,6 +58,133 @@ void nic_matmul_f64(const double *W, const double *A, double *out, int P, int K,
   }
   for (int p = 0; p < P; p++)  /* ragged edges: last N % 4 columns of every row, last P % 4 rows */
     for (int n = (p < P4 ? N4 : 0); n < N; n++) scalar(W, A, out, K, N, p, n);
+}
+
+/* The same product on 16-bit integers, 8 multiply-adds per instruction (i32x4.dot_i16x8_s), for the
+ * common case where conv.py can split the operands into int16 parts (weights below 2^15 and activations
+ * split into high and low halves when they exceed 15 bits; see conv.py _int16_product):
+ *   out (P x N) += scale * (W (P x Kp) @ At (N x Kp)^T),  Kp a multiple of 8, zero-padded.
+ * int32 sums (over 4 lanes) are flushed to float64 every `chunk` blocks of 8, a bound conv.py computes from
+ * the operands' largest magnitudes so that no int32 sum can overflow; float64 then holds every partial sum
+ * exactly (below 2^53). So the result equals the float64 kernel's, bit for bit. */
+/* [sum(c0), sum(c1), sum(c2), sum(c3)] of four int32x4 vectors (caller bounds the four-lane sums). */
+static inline v128_t reduce4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
+  v128_t x = wasm_i32x4_add(wasm_i32x4_shuffle(c0, c1, 0, 4, 1, 5), wasm_i32x4_shuffle(c0, c1, 2, 6, 3, 7));
+  v128_t y = wasm_i32x4_add(wasm_i32x4_shuffle(c2, c3, 0, 4, 1, 5), wasm_i32x4_shuffle(c2, c3, 2, 6, 3, 7));
+  /* x = [c0a, c1a, c0b, c1b], y = [c2a, c3a, c2b, c3b] with a/b the two half sums of each vector */
+  return wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 1, 4, 5), wasm_i32x4_shuffle(x, y, 2, 3, 6, 7));
+}
+
+static void tile2x4_i16(const int16_t *W, const int16_t *At, double *out, int Kp, int N, int p0, int n0,
+                        int chunk, double scale) {
+  const int16_t *w0 = W + (long)p0 * Kp, *w1 = w0 + Kp;
+  const int16_t *a0 = At + (long)n0 * Kp, *a1 = a0 + Kp, *a2 = a1 + Kp, *a3 = a2 + Kp;
+  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0; /* float64 sums: row 0 n0..3, row 1 n0..3 */
+  for (int kb = 0; kb < Kp; kb += 8 * chunk) {
+    int ke = kb + 8 * chunk < Kp ? kb + 8 * chunk : Kp;
+    v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    for (int k = kb; k < ke; k += 8) {
+      v128_t b0 = wasm_v128_load(a0 + k), b1 = wasm_v128_load(a1 + k), b2 = wasm_v128_load(a2 + k),
+             b3 = wasm_v128_load(a3 + k);
+      v128_t w = wasm_v128_load(w0 + k);
+      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(w, b0));
+      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(w, b1));
+      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(w, b2));
+      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(w, b3));
+      w = wasm_v128_load(w1 + k);
+      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(w, b0));
+      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(w, b1));
+      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(w, b2));
+      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(w, b3));
+    }
+    v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
+    f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
+    f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
+    f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
+    f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
+  }
+  v128_t sc = wasm_f64x2_splat(scale);
+  double *o = out + (long)p0 * N + n0;
+  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f0)));
+  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f1)));
+  o += N;
+  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f2)));
+  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f3)));
+}
+
+void nic_matmul_i16(const int16_t *W, const int16_t *At, double *out, int P, int Kp, int N, int chunk,
+                    double scale) {
+  int P2 = P - P % 2, N4 = N - N % 4;
+  for (int pb = 0; pb < P2; pb += PB) {
+    int pe = pb + PB < P2 ? pb + PB : P2;
+    for (int n0 = 0; n0 < N4; n0 += 4)
+      for (int p0 = pb; p0 < pe; p0 += 2) tile2x4_i16(W, At, out, Kp, N, p0, n0, chunk, scale);
+  }
+  for (int p = 0; p < P; p++)  /* ragged edges in int64, exact */
+    for (int n = (p < P2 ? N4 : 0); n < N; n++) {
+      int64_t s = 0;
+      for (int k = 0; k < Kp; k++) s += (int64_t)W[(long)p * Kp + k] * At[(long)n * Kp + k];
+      out[(long)p * N + n] += scale * (double)s;
+    }
+}
+
+/* Overlap-add of a transposed conv (webdecoder/conv.py conv_transpose, same result): patches (cout, k, k, h, w)
+ * row-major, tap (ky, kx) of input pixel (y, x) lands on output pixel (y*s + ky - pad, x*s + kx - pad) of
+ * out (cout, s*h, s*w), which the caller zeroes; taps falling outside are dropped (the crop). Integer values
+ * in float64 with sums below 2^53, so the order of the additions cannot change the result. */
+void nic_overlap_add(const double *patches, double *out, int cout, int k, int s, int h, int w, int pad) {
+  int H = s * h, W = s * w;
+  for (int c = 0; c < cout; c++)
+    for (int ky = 0; ky < k; ky++)
+      for (int y = 0; y < h; y++) {
+        int oy = y * s + ky - pad;
+        if (oy < 0 || oy >= H) continue;
+        double *orow = out + ((long)c * H + oy) * W;
+        for (int kx = 0; kx < k; kx++) {
+          const double *prow = patches + ((((long)c * k + ky) * k + kx) * h + y) * w;
+          int num = W - 1 - kx + pad;
+          if (num < 0) continue;
+          int xlo = kx < pad ? (pad - kx + s - 1) / s : 0, xhi = num / s + 1 < w ? num / s + 1 : w;
+          double *o = orow + kx - pad;
+          for (int x = xlo; x < xhi; x++) o[x * s] += prow[x];
+        }
+      }
+}
+
+/* A whole transposed conv for few input channels (the last synthesis layer has 6), same result as product +
+ * overlap-add without materialising the (cout*k*k, h*w) patches: out (cout, s*h, s*w), zeroed by the caller,
+ * gets a (cin, h, w) convolved with wt (cin, cout, k, k), cropped from `pad`. Output phase px of row oy is a
+ * contiguous axpy over input rows into `tmp` (w doubles of scratch), then spread at stride s. Exact for the
+ * same reason as above: integer terms, sums below 2^53. */
+void nic_convt_direct(const double *a, const double *wt, double *out, double *tmp, int cin, int cout, int k,
+                      int s, int h, int w, int pad) {
+  int H = s * h, W = s * w;
+  for (int c = 0; c < cout; c++)
+    for (int oy = 0; oy < H; oy++) {
+      double *row = out + ((long)c * H + oy) * W;
+      int ty = oy + pad;
+      for (int px = 0; px < s; px++) {
+        int tx = px + pad, any = 0;
+        for (int x = 0; x < w; x++) tmp[x] = 0;
+        for (int ky = ty % s; ky < k; ky += s) {
+          int y = (ty - ky) / s;
+          if (y < 0 || y >= h) continue;
+          for (int kx = tx % s; kx < k; kx += s) {
+            int dx = (tx - kx) / s; /* exact: kx = tx (mod s) */
+            int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;
+            for (int ci = 0; ci < cin; ci++) {
+              double wv = wt[(((long)ci * cout + c) * k + ky) * k + kx];
+              const double *arow = a + ((long)ci * h + y) * w + dx;
+              for (int x = x0; x < x1; x++) tmp[x] += wv * arow[x];
+              any = 1;
+            }
+          }
+        }
+        if (!any) continue;
+        double *o = row + px;
+        for (int x = 0; x < w; x++) o[x * s] = tmp[x];
+      }
+    }
 }
 
 /* Interleaved rANS decode (webdecoder/rans.py RansDecoder.decode, same semantics): symbol i uses lane
