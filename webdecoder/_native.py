@@ -33,7 +33,9 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_matmul_i16.restype = None
                 handle.nic_matmul_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                 handle.nic_convt_direct.restype = None
-                handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 7
+                handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 8
+                handle.nic_upres_igdn.restype = None
+                handle.nic_upres_igdn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 6 + [ctypes.c_double]
                 handle.nic_overlap_add.restype = None
                 handle.nic_overlap_add.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 6
                 handle.nic_rans_decode.restype = ctypes.c_int
@@ -64,16 +66,34 @@ def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, s
                          at16.shape[0], chunk, scale)
 
 
+DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase
+
+
 def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
     """(Cin, h, w) x (Cin, Cout, k, k) transposed conv -> (Cout, s*h, s*w), cropped from ``pad`` (few Cin)."""
-    a = np.ascontiguousarray(a, np.float64)
-    w = np.ascontiguousarray(w, np.float64)
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
-    out = np.zeros((cout, stride * h, stride * wd), np.float64)
-    tmp = np.empty(wd, np.float64)
-    lib().nic_convt_direct(a.ctypes.data, w.ctypes.data, out.ctypes.data, tmp.ctypes.data, cin, cout, k, stride,
-                           h, wd, pad)
+    assert cin * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
+    e = -(-k // stride) + 1  # zero columns each side: every tap's shifted row stays inside
+    ap = np.zeros((cin, h, wd + 2 * e), np.float64)
+    ap[:, :, e : e + wd] = a
+    w = np.ascontiguousarray(w, np.float64)
+    out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
+    lib().nic_convt_direct(ap.ctypes.data, w.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad, e)
+    return out
+
+
+def upres_igdn(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray, shifts: tuple[int, int, int, int],
+               limit: float) -> np.ndarray:
+    """(2C, H, W) fused up/res accumulators -> (C, H, W) hidden layer (synthesis.py's NumPy arithmetic)."""
+    c2 = acc.shape[0]
+    c = c2 // 2
+    assert c2 == 2 * c and c <= 16 and gamma.shape == (c, c)
+    acc = np.ascontiguousarray(acc, np.float64)
+    b, gamma, beta = (np.ascontiguousarray(v, np.float64) for v in (b, gamma, beta))
+    out = np.empty((c, *acc.shape[1:]), np.float64)
+    lib().nic_upres_igdn(acc.ctypes.data, b.ctypes.data, gamma.ctypes.data, beta.ctypes.data, out.ctypes.data, c,
+                         acc[0].size, *shifts, limit)
     return out
 
 

@@ -58,13 +58,13 @@ def _int16_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray | None:
     if w16 is None:
         return None
     k, n = a2.shape
-    ai = a2.astype(np.int64)
-    amax = int(np.abs(ai).max()) if ai.size else 0
+    amax = int(np.abs(a2).max()) if a2.size else 0
     if amax < (1 << 15):
-        parts = [(ai, 1.0, amax)]
-    else:
+        parts = [(a2, 1.0, amax)]
+    else:  # float64 arithmetic on integers below 2^53 is exact: floor(a / 2^b) and the remainder
         b = (amax.bit_length() + 1) // 2
-        parts = [(ai >> b, float(1 << b), (amax >> b) + 1), (ai & ((1 << b) - 1), 1.0, (1 << b) - 1)]
+        hi = np.floor(a2 * (1.0 / (1 << b)))
+        parts = [(hi, float(1 << b), (amax >> b) + 1), (a2 - hi * float(1 << b), 1.0, (1 << b) - 1)]
     out = np.zeros((wmat.shape[0], n), np.float64)
     for part, scale, pmax in parts:
         if pmax >= (1 << 15) or 8 * wmax * pmax > I16_SUM_LIMIT:
@@ -72,7 +72,7 @@ def _int16_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray | None:
         # A block of 8 adds at most 8*wmax*pmax to the four-lane int32 sum the kernel flushes: that bounds it.
         chunk = I16_SUM_LIMIT // max(1, 8 * wmax * pmax)
         at = np.zeros((n, w16.shape[1]), np.int16)
-        at[:, :k] = part.T
+        at[:, :k] = part.T  # exact: integers within +-2^15
         _native.matmul_i16(w16, at, out, chunk, scale)
     return out
 
@@ -139,6 +139,14 @@ def _load_conv_kernels() -> _ConvKernels | None:
 _conv_kernels: _ConvKernels | None | bool = False  # False: not tried yet
 
 
+def kernels() -> _ConvKernels | None:
+    """The self-checked wasm conv kernels, or None: CPython, disabled, failed check, or ``_kernel = None``."""
+    global _conv_kernels
+    if _conv_kernels is False:
+        _conv_kernels = _load_conv_kernels()
+    return _conv_kernels if _kernel is not None else None  # `_kernel = None` turns every kernel off
+
+
 def _product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray:
     """(P, Cin) x (Cin, N) -> (P, N), exact on integers in float64 (any summation order)."""
     global _kernel
@@ -177,17 +185,14 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     cout, k, s = w.shape[1], w.shape[2], stride
     if s == 1 and cin < cout:
         return _conv_gather(a, w, pad)
-    global _conv_kernels
-    if _conv_kernels is False:
-        _conv_kernels = _load_conv_kernels()
-    kernels = _conv_kernels if _kernel is not None else None  # `_kernel = None` turns every kernel off
-    if kernels is not None and cin <= DIRECT_MAX_CIN:
-        return kernels.convt_direct(a, w, s, pad)
+    kern = kernels()
+    if kern is not None and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS:
+        return kern.convt_direct(a, w, s, pad)
     if wmat is None:
         wmat = weight_matrix(w)
     patches = _product(wmat, a.reshape(cin, h * wd)).reshape(cout, k, k, h, wd)
-    if kernels is not None:
-        return kernels.overlap_add(patches, s, pad)
+    if kern is not None:
+        return kern.overlap_add(patches, s, pad)
     return _overlap_add(patches, s, pad)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from webdecoder import _native, conv
 from webdecoder.conv import conv_transpose, requantize
 from webdecoder.hyper import ACT_LIMIT
 from webdecoder.model import Model
@@ -50,22 +51,54 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
         out = _layer(model, "jpeg", x, 16, 1)
         shift = model.int("jpeg.shift")
     else:
-        w, wmat, b = _fused_up(model)
-        both = conv_transpose(x, w, 8, 3, wmat) + b[:, None, None]
-        hidden = both.shape[0] // 2
-        up = requantize(both[:hidden], model.int("two.up.shift"), ACT_LIMIT)
-        res = requantize(both[hidden:], model.int("two.res.shift"), ACT_LIMIT)
-        h = igdn(model, up) + res
-        out = _layer(model, "two.out", h, 2, 2)
+        out = _layer(model, "two.out", hidden_layer(model, x), 2, 2)
         shift = model.int("two.out.shift")
     return np.clip(np.floor((out + float(1 << (shift - 1))) * (1.0 / (1 << shift))), 0, 255).astype(np.uint8)
 
 
-def igdn(model: Model, x: np.ndarray) -> np.ndarray:
-    """Inverse GDN1: x_i * (beta_i + sum_j gamma_ij |x_j|), fixed point throughout."""
+def hidden_layer(model: Model, x: np.ndarray) -> np.ndarray:
+    """Depth 2's hidden layer: iGDN(up(x)) + res(x), both branches from one transposed conv."""
+    w, wmat, b = _fused_up(model)
+    acc = conv_transpose(x, w, 8, 3, wmat)
     gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
-    g = model.int("two.gdn.shift")
-    c = x.shape[0]
-    norm = (gamma @ np.abs(x).reshape(c, -1)).reshape(x.shape) + beta[:, None, None]
-    norm = requantize(norm, g, ACT_LIMIT)  # scale 2^SYN_FRAC_BITS
-    return requantize(x * norm, SYN_FRAC_BITS, ACT_LIMIT)
+    shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
+    if _igdn_kernel_ok():
+        return _native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT)
+    return _hidden_numpy(acc, b, gamma, beta, shifts)
+
+
+def _hidden_numpy(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                  shifts: tuple[int, int, int, int]) -> np.ndarray:
+    """The reference arithmetic (the wasm kernel ``nic_upres_igdn`` repeats it op for op).
+
+    Inverse GDN1: u_i * (beta_i + sum_j gamma_ij |u_j|), fixed point throughout, plus the linear twin.
+    """
+    s_up, s_res, s_gdn, s_frac = shifts
+    both = acc + b[:, None, None]
+    c = both.shape[0] // 2
+    up = requantize(both[:c], s_up, ACT_LIMIT)
+    res = requantize(both[c:], s_res, ACT_LIMIT)
+    norm = (gamma @ np.abs(up).reshape(c, -1)).reshape(up.shape) + beta[:, None, None]
+    norm = requantize(norm, s_gdn, ACT_LIMIT)  # scale 2^SYN_FRAC_BITS
+    return requantize(up * norm, s_frac, ACT_LIMIT) + res
+
+
+_igdn_kernel: bool | None = None  # None: not checked yet
+
+
+def _igdn_kernel_ok() -> bool:
+    """Use the wasm kernel only where the others are on and it reproduces ``_hidden_numpy`` on random integers."""
+    global _igdn_kernel
+    if conv.kernels() is None:
+        return False
+    if _igdn_kernel is None:
+        rng = np.random.default_rng(0)
+        c = 6
+        acc = rng.integers(-(1 << 40), 1 << 40, (2 * c, 5, 11)).astype(np.float64)  # odd: the scalar tail too
+        b = rng.integers(-(1 << 30), 1 << 30, 2 * c).astype(np.float64)
+        gamma = rng.integers(0, 1 << 14, (c, c)).astype(np.float64)
+        beta = rng.integers(1, 1 << 20, c).astype(np.float64)
+        shifts = (19, 18, 14, SYN_FRAC_BITS)
+        _igdn_kernel = bool(np.array_equal(_native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT),
+                                           _hidden_numpy(acc, b, gamma, beta, shifts)))
+    return _igdn_kernel

@@ -1,6 +1,6 @@
 """Runs inside Pyodide (bench/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
-Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal": bool,
+Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy]}}.
 """
 
@@ -47,6 +47,11 @@ for lanes, n in ((1, 50), (5, 999), (256, 20000)):
                 got.append(("error", str(e)))
         rans_equal = rans_equal and got[0] == got[1]
 rans._kernel_state = rans_ok
+# The conv kernels (overlap-add, direct small-Cin conv) and the fused iGDN: loaded and self-checked.
+from webdecoder import synthesis  # noqa: E402
+
+conv_ok = conv.kernels() is not None
+igdn_ok = synthesis._igdn_kernel_ok()
 out = {}
 for f in files:
     data = open(f, "rb").read()
@@ -55,5 +60,7 @@ for f in files:
     conv._kernel, rans._kernel_state = None, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without]
+conv._kernel = kernel
 print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
+                  "conv_kernels": conv_ok, "igdn_kernel": igdn_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

@@ -31,5 +31,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     assert r["products_equal"]
     assert r["rans_kernel"], "the C rANS loop did not load or failed its self-check in Pyodide"
     assert r["rans_equal"], "C and NumPy rANS loops differ (symbols, states, pointer or error)"
+    assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
+    assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
     for f, (with_kernel, numpy_only) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name

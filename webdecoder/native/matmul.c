@@ -152,39 +152,117 @@ void nic_overlap_add(const double *patches, double *out, int cout, int k, int s,
 }
 
 /* A whole transposed conv for few input channels (the last synthesis layer has 6), same result as product +
- * overlap-add without materialising the (cout*k*k, h*w) patches: out (cout, s*h, s*w), zeroed by the caller,
- * gets a (cin, h, w) convolved with wt (cin, cout, k, k), cropped from `pad`. Output phase px of row oy is a
- * contiguous axpy over input rows into `tmp` (w doubles of scratch), then spread at stride s. Exact for the
- * same reason as above: integer terms, sums below 2^53. */
-void nic_convt_direct(const double *a, const double *wt, double *out, double *tmp, int cin, int cout, int k,
-                      int s, int h, int w, int pad) {
-  int H = s * h, W = s * w;
+ * overlap-add without materialising the (cout*k*k, h*w) patches: out (cout, s*h, s*w) gets ap convolved with
+ * wt (cin, cout, k, k), cropped from `pad`. ap is the (cin, h, w + 2e) input with e zero columns on each
+ * side, so every tap reads a whole row. Output phase px of row oy is a gather of at most MAX_TERMS
+ * (weight, shifted input row) terms, summed in registers over 8 pixels at a time, then spread at stride s.
+ * Exact for the same reason as above: integer terms, sums below 2^53. */
+#define MAX_TERMS 256
+
+void nic_convt_direct(const double *ap, const double *wt, double *out, int cin, int cout, int k, int s, int h,
+                      int w, int pad, int e) {
+  int H = s * h, W = s * w, wp = w + 2 * e;
+  double tw[MAX_TERMS];
+  const double *tp[MAX_TERMS];
   for (int c = 0; c < cout; c++)
     for (int oy = 0; oy < H; oy++) {
       double *row = out + ((long)c * H + oy) * W;
       int ty = oy + pad;
       for (int px = 0; px < s; px++) {
-        int tx = px + pad, any = 0;
-        for (int x = 0; x < w; x++) tmp[x] = 0;
+        int tx = px + pad, nt = 0;
         for (int ky = ty % s; ky < k; ky += s) {
           int y = (ty - ky) / s;
           if (y < 0 || y >= h) continue;
           for (int kx = tx % s; kx < k; kx += s) {
-            int dx = (tx - kx) / s; /* exact: kx = tx (mod s) */
-            int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;
-            for (int ci = 0; ci < cin; ci++) {
-              double wv = wt[(((long)ci * cout + c) * k + ky) * k + kx];
-              const double *arow = a + ((long)ci * h + y) * w + dx;
-              for (int x = x0; x < x1; x++) tmp[x] += wv * arow[x];
-              any = 1;
+            int dx = (tx - kx) / s; /* exact: kx = tx (mod s); |dx| <= e by the caller's choice of e */
+            for (int ci = 0; ci < cin && nt < MAX_TERMS; ci++, nt++) {
+              tw[nt] = wt[(((long)ci * cout + c) * k + ky) * k + kx];
+              tp[nt] = ap + ((long)ci * h + y) * wp + e + dx;
             }
           }
         }
-        if (!any) continue;
         double *o = row + px;
-        for (int x = 0; x < w; x++) o[x * s] = tmp[x];
+        int x = 0;
+        for (; x + 8 <= w; x += 8) {
+          v128_t a0 = wasm_f64x2_splat(0), a1 = a0, a2 = a0, a3 = a0;
+          for (int t = 0; t < nt; t++) {
+            v128_t wv = wasm_f64x2_splat(tw[t]);
+            const double *q = tp[t] + x;
+            a0 = wasm_f64x2_add(a0, wasm_f64x2_mul(wv, wasm_v128_load(q)));
+            a1 = wasm_f64x2_add(a1, wasm_f64x2_mul(wv, wasm_v128_load(q + 2)));
+            a2 = wasm_f64x2_add(a2, wasm_f64x2_mul(wv, wasm_v128_load(q + 4)));
+            a3 = wasm_f64x2_add(a3, wasm_f64x2_mul(wv, wasm_v128_load(q + 6)));
+          }
+          double *d = o + (long)x * s;
+          d[0] = wasm_f64x2_extract_lane(a0, 0); d[s] = wasm_f64x2_extract_lane(a0, 1);
+          d[2 * s] = wasm_f64x2_extract_lane(a1, 0); d[3 * s] = wasm_f64x2_extract_lane(a1, 1);
+          d[4 * s] = wasm_f64x2_extract_lane(a2, 0); d[5 * s] = wasm_f64x2_extract_lane(a2, 1);
+          d[6 * s] = wasm_f64x2_extract_lane(a3, 0); d[7 * s] = wasm_f64x2_extract_lane(a3, 1);
+        }
+        for (; x < w; x++) {
+          double acc = 0;
+          for (int t = 0; t < nt; t++) acc += tw[t] * tp[t][x];
+          o[(long)x * s] = acc;
+        }
       }
     }
+}
+
+/* The depth-2 hidden layer after its transposed conv (webdecoder/synthesis.py, same arithmetic): for every
+ * pixel j, with rq(v, sh) = clip(floor((v + 2^(sh-1)) / 2^sh), -lim, lim) (exact on float64 integers),
+ *   u_i = rq(acc_i + b_i, s_up),  r_i = rq(acc_{C+i} + b_{C+i}, s_res),
+ *   n_i = rq(beta_i + sum_m gamma_im |u_m|, s_gdn),  out_i = rq(u_i * n_i, s_frac) + r_i.
+ * acc is (2C, npx), out (C, npx); C <= 16. */
+static inline v128_t rq2(v128_t v, v128_t half, v128_t inv, v128_t lim, v128_t nlim) {
+  return wasm_f64x2_max(nlim, wasm_f64x2_min(lim, wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(v, half), inv))));
+}
+
+static inline double rq(double v, double half, double inv, double lim) {
+  double q = __builtin_floor((v + half) * inv);
+  return q < -lim ? -lim : (q > lim ? lim : q);
+}
+
+void nic_upres_igdn(const double *acc, const double *b, const double *gamma, const double *beta, double *out,
+                    int C, int npx, int s_up, int s_res, int s_gdn, int s_frac, double lim) {
+  double hu = (double)(1LL << (s_up - 1)), iu = 1.0 / (double)(1LL << s_up);
+  double hr = (double)(1LL << (s_res - 1)), ir = 1.0 / (double)(1LL << s_res);
+  double hg = (double)(1LL << (s_gdn - 1)), ig = 1.0 / (double)(1LL << s_gdn);
+  double hf = (double)(1LL << (s_frac - 1)), iff = 1.0 / (double)(1LL << s_frac);
+  v128_t vhu = wasm_f64x2_splat(hu), viu = wasm_f64x2_splat(iu), vhr = wasm_f64x2_splat(hr),
+         vir = wasm_f64x2_splat(ir), vhg = wasm_f64x2_splat(hg), vig = wasm_f64x2_splat(ig),
+         vhf = wasm_f64x2_splat(hf), vif = wasm_f64x2_splat(iff), vl = wasm_f64x2_splat(lim),
+         vnl = wasm_f64x2_splat(-lim);
+  v128_t u[16], au[16];
+  int j = 0;
+  for (; j + 2 <= npx; j += 2) { /* two pixels per step: the same operations, lane-wise */
+    for (int i = 0; i < C; i++) {
+      v128_t v = wasm_f64x2_add(wasm_v128_load(acc + (long)i * npx + j), wasm_f64x2_splat(b[i]));
+      u[i] = rq2(v, vhu, viu, vl, vnl);
+      au[i] = wasm_f64x2_abs(u[i]);
+    }
+    for (int i = 0; i < C; i++) {
+      v128_t n = wasm_f64x2_splat(0);
+      for (int m = 0; m < C; m++) n = wasm_f64x2_add(n, wasm_f64x2_mul(wasm_f64x2_splat(gamma[i * C + m]), au[m]));
+      n = rq2(wasm_f64x2_add(n, wasm_f64x2_splat(beta[i])), vhg, vig, vl, vnl);
+      v128_t r = rq2(wasm_f64x2_add(wasm_v128_load(acc + (long)(C + i) * npx + j), wasm_f64x2_splat(b[C + i])),
+                     vhr, vir, vl, vnl);
+      wasm_v128_store(out + (long)i * npx + j, wasm_f64x2_add(rq2(wasm_f64x2_mul(u[i], n), vhf, vif, vl, vnl), r));
+    }
+  }
+  double su[16], sa[16];
+  for (; j < npx; j++) {
+    for (int i = 0; i < C; i++) {
+      su[i] = rq(acc[(long)i * npx + j] + b[i], hu, iu, lim);
+      sa[i] = su[i] < 0 ? -su[i] : su[i];
+    }
+    for (int i = 0; i < C; i++) {
+      double n = 0;
+      for (int m = 0; m < C; m++) n += gamma[i * C + m] * sa[m];
+      n = rq(n + beta[i], hg, ig, lim);
+      double r = rq(acc[(long)(C + i) * npx + j] + b[C + i], hr, ir, lim);
+      out[(long)i * npx + j] = rq(su[i] * n, hf, iff, lim) + r;
+    }
+  }
 }
 
 /* Interleaved rANS decode (webdecoder/rans.py RansDecoder.decode, same semantics): symbol i uses lane
