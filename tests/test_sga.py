@@ -19,7 +19,7 @@ def test_schedule_is_the_papers_compressed_to_the_budget():
         assert sga.temperature(0, steps) == 0.5
         assert sga.temperature(steps, steps) == pytest.approx(sga.temperature(3000))
         temps = [sga.temperature(t, steps) for t in range(steps + 1)]
-        assert all(a >= b for a, b in zip(temps, temps[1:]))
+        assert all(a >= b for a, b in zip(temps[:-1], temps[1:], strict=True))
     assert sga.learning_rate(3000) == sga.learning_rate(10000) == 5e-3
     assert sga.learning_rate(100) > sga.learning_rate(300) > sga.learning_rate(1000) > 5e-3
 
