@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from encoder.model import ModelConfig, NicModel, decode_kmac_per_px
-from webdecoder.model import save_model
+from webdecoder.model import model_id_of, save_model
 from webdecoder.synthesis import SYN_FRAC_BITS
 from webdecoder.tables import FRAC_BITS, gaussian_tables, quantize_pmf
 
@@ -66,6 +66,18 @@ def z_tables(model: NicModel) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(parts), np.cumsum([0] + [q.size for q in parts]).astype(np.int64)
 
 
+def _retire_previous(decoder_file: Path) -> None:
+    """Keep the decoder file being replaced as legacy/nic-<id>.npz: files encoded with it must still decode."""
+    if decoder_file.is_file():
+        data = decoder_file.read_bytes()
+        legacy = decoder_file.parent / "legacy" / f"nic-{model_id_of(data).hex()}.npz"
+        legacy.parent.mkdir(exist_ok=True)
+        if not legacy.exists():
+            tmp = legacy.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, legacy)
+
+
 def export(ckpt_path: str | Path, out_dir: str | Path = "models") -> str:
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     cfg = ModelConfig(**state["config"])
@@ -100,6 +112,7 @@ def export(ckpt_path: str | Path, out_dir: str | Path = "models") -> str:
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _retire_previous(out_dir / DECODER_FILE)
     model_id = save_model(arrays, meta, out_dir / DECODER_FILE)
     # The encoder's float weights (analysis, hyperprior, synthesis for SGA) in half precision,
     # tagged with the id of the decoder file they belong to.

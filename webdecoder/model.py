@@ -108,8 +108,14 @@ def register_model(data: bytes) -> str:
 
 
 def model_dirs() -> list[Path]:
+    """Where ``get_model`` looks: NIC_MODEL_DIR entries, the shipped models/, then models/legacy/.
+
+    models/legacy/ keeps the decoder files of earlier default models, so files encoded before a
+    retrained model was shipped still decode (the site serves only models/*.npz to browsers).
+    """
     dirs = [Path(p) for p in os.environ.get("NIC_MODEL_DIR", "").split(os.pathsep) if p]
-    return dirs + [Path(__file__).resolve().parent.parent / "models"]
+    shipped = Path(__file__).resolve().parent.parent / "models"
+    return dirs + [shipped, shipped / "legacy"]
 
 
 def get_model(model_id: bytes) -> Model:

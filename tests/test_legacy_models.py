@@ -1,0 +1,29 @@
+"""Files encoded with an earlier default model keep decoding, to the same pixels, after a new model ships.
+
+tests/data/legacy-<model id>-d<depth>.nic were encoded (kodim01 crop, quality 3, effort none) when that
+model was the default; its decoder file now lives in models/legacy/ (or still in models/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import webdecoder
+
+DATA = Path(__file__).resolve().parent / "data"
+PIXELS_SHA256 = {
+    "legacy-8b2f244bdee48d9d-d1.nic": "07ce45f2eb227b2046dead92f84c7371a782be06e848675680ad65ac351a6351",
+    "legacy-8b2f244bdee48d9d-d2.nic": "aa102020b9f76badd57f4e862a4780b242934fce4cc1e180594c4608d4f0f208",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIXELS_SHA256))
+def test_legacy_file_decodes_to_its_original_pixels(name: str) -> None:
+    data = (DATA / name).read_bytes()
+    assert webdecoder.info(data)["model_id"] == name.split("-")[1]
+    rgb = webdecoder.decode(data)
+    assert rgb.shape == (96, 160, 3)
+    assert hashlib.sha256(rgb.tobytes()).hexdigest() == PIXELS_SHA256[name]
