@@ -13,6 +13,10 @@ the product goes through ``np.einsum`` (CPython keeps BLAS matmul), whose contig
 is about 2x faster than the fallback matmul even then (0.3 s for that layer).
 The patches come out channel-major, (Cout, k, k, H, W), so the overlap-add adds
 whole contiguous planes (see ``conv_transpose``).
+
+In Pyodide, optional WebAssembly kernels (``_native``; self-checked against this NumPy code on load)
+take over the products (on int16 operands, 8 multiply-adds per instruction), the overlap-add and,
+for few input channels, the whole transposed conv. CPython never uses them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ I16_SUM_LIMIT = (1 << 31) - 1  # every int32 sum of the int16 kernel stays withi
 _w16_cache: dict[int, tuple[np.ndarray, np.ndarray | None, int]] = {}  # id(wmat) -> (wmat, int16 copy, max|w|)
 
 
+CACHE_ENTRIES = 64  # per-weight caches: a few models' layers; callers without cached weights must not grow them
+
+
+def _bounded_put(cache: dict, key: int, value: tuple) -> None:
+    if len(cache) >= CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))  # the oldest entry
+    cache[key] = value
+
+
 def _int16_weights(wmat: np.ndarray) -> tuple[np.ndarray | None, int]:
     """wmat as int16 with K zero-padded to a multiple of 8 (cached per matrix), or None if it does not fit."""
     hit = _w16_cache.get(id(wmat))
@@ -43,7 +56,8 @@ def _int16_weights(wmat: np.ndarray) -> tuple[np.ndarray | None, int]:
         if wmax < (1 << 15):
             w16 = np.zeros((wmat.shape[0], -(-wmat.shape[1] // 8) * 8), np.int16)
             w16[:, : wmat.shape[1]] = wmat
-        hit = _w16_cache[id(wmat)] = (wmat, w16, wmax)  # holding wmat keeps its id from being reused
+        _bounded_put(_w16_cache, id(wmat), (wmat, w16, wmax))  # holding wmat keeps its id from being reused
+        hit = _w16_cache[id(wmat)]
     return hit[1], hit[2]
 
 
@@ -210,7 +224,8 @@ def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     cout, k = w.shape[1], w.shape[2]
     hit = _gather_cache.get(id(w))
     if hit is None or hit[0] is not w:
-        hit = _gather_cache[id(w)] = (w, np.ascontiguousarray(w.transpose(1, 0, 2, 3).reshape(cout, -1)))
+        _bounded_put(_gather_cache, id(w), (w, np.ascontiguousarray(w.transpose(1, 0, 2, 3).reshape(cout, -1))))
+        hit = _gather_cache[id(w)]
     e = k - 1  # zero border wide enough for every tap
     ap = np.zeros((cin, h + 2 * e, wd + 2 * e), np.float64)
     ap[:, e : e + h, e : e + wd] = a

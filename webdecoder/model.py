@@ -129,7 +129,8 @@ def get_model(model_id: bytes) -> Model:
                 register_model(path.read_bytes())
             if model_id in _registry:
                 return _registry[model_id]
-    raise NicError(f"unknown model id {model_id.hex()} (no matching model file registered, in models/ or in models/legacy/)")
+    raise NicError(f"unknown model id {model_id.hex()} "
+                   "(no matching model file registered, in models/ or in models/legacy/)")
 
 
 def save_model(arrays: dict[str, np.ndarray], meta: dict, path: Path) -> str:
