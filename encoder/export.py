@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from encoder.batch import write_atomic
 from encoder.model import ModelConfig, NicModel, decode_kmac_per_px
 from webdecoder.model import model_id_of, save_model
 from webdecoder.synthesis import SYN_FRAC_BITS
@@ -71,11 +72,8 @@ def _retire_previous(decoder_file: Path) -> None:
     if decoder_file.is_file():
         data = decoder_file.read_bytes()
         legacy = decoder_file.parent / "legacy" / f"nic-{model_id_of(data).hex()}.npz"
-        legacy.parent.mkdir(exist_ok=True)
         if not legacy.exists():
-            tmp = legacy.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, legacy)
+            write_atomic(legacy, data)
 
 
 def export(ckpt_path: str | Path, out_dir: str | Path = "models") -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 import sys
 import threading
-from typing import NamedTuple
 
 import numpy as np
 
@@ -36,30 +35,32 @@ SHORT_K = 64  # Cin up to which the no-BLAS product runs along N (measured in Py
 
 
 I16_SUM_LIMIT = (1 << 31) - 1  # every int32 sum of the int16 kernel stays within this
-_w16_cache: dict[int, tuple[np.ndarray, np.ndarray | None, int]] = {}  # id(wmat) -> (wmat, int16 copy, max|w|)
-
-
 CACHE_ENTRIES = 64  # per-weight caches: a few models' layers; callers without cached weights must not grow them
+_w16_cache: dict[int, tuple] = {}  # id(wmat) -> (wmat, (int16 copy or None, max|w|))
+_gather_cache: dict[int, tuple] = {}  # id(w) -> (w, gather matrix)
 
 
-def _bounded_put(cache: dict, key: int, value: tuple) -> None:
-    if len(cache) >= CACHE_ENTRIES:
-        cache.pop(next(iter(cache)))  # the oldest entry
-    cache[key] = value
+def _derived(cache: dict[int, tuple], arr: np.ndarray, make: Callable[[np.ndarray], object]) -> object:
+    """``make(arr)``, computed once per weight array (by identity) and kept in a bounded cache.
+
+    The entry holds ``arr`` itself, so its id cannot be reused by another array while cached.
+    """
+    hit = cache.get(id(arr))
+    if hit is None or hit[0] is not arr:
+        if len(cache) >= CACHE_ENTRIES:
+            cache.pop(next(iter(cache)))  # the oldest entry
+        hit = cache[id(arr)] = (arr, make(arr))
+    return hit[1]
 
 
-def _int16_weights(wmat: np.ndarray) -> tuple[np.ndarray | None, int]:
-    """wmat as int16 with K zero-padded to a multiple of 8 (cached per matrix), or None if it does not fit."""
-    hit = _w16_cache.get(id(wmat))
-    if hit is None or hit[0] is not wmat:
-        wmax = int(np.abs(wmat).max()) if wmat.size else 0
-        w16 = None
-        if wmax < (1 << 15):
-            w16 = np.zeros((wmat.shape[0], -(-wmat.shape[1] // 8) * 8), np.int16)
-            w16[:, : wmat.shape[1]] = wmat
-        _bounded_put(_w16_cache, id(wmat), (wmat, w16, wmax))  # holding wmat keeps its id from being reused
-        hit = _w16_cache[id(wmat)]
-    return hit[1], hit[2]
+def _to_int16(wmat: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """wmat as int16 with K zero-padded to a multiple of 8, or None if it does not fit; and max|w|."""
+    wmax = int(np.abs(wmat).max()) if wmat.size else 0
+    if wmax >= (1 << 15):
+        return None, wmax
+    w16 = np.zeros((wmat.shape[0], -(-wmat.shape[1] // 8) * 8), np.int16)
+    w16[:, : wmat.shape[1]] = wmat
+    return w16, wmax
 
 
 def _int16_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray | None:
@@ -69,7 +70,7 @@ def _int16_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray | None:
     multiplied separately; every int32 lane sum is flushed to float64 before it could overflow (``chunk``).
     Same integers, so the same result as the float64 product, bit for bit.
     """
-    w16, wmax = _int16_weights(wmat)
+    w16, wmax = _derived(_w16_cache, wmat, _to_int16)
     if w16 is None:
         return None
     k, n = a2.shape
@@ -125,41 +126,35 @@ _kernel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None | bool = False  #
 DIRECT_MAX_CIN = 8  # up to this many input channels, the wasm kernel convolves directly (no patch matrix)
 
 
-class _ConvKernels(NamedTuple):
-    overlap_add: Callable[[np.ndarray, int, int], np.ndarray]
-    convt_direct: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
-
-
-def _load_conv_kernels() -> _ConvKernels | None:
-    """The WebAssembly overlap-add and direct transposed conv (``_native``) in Pyodide, or None.
-
-    Self-checked against the NumPy path on random integers before use, like the matmul kernels.
-    """
+def _conv_kernels_pass() -> bool:
+    """Whether the WebAssembly overlap-add and direct transposed conv (``_native``) reproduce the NumPy path
+    on random integers (checked once, before first use, like the matmul kernels)."""
     if not NO_BLAS or _native.lib() is None:
-        return None
+        return False
     rng = np.random.default_rng(0)
     for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
         patches = rng.integers(-(1 << 40), 1 << 40, (cout, k, k, h, w)).astype(np.float64)
         if not np.array_equal(_native.overlap_add(patches, s, pad), _overlap_add(patches, s, pad)):
-            return None
+            return False
         a = rng.integers(-(1 << 22), 1 << 22, (3, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14), 1 << 14, (3, cout, k, k)).astype(np.float64)
         want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(3, -1)).reshape(
             cout, k, k, h, w), s, pad)
         if not np.array_equal(_native.convt_direct(a, wt, s, pad), want):
-            return None
-    return _ConvKernels(_native.overlap_add, _native.convt_direct)
+            return False
+    return True
 
 
-_conv_kernels: _ConvKernels | None | bool = False  # False: not tried yet
+_conv_kernels: bool | None = None  # None: not checked yet
 
 
-def kernels() -> _ConvKernels | None:
-    """The self-checked wasm conv kernels, or None: CPython, disabled, failed check, or ``_kernel = None``."""
+def kernels_on() -> bool:
+    """Whether the wasm conv kernels are in use: False in CPython, when disabled or failing their check,
+    or after ``_kernel = None`` (which turns every kernel off)."""
     global _conv_kernels
-    if _conv_kernels is False:
-        _conv_kernels = _load_conv_kernels()
-    return _conv_kernels if _kernel is not None else None  # `_kernel = None` turns every kernel off
+    if _conv_kernels is None:
+        _conv_kernels = _conv_kernels_pass()
+    return _conv_kernels and _kernel is not None
 
 
 _scratch = threading.local()  # per thread: concurrent decodes (the site's encode workers) never share one
@@ -230,19 +225,16 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     cout, k, s = w.shape[1], w.shape[2], stride
     if s == 1 and cin < cout:
         return _conv_gather(a, w, pad)
-    kern = kernels()
-    if kern is not None and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS:
-        return kern.convt_direct(a, w, s, pad)
+    kern = kernels_on()
+    if kern and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS:
+        return _native.convt_direct(a, w, s, pad)
     if wmat is None:
         wmat = weight_matrix(w)
     # The patch matrix is consumed by the overlap-add below (which returns new memory): scratch is safe.
     patches = _product(wmat, a.reshape(cin, h * wd), scratch=True).reshape(cout, k, k, h, wd)
-    if kern is not None:
-        return kern.overlap_add(patches, s, pad)
+    if kern:
+        return _native.overlap_add(patches, s, pad)
     return _overlap_add(patches, s, pad)
-
-
-_gather_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(w) -> (w, gather matrix)
 
 
 def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
@@ -254,10 +246,7 @@ def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     """
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
-    hit = _gather_cache.get(id(w))
-    if hit is None or hit[0] is not w:
-        _bounded_put(_gather_cache, id(w), (w, np.ascontiguousarray(w.transpose(1, 0, 2, 3).reshape(cout, -1))))
-        hit = _gather_cache[id(w)]
+    wg = _derived(_gather_cache, w, lambda w: np.ascontiguousarray(w.transpose(1, 0, 2, 3).reshape(cout, -1)))
     e = k - 1  # zero border wide enough for every tap
     ap = np.zeros((cin, h + 2 * e, wd + 2 * e), np.float64)
     ap[:, e : e + h, e : e + wd] = a
@@ -267,7 +256,7 @@ def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
         for kx in range(k):
             x0 = pad - kx + e
             cols[:, ky, kx] = ap[:, y0 : y0 + h, x0 : x0 + wd]
-    return _product(hit[1], cols.reshape(cin * k * k, h * wd)).reshape(cout, h, wd)
+    return _product(wg, cols.reshape(cin * k * k, h * wd)).reshape(cout, h, wd)
 
 
 def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:

@@ -50,7 +50,7 @@ rans._kernel_state = rans_ok
 # The conv kernels (overlap-add, direct small-Cin conv) and the fused iGDN: loaded and self-checked.
 from webdecoder import synthesis  # noqa: E402
 
-conv_ok = conv.kernels() is not None
+conv_ok = conv.kernels_on()
 igdn_ok = synthesis._igdn_kernel_ok()
 out = {}
 for f in files:
