@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# After `nic export CHECKPOINT -o models` ships a new model, refresh everything that is tied to it:
+#   1. the PSNR floors of tests/test_roundtrip.py (measured, minus 0.5 dB)
+#   2. the fuzz corpus in tests/corpus/ (its hostile files carry the model id)
+#   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
+#   4. the decode-speed, depth-choice and browser-latency benchmarks (JSON under build/ and runs/)
+# Usage: scripts/refresh_after_export.sh [step ...]   steps: floors corpus rd sga speed browser (default: all)
+# The RD runs pass --resume: the classical codecs' per-image results are reused (they are
+# deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
+# Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=.venv/bin/python
+NIC=.venv/bin/nic
+DATA=${NIC_DATA:-../shared/data}
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd sga speed browser)
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
+
+for step in "${steps[@]}"; do
+  echo "== $step"
+  case "$step" in
+    floors) $PY -m bench.psnr_floors --write ;;
+    corpus) $PY -m bench.fuzz --write-corpus --budget-s 0 ;;
+    rd)
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak --workers 2 --effort none --resume
+      $NIC eval "$DATA/eval" -o runs/eval/eval --workers 2 --effort none --limit 6 --resume
+      for set in kodak eval; do
+        mkdir -p "bench/results/$set"
+        cp runs/eval/$set/*.json runs/eval/$set/summary.md "bench/results/$set/"
+        rm -f "bench/results/$set/per_image.json"
+        cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
+      done ;;
+    sga)
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 2 --effort none fast default \
+        --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
+      mkdir -p bench/results/kodak-sga
+      cp runs/eval/kodak-sga/*.json runs/eval/kodak-sga/summary.md bench/results/kodak-sga/
+      rm -f bench/results/kodak-sga/per_image.json ;;
+    speed)
+      $PY -m bench.decode_speed "$DATA/kodak" --limit 3
+      $PY -m bench.depth_choice "$DATA/kodak" --limit 6 --qualities 1 3 5 7 ;;
+    browser) $PY -m bench.browser_latency ;;
+    *) echo "unknown step: $step" >&2; exit 2 ;;
+  esac
+done
