@@ -17,6 +17,8 @@ DATA = Path(__file__).resolve().parent / "data"
 PIXELS_SHA256 = {
     "legacy-8b2f244bdee48d9d-d1.nic": "07ce45f2eb227b2046dead92f84c7371a782be06e848675680ad65ac351a6351",
     "legacy-8b2f244bdee48d9d-d2.nic": "aa102020b9f76badd57f4e862a4780b242934fce4cc1e180594c4608d4f0f208",
+    "legacy-cc3f600bc9358f1a-d1.nic": "555bc697cf74a7bad91933eab252fc698fce5a9cda1d03dd9af09b414f4d647f",
+    "legacy-cc3f600bc9358f1a-d2.nic": "03f9d2c7b579e0584d2ee5523e0869ce14849735463f12ede13c7a85e4f5d2f1",
 }
 
 
