@@ -9,6 +9,10 @@ the training photos) and reports the PSNR of projecting the test images onto its
 components: an upper bound for a linear block synthesis at infinite rate, and an estimate of
 where a wider latent would lift the top of nic's RD curve. Overlapping kernels (18x18 at depth 1)
 and the inverse GDN at depth 2 move it a little; no quantisation or rate is involved.
+
+``--usage N`` also reports how the shipped model spreads y's bits over its channels on the first
+N test images (the training model's likelihoods, per quality): idle channels would be capacity to
+reallocate, busy ones mean the ceiling is real.
 """
 
 from __future__ import annotations
@@ -33,12 +37,39 @@ def blocks(path: Path) -> np.ndarray:
     return x.reshape(-1, BLOCK * BLOCK * 3)
 
 
+def channel_usage(images: list[Path], qualities: tuple[int, ...] = (0, 4, 7)) -> list[dict]:
+    """Share of y's estimated bits per latent channel, shipped model, per quality."""
+    import torch
+
+    from encoder.codec import default_encoder
+
+    model = default_encoder().model
+    rows = []
+    for q in qualities:
+        per_channel = 0.0
+        for p in images:
+            x = torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+            with torch.no_grad():
+                lik = model(x, torch.tensor([q]))["likelihoods"]["y"][0]
+            per_channel = per_channel + (-torch.log2(lik)).sum(dim=(1, 2)).numpy() / (x.shape[2] * x.shape[3])
+        share = per_channel / per_channel.sum()
+        rows.append({"quality": q, "y_bpp": round(float(per_channel.sum()) / len(images), 3),
+                     "channels": len(share), "channels_over_0.1pct": int((share > 0.001).sum()),
+                     "least_used_third_share": round(float(np.sort(share)[: len(share) // 3].sum()), 3)})
+        r = rows[-1]
+        print(f"quality {q}: y {r['y_bpp']:.3f} bpp; {r['channels_over_0.1pct']} of {len(share)} channels carry"
+              f" > 0.1 % of the bits; the least-used third carries {r['least_used_third_share']:.1%}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=Path, default=Path("../shared/data/train"))
     ap.add_argument("--test", type=Path, default=Path("../shared/data/kodak"))
     ap.add_argument("--train-images", type=int, default=600, help="random training photos to fit the basis on")
     ap.add_argument("--channels", type=int, nargs="+", default=[64, 128, 192, 256, 320, 384])
+    ap.add_argument("--usage", type=int, default=0, metavar="N",
+                    help="also the shipped model's channel usage on N images")
     ap.add_argument("-o", "--out", type=Path, default=Path("build/bench/linear_ceiling.json"))
     a = ap.parse_args(argv)
 
@@ -60,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             psnrs.append(10 * np.log10(255**2 / mse))
         rows.append({"channels": c, "psnr_rgb": round(float(np.mean(psnrs)), 2)})
         print(f"{c:4d} channels: {rows[-1]['psnr_rgb']:.2f} dB (mean over {len(tests)} test images)")
+    usage = channel_usage(sorted(a.test.glob("*.png"))[: a.usage]) if a.usage else []
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"train_blocks": len(x), "block": BLOCK, "rows": rows}, indent=1))
+    a.out.write_text(json.dumps({"train_blocks": len(x), "block": BLOCK, "rows": rows, "usage": usage}, indent=1))
     print(f"wrote {a.out}")
     return 0
 
