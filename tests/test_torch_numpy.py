@@ -37,5 +37,9 @@ def test_hyper_decoder_agrees_with_float_twin(encoder, kodak):
     means_fx, _ = hyper_decode(encoder.int_model, z_hat)
     with torch.no_grad():
         mu, _ = encoder.model.h_s(torch.from_numpy(z_hat).float()[None])
-    # 8 fraction bits: the integer means are within a few 1/256 steps of the float ones
-    assert np.abs(mu[0].numpy() - means_fx / 256.0).max() < 0.05
+    # 8 fraction bits: on average the integer means are within a fraction of a 1/256 step of the
+    # float ones (model 481e07352bef9b63: mean 0.0011, 99.9th percentile 0.025, max 0.07 on
+    # kodim01-04); rounding accumulated over three layers moves a handful of the 294,912 means
+    # further, but a clipped activation or a wrong shift moves whole channels by far more.
+    err = np.abs(mu[0].numpy() - means_fx / 256.0)
+    assert err.mean() < 0.003 and np.quantile(err, 0.999) < 0.05 and err.max() < 0.1
