@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 import io
-import json
 from pathlib import Path
 import platform
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench import report, save_json
 from bench.rd import encode_classical, list_images, load_rgb
 
 PILLOW_CODECS = ("webp", "avif", "jpeg")
@@ -195,10 +195,7 @@ def run(
         "summary": summary,
         "per_image": per_image,
     }
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return save_json(result, out)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -251,11 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.threads,
         a.out,
     )
-    md = markdown(res)
-    print(md)
-    if a.out:  # the table next to the JSON, ready for BENCHMARKS.md
-        Path(a.out).with_suffix(".md").write_text(md)
-        print(f"wrote {a.out} and {Path(a.out).with_suffix('.md')}")
+    report(markdown(res), a.out)
     return 0
 
 

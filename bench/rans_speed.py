@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-import json
 from pathlib import Path
 import platform
 import statistics
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import report, save_json
 from webdecoder.rans import RansDecoder, RansEncoder
 from webdecoder.tables import gaussian_tables
 
@@ -190,10 +190,7 @@ def run(
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rows": rows,
     }
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return save_json(result, out)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -222,11 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="runs/bench/rans_speed.json")
     a = p.parse_args(argv)
     res = run(a.symbols, a.lanes, a.repeats, a.image, a.quality, a.seed, a.out)
-    md = markdown(res)
-    print(md)
-    if a.out:  # the table next to the JSON, ready for BENCHMARKS.md
-        Path(a.out).with_suffix(".md").write_text(md)
-        print(f"wrote {a.out} and {Path(a.out).with_suffix('.md')}")
+    report(markdown(res), a.out)
     return 0
 
 
