@@ -18,13 +18,15 @@ reallocate, busy ones mean the ceiling is real.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import random
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from bench import save_json
+from bench.rd import psnr_rgb
 
 BLOCK = 16
 
@@ -80,20 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     _, vecs = np.linalg.eigh(np.cov((x - mean).T))
     vecs = vecs[:, ::-1]  # largest variance first
 
-    tests = [blocks(p) - mean for p in sorted(a.test.glob("*.png"))]
+    test_files = sorted(a.test.glob("*.png"))
+    tests = [blocks(p) - mean for p in test_files]
     rows = []
     for c in a.channels:
         basis = vecs[:, :c]
         psnrs = []
         for b in tests:
-            rec = np.clip(np.round(b @ basis @ basis.T + mean), 0, 255)
-            mse = float(np.mean((rec - (b + mean)) ** 2))
-            psnrs.append(10 * np.log10(255**2 / mse))
+            psnrs.append(psnr_rgb(np.clip(np.round(b @ basis @ basis.T + mean), 0, 255), b + mean))
         rows.append({"channels": c, "psnr_rgb": round(float(np.mean(psnrs)), 2)})
         print(f"{c:4d} channels: {rows[-1]['psnr_rgb']:.2f} dB (mean over {len(tests)} test images)")
-    usage = channel_usage(sorted(a.test.glob("*.png"))[: a.usage]) if a.usage else []
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"train_blocks": len(x), "block": BLOCK, "rows": rows, "usage": usage}, indent=1))
+    usage = channel_usage(test_files[: a.usage]) if a.usage else []
+    save_json({"train_blocks": len(x), "block": BLOCK, "rows": rows, "usage": usage}, a.out)
     print(f"wrote {a.out}")
     return 0
 

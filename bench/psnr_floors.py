@@ -18,6 +18,7 @@ import re
 import numpy as np
 from PIL import Image
 
+from bench.rd import psnr_rgb
 from encoder.codec import default_encoder
 import webdecoder
 
@@ -36,8 +37,7 @@ def measure(image: Path) -> dict[int, list[float]]:
         for q in range(enc.qualities):
             data = enc.encode(img, q, depth, effort="none")
             out = webdecoder.decode(data)
-            mse = float(np.mean((out.astype(np.float64) - img) ** 2))
-            p = 10 * math.log10(255**2 / max(mse, 1e-10))
+            p = psnr_rgb(out, img)
             row.append(math.floor((p - MARGIN_DB) * 10) / 10)
             print(f"depth {depth} q{q}: {len(data)} B, {p:.2f} dB -> floor {row[-1]:.1f}")
         floors[depth] = row

@@ -17,6 +17,12 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd sga speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
+publish() {  # runs/eval/$1 -> bench/results/$1 (the CompressAI-format JSONs and the summary)
+  mkdir -p "bench/results/$1"
+  cp runs/eval/"$1"/*.json runs/eval/"$1"/summary.md "bench/results/$1/"
+  rm -f "bench/results/$1/per_image.json"
+}
+
 for step in "${steps[@]}"; do
   echo "== $step"
   case "$step" in
@@ -26,17 +32,13 @@ for step in "${steps[@]}"; do
       $NIC eval "$DATA/kodak" -o runs/eval/kodak --workers 2 --effort none --resume
       $NIC eval "$DATA/eval" -o runs/eval/eval --workers 2 --effort none --limit 6 --resume
       for set in kodak eval; do
-        mkdir -p "bench/results/$set"
-        cp runs/eval/$set/*.json runs/eval/$set/summary.md "bench/results/$set/"
-        rm -f "bench/results/$set/per_image.json"
+        publish "$set"
         cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
       done ;;
     sga)
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
-      mkdir -p bench/results/kodak-sga
-      cp runs/eval/kodak-sga/*.json runs/eval/kodak-sga/summary.md bench/results/kodak-sga/
-      rm -f bench/results/kodak-sga/per_image.json ;;
+      publish kodak-sga ;;
     speed)
       $PY -m bench.decode_speed "$DATA/kodak" --limit 3
       $PY -m bench.depth_choice "$DATA/kodak" --limit 6 --qualities 1 3 5 7 ;;
