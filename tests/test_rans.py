@@ -71,3 +71,29 @@ def test_corrupt_stream_is_detected():
         decode_values(bytes(bad), esc, tables, freqs, offsets, 16)
     with pytest.raises(NicError):
         decode_values(rans[:-2], esc, tables, freqs, offsets, 16)
+
+
+def test_bucket_index_brackets_every_slot_like_the_slot_table():
+    """The C loop's bucket index (rans._decode_tables, buckets=True) must find the symbol that the NumPy
+    loop's slot table finds, for every slot of every table of the shipped coder's y tables. CPython never
+    loads the C loop, so its search is replayed here in NumPy: a binary search between two neighbouring
+    bucket entries."""
+    from webdecoder import rans
+
+    freqs, offsets = gaussian_tables()
+    freqs, offsets = np.asarray(freqs, np.int64), np.asarray(offsets, np.int64)
+    lut, start = rans._decode_tables(freqs, offsets, buckets=False)
+    buckets, start_b = rans._decode_tables(freqs, offsets, buckets=True)
+    assert np.array_equal(start, start_b)
+    n_tables = offsets.size - 1
+    assert buckets.shape == (n_tables, 257) and buckets.dtype == np.int32
+    slot = np.tile(np.arange(1 << 16), n_tables)
+    table = np.repeat(np.arange(n_tables), 1 << 16)
+    lo = buckets[table, slot >> 8].astype(np.int64)
+    hi = buckets[table, (slot >> 8) + 1].astype(np.int64)
+    assert np.all(lo <= hi) and np.all(hi - lo <= 256)  # at most 9 halvings in C
+    while np.any(lo < hi):
+        mid = (lo + hi + 1) >> 1
+        ok = start[mid] <= slot
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid - 1)
+    assert np.array_equal(lo, lut[(table << 16) | slot])

@@ -106,19 +106,40 @@ def overlap_add(patches: np.ndarray, stride: int, pad: int) -> np.ndarray:
     return out
 
 
-def rans_decode(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, lut: np.ndarray,
+def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, buckets: np.ndarray,
                 freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
     """The rANS step loop: returns (global symbol indices, new word pointer); pointer -1 = out of words.
 
-    ``x`` (int64 lane states) is updated in place, like the NumPy loop does.
+    ``x`` (int64 lane states) is updated in place, like the NumPy loop does; ``buckets`` is the
+    (tables, 257) int32 index of ``rans._decode_tables``.
     """
-    n = base.size
-    args = [np.ascontiguousarray(base, np.int32), np.ascontiguousarray(words, np.int64),
-            np.ascontiguousarray(lut, np.int32), np.ascontiguousarray(freqs, np.int64),
+    n = tables.size
+    args = [np.ascontiguousarray(tables, np.int32), np.ascontiguousarray(words, np.int64),
+            np.ascontiguousarray(buckets, np.int32), np.ascontiguousarray(freqs, np.int64),
             np.ascontiguousarray(start, np.int64)]
     assert x.dtype == np.int64 and x.flags.c_contiguous
     out = np.empty(n, np.int32)
-    b, wd, lu, fr, st = args
-    new_ptr = lib().nic_rans_decode(b.ctypes.data, n, lanes, x.ctypes.data, wd.ctypes.data, wd.size, ptr,
-                                    lu.ctypes.data, fr.ctypes.data, st.ctypes.data, out.ctypes.data)
+    tb, wd, bk, fr, st = args
+    new_ptr = lib().nic_rans_decode(tb.ctypes.data, n, lanes, x.ctypes.data, wd.ctypes.data, wd.size, ptr,
+                                    bk.ctypes.data, fr.ctypes.data, st.ctypes.data, out.ctypes.data)
     return out, new_ptr
+
+
+class CheckInts:
+    """Deterministic integers for the kernels' load-time self-checks (a splitmix64 counter in NumPy).
+
+    ``numpy.random`` would do, but importing it costs ~65 ms of the first decode in Pyodide.
+    """
+
+    def __init__(self, seed: int = 0):
+        self._next = seed
+
+    def integers(self, lo: int, hi: int, shape: int | tuple[int, ...] = ()) -> np.ndarray:
+        """int64 values in ``[lo, hi)`` (``hi - lo`` below 2^62), like ``Generator.integers``."""
+        n = int(np.prod(shape))
+        z = np.arange(self._next + 1, self._next + 1 + n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        self._next += n
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return (lo + (z % np.uint64(hi - lo)).astype(np.int64)).reshape(shape)

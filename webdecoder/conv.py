@@ -109,7 +109,7 @@ def _load_kernel() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
     """
     if not NO_BLAS or _native.lib() is None:
         return None
-    rng = np.random.default_rng(0)
+    rng = _native.CheckInts()
     for p, k, n, abits in ((7, 5, 9, 22), (12, 192, 10, 22), (75, 6, 33, 22), (9, 64, 13, 11), (5, 17, 6, 15)):
         w = rng.integers(-(1 << 14) + 1, 1 << 14, (p, k)).astype(np.float64)
         a = rng.integers(-(1 << abits), (1 << abits) + 1, (k, n)).astype(np.float64)
@@ -131,7 +131,7 @@ def _conv_kernels_pass() -> bool:
     on random integers (checked once, before first use, like the matmul kernels)."""
     if not NO_BLAS or _native.lib() is None:
         return False
-    rng = np.random.default_rng(0)
+    rng = _native.CheckInts()
     for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
         patches = rng.integers(-(1 << 40), 1 << 40, (cout, k, k, h, w)).astype(np.float64)
         if not np.array_equal(_native.overlap_add(patches, s, pad), _overlap_add(patches, s, pad)):

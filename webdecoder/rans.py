@@ -48,29 +48,41 @@ def _starts(freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return cum - freqs - np.concatenate(([0], cum))[offsets[:-1]][table_of]
 
 
-# Decoding lookup tables, built once per frequency array (the model's y and z tables): entry
-# table << 16 | slot holds the global index of the symbol whose range covers that slot.
-_SLOT_TABLES: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+# Decoding tables, built once per frequency array (the model's y and z tables) and kept while it lives.
+_DECODE_TABLES: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+BUCKET_BITS = 8  # the C loop's index: one entry per 2^8 slots of each table
 
 
-def _slot_table(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lut, start): lut[(t << 16) | slot] = global symbol index; start[i] = symbol i's start in its table.
+def _decode_tables(freqs: np.ndarray, offsets: np.ndarray, buckets: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(index, start): ``start[i]`` is symbol i's start in its table; ``index`` finds the symbol of a slot.
 
-    Every table's frequencies sum to 2^16 (checked when the model loads), so repeating each symbol
-    index freq times lays the tables out back to back at exactly t << 16. Memory: 4 bytes per slot
-    (64 tables: 16 MiB), held while the frequency array lives.
+    For the NumPy loop (``buckets=False``) the index is a slot table, ``index[(t << 16) | slot]`` = the
+    global index of the symbol covering that slot: one gather per step, but 4 bytes per slot (64 tables:
+    16 MiB, and ~80 ms to build in Pyodide). The C loop (``buckets=True``) needs only 257 entries per
+    table: ``index[t, b]`` covers slot ``b << 8`` and ``index[t, 256]`` is the table's last symbol, so the
+    answer lies between two neighbouring entries (``native/matmul.c``, ``nic_rans_decode``).
     """
-    hit = _SLOT_TABLES.get(id(freqs))
+    hit = _DECODE_TABLES.get((id(freqs), buckets))
     if hit is not None and hit[0] is freqs:
         return hit[1], hit[2]
     if freqs.min() < 1 or np.any(np.add.reduceat(freqs, offsets[:-1].astype(np.intp)) != 1 << PRECISION):
         raise NicError("rANS: frequency tables must sum to 2^16")
-    lut = np.repeat(np.arange(freqs.size, dtype=np.intp), freqs.astype(np.intp))
     start = _starts(freqs, offsets)
-    if len(_SLOT_TABLES) >= 4:  # a few models at most; never grow without bound
-        _SLOT_TABLES.clear()
-    _SLOT_TABLES[id(freqs)] = (freqs, lut, start)
-    return lut, start
+    if buckets:
+        n_tables = offsets.size - 1
+        table_of = np.repeat(np.arange(n_tables, dtype=np.int64), np.diff(offsets).astype(np.intp))
+        first = np.arange(n_tables, dtype=np.int64)[:, None] << PRECISION  # strictly increasing keys:
+        keys = first + (np.arange(1 << BUCKET_BITS, dtype=np.int64) << (PRECISION - BUCKET_BITS))
+        index = np.empty((n_tables, (1 << BUCKET_BITS) + 1), np.int32)
+        index[:, :-1] = np.searchsorted((table_of << PRECISION) + start, keys.ravel(), "right").reshape(
+            n_tables, -1) - 1
+        index[:, -1] = offsets[1:] - 1
+    else:
+        index = np.repeat(np.arange(freqs.size, dtype=np.intp), freqs.astype(np.intp))
+    if len(_DECODE_TABLES) >= 8:  # a few models at most; never grow without bound
+        _DECODE_TABLES.clear()
+    _DECODE_TABLES[(id(freqs), buckets)] = (freqs, index, start)
+    return index, start
 
 
 def _decode_steps(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, lut: np.ndarray,
@@ -107,10 +119,13 @@ def _decode_steps(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     return (np.concatenate(parts) if parts else np.zeros(0, np.intp)), ptr
 
 
-def _decode_steps_kernel(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int,
-                         lut: np.ndarray, freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
-    """``_decode_steps`` in C (Pyodide only; webdecoder/native): one call instead of ~12 per step."""
-    out, new_ptr = _native.rans_decode(base, lanes, x, words, ptr, lut, freqs, start)
+def _decode_steps_kernel(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int,
+                         buckets: np.ndarray, freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
+    """``_decode_steps`` in C (Pyodide only; webdecoder/native): one call instead of ~12 per step.
+
+    It takes the table of each symbol (not ``table << 16``) and the bucket index of ``_decode_tables``.
+    """
+    out, new_ptr = _native.rans_decode(tables, lanes, x, words, ptr, buckets, freqs, start)
     if new_ptr < 0:
         raise NicError("rANS: stream ends early")
     return out, new_ptr
@@ -120,25 +135,30 @@ _kernel_state: bool | None = None  # None: not checked yet
 
 
 def _kernel_ok() -> bool:
-    """Use the C loop only where it loads and reproduces the NumPy loop exactly on a random stream."""
+    """Use the C loop only where it loads and reproduces the NumPy loop exactly on a pseudo-random stream."""
     global _kernel_state
     if _kernel_state is None:
         _kernel_state = False
         if _native.lib() is not None:
-            rng = np.random.default_rng(0)
-            freqs = np.array([30000, 20000, 15000, 535, 1, 65000, 535, 1], np.int64)  # each table sums to 2^16
-            offsets = np.array([0, 5, 8], np.int64)
-            n = 1000  # ~150 steps of 7 lanes: every branch (renormalisation, both tables) at 1/5 the start-up cost
-            tables = rng.integers(0, 2, n)
-            symbols = np.where(tables == 0, rng.integers(0, 5, n), rng.integers(0, 3, n))
-            data = RansEncoder(lanes=7).encode(symbols, freqs, offsets, tables)
-            lut, start = _slot_table(freqs, offsets)
-            base = (tables << PRECISION).astype(np.intp)
+            ints = _native.CheckInts()
+            # three tables that each sum to 2^16; the last has 600 symbols, so the C loop's bucket
+            # search runs its full depth (several symbols start inside one 256-slot bucket)
+            big = 1 + (np.arange(600, dtype=np.int64) * 37) % 200
+            big[0] = (1 << PRECISION) - big[1:].sum()
+            freqs = np.concatenate([[30000, 20000, 15000, 535, 1], [65000, 535, 1], big]).astype(np.int64)
+            offsets = np.array([0, 5, 8, 608], np.int64)
+            n, lanes = 1500, 37  # 41 steps, the last one partial: every branch at little start-up cost
+            tables = ints.integers(0, 3, n)
+            symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
+            data = RansEncoder(lanes=lanes).encode(symbols, freqs, offsets, tables)
             results = []
             try:
-                for steps in (_decode_steps, _decode_steps_kernel):
-                    dec = RansDecoder(data, lanes=7)
-                    out, ptr = steps(base, 7, dec.x, dec.words, 0, lut, freqs, start)
+                for kernel in (False, True):
+                    dec = RansDecoder(data, lanes=lanes)
+                    index, start = _decode_tables(freqs, offsets, buckets=kernel)
+                    steps = _decode_steps_kernel if kernel else _decode_steps
+                    keys = tables if kernel else (tables << PRECISION).astype(np.intp)
+                    out, ptr = steps(keys, lanes, dec.x, dec.words, 0, index, freqs, start)
                     results.append((out.astype(np.int64).tolist(), ptr, dec.x.tolist()))
                 _kernel_state = results[0] == results[1] and results[0][0] == (offsets[tables] + symbols).tolist()
             except (NicError, OSError, ValueError):
@@ -199,10 +219,16 @@ class RansDecoder:
         freqs = np.asarray(freqs, np.int64)
         offsets = np.asarray(offsets, np.int64)
         tables = np.asarray(tables, np.int64)
-        lut, start = _slot_table(freqs, offsets)
-        base = (tables << PRECISION).astype(np.intp)
-        steps = _decode_steps_kernel if _kernel_ok() else _decode_steps
-        out, self.ptr = steps(base, self.lanes, self.x, self.words, self.ptr, lut, freqs, start)
+        if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
+            raise NicError("rANS: table index out of range")
+        if _kernel_ok():
+            buckets, start = _decode_tables(freqs, offsets, buckets=True)
+            out, self.ptr = _decode_steps_kernel(tables, self.lanes, self.x, self.words, self.ptr, buckets,
+                                                 freqs, start)
+        else:
+            lut, start = _decode_tables(freqs, offsets, buckets=False)
+            base = (tables << PRECISION).astype(np.intp)
+            out, self.ptr = _decode_steps(base, self.lanes, self.x, self.words, self.ptr, lut, freqs, start)
         return out.astype(np.int64) - offsets[tables]
 
     def finish(self) -> None:

@@ -266,19 +266,27 @@ void nic_upres_igdn(const double *acc, const double *b, const double *gamma, con
 }
 
 /* Interleaved rANS decode (webdecoder/rans.py RansDecoder.decode, same semantics): symbol i uses lane
- * i % lanes; within a step lanes renormalise in lane order from the shared word stream. lut maps
- * base[i] + slot (base = table << 16) to the global symbol index. Returns the new word pointer, or -1
- * when the stream runs out (rans.py raises NicError then). Integer-only, so it matches NumPy exactly. */
-int nic_rans_decode(const int32_t *base, int n, int lanes, int64_t *x, const int64_t *words, int nwords, int ptr,
-                    const int32_t *lut, const int64_t *freqs, const int64_t *start, int32_t *out) {
+ * i % lanes, table tables[i]; within a step lanes renormalise in lane order from the shared word stream.
+ * The symbol whose range covers a slot is found without the NumPy path's 16 MiB slot table: bucket[t *
+ * 257 + b] (b < 256) is the global index of the symbol covering slot b << 8 of table t, and bucket[t * 257
+ * + 256] its last symbol, so the answer lies in [bucket[b], bucket[b + 1]]: a binary search of at most
+ * 9 steps, usually none. Returns the new word pointer, or -1 when the stream runs out (rans.py raises
+ * NicError then). Integer-only, so it matches NumPy exactly. */
+int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const int64_t *words, int nwords,
+                    int ptr, const int32_t *bucket, const int64_t *freqs, const int64_t *start, int32_t *out) {
   for (int lo = 0; lo < n; lo += lanes) {
     int m = n - lo < lanes ? n - lo : lanes;
     for (int j = 0; j < m; j++) {
       int64_t s = x[j];
       int64_t slot = s & 0xFFFF;
-      int32_t p = lut[base[lo + j] + slot];
-      out[lo + j] = p;
-      s = freqs[p] * (s >> 16) + slot - start[p];
+      const int32_t *bk = bucket + (long)tables[lo + j] * 257 + (slot >> 8);
+      int32_t a = bk[0], z = bk[1];
+      while (a < z) {
+        int32_t mid = (a + z + 1) >> 1;
+        if (start[mid] <= slot) a = mid; else z = mid - 1;
+      }
+      out[lo + j] = a;
+      s = freqs[a] * (s >> 16) + slot - start[a];
       if (s < 65536) {
         if (ptr >= nwords) return -1;
         s = (s << 16) | words[ptr++];
