@@ -118,6 +118,10 @@ def train(config_path: str | Path, max_minutes: float | None = None) -> Path:
         opt.load_state_dict(state["opt"])
         step = state["step"]
         log.info("resumed at step %d", step)
+    if tcfg.get("compile", False):
+        # Inductor's generated CPU kernels: 0.78 s/step against 0.88 eager on the 2-core machine (batch 8,
+        # 192 crops), after a one-off compile of about a minute. The weights and checkpoints are unchanged.
+        model.forward = torch.compile(model.forward)
     (run_dir / "config.json").write_text(json.dumps({"model": mcfg.__dict__, "train": tcfg}, indent=1))
 
     data = CropDataset(Path(tcfg["data"]), int(tcfg["crop"]), seed=int(tcfg.get("seed", 0)) + step)
