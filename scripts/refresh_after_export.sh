@@ -3,7 +3,7 @@
 #   1. the PSNR floors of tests/test_roundtrip.py (measured, minus 0.5 dB)
 #   2. the fuzz corpus in tests/corpus/ (its hostile files carry the model id)
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
-#   4. the decode-speed, depth-choice and browser-latency benchmarks (JSON under build/ and runs/)
+#   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
 # Usage: scripts/refresh_after_export.sh [step ...]   steps: floors corpus rd sga speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
@@ -42,7 +42,9 @@ for step in "${steps[@]}"; do
     speed)
       $PY -m bench.decode_speed "$DATA/kodak" --limit 3
       $PY -m bench.depth_choice "$DATA/kodak" --limit 6 --qualities 1 3 5 7 ;;
-    browser) $PY -m bench.browser_latency ;;
+    browser)
+      $PY -m bench.browser_latency
+      node bench/boot_speed.mjs build/web 5 ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
 done
