@@ -142,9 +142,9 @@ def _gzip_twin(path: Path) -> None:
     atomic_write(gz, gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
 
 
-# Served byte-compiled (see byte_compile); their verified originals stay in source/, with the original
-# lock file (the served one is rewritten for the compiled NumPy wheel).
-_COMPILED = {"python_stdlib.zip": "stdlib", NUMPY_WHEEL: "wheel"}
+# npm files kept in source/: runtime/ serves what is made from them (the byte-compiled stdlib, and a lock
+# file that names the byte-compiled NumPy wheel's sha256). The NumPy original goes to source/ as well.
+_DERIVED = ("python_stdlib.zip", "pyodide-lock.json")
 _STAMP = ".byte-compiled.json"  # in runtime/: file name -> sha256 of the original ("from") and of the result
 COMPILED_DIR = "compiled"  # in the bundle folder: the webdecoder wheel with bytecode (see compiled_wheel)
 
@@ -197,7 +197,7 @@ def assemble(npm_dir: Path, carrier: Path, out: Path) -> dict:
     runtime.mkdir(parents=True, exist_ok=True)
     source.mkdir(parents=True, exist_ok=True)
     for name, digest in PYODIDE_FILES.items():
-        dst = (source if name in _COMPILED or name == "pyodide-lock.json" else runtime) / name
+        dst = (source if name in _DERIVED else runtime) / name
         if dst.is_file() and sha256_file(dst) == digest:
             continue
         _check(npm_dir / name, digest)
