@@ -19,6 +19,8 @@ PIXELS_SHA256 = {
     "legacy-8b2f244bdee48d9d-d2.nic": "aa102020b9f76badd57f4e862a4780b242934fce4cc1e180594c4608d4f0f208",
     "legacy-cc3f600bc9358f1a-d1.nic": "555bc697cf74a7bad91933eab252fc698fce5a9cda1d03dd9af09b414f4d647f",
     "legacy-cc3f600bc9358f1a-d2.nic": "03f9d2c7b579e0584d2ee5523e0869ce14849735463f12ede13c7a85e4f5d2f1",
+    "legacy-481e07352bef9b63-d1.nic": "5c20580da8e72ce45bd2a3e66687e1b1c5b622e4c41cb1fae1a9b0905dd5ecc1",
+    "legacy-481e07352bef9b63-d2.nic": "0f4ac6ae9a16de8ce07df2e997d09c68883663cfddda0bbe0d4d2a8e1512b256",
 }
 
 
