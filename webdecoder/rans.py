@@ -41,11 +41,15 @@ RANS_L = 1 << 16  # lower bound of the state; also every lane's initial state
 _MASK = (1 << PRECISION) - 1
 
 
+def _table_of(offsets: np.ndarray) -> np.ndarray:
+    """The table of every symbol of the concatenated tables."""
+    return np.repeat(np.arange(offsets.size - 1), np.diff(offsets).astype(np.intp))  # intp: 32-bit in wasm
+
+
 def _starts(freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Cumulative start of every symbol inside its own table."""
     cum = np.cumsum(freqs, dtype=np.int64)
-    table_of = np.repeat(np.arange(offsets.size - 1), np.diff(offsets).astype(np.intp))  # intp: 32-bit in wasm
-    return cum - freqs - np.concatenate(([0], cum))[offsets[:-1]][table_of]
+    return cum - freqs - np.concatenate(([0], cum))[offsets[:-1]][_table_of(offsets)]
 
 
 # Decoding tables, built once per frequency array (the model's y and z tables) and kept while it lives.
@@ -70,12 +74,11 @@ def _decode_tables(freqs: np.ndarray, offsets: np.ndarray, buckets: bool) -> tup
     start = _starts(freqs, offsets)
     if buckets:
         n_tables = offsets.size - 1
-        table_of = np.repeat(np.arange(n_tables, dtype=np.int64), np.diff(offsets).astype(np.intp))
         first = np.arange(n_tables, dtype=np.int64)[:, None] << PRECISION  # strictly increasing keys:
         keys = first + (np.arange(1 << BUCKET_BITS, dtype=np.int64) << (PRECISION - BUCKET_BITS))
         index = np.empty((n_tables, (1 << BUCKET_BITS) + 1), np.int32)
-        index[:, :-1] = np.searchsorted((table_of << PRECISION) + start, keys.ravel(), "right").reshape(
-            n_tables, -1) - 1
+        symbol_keys = (_table_of(offsets).astype(np.int64) << PRECISION) + start
+        index[:, :-1] = np.searchsorted(symbol_keys, keys.ravel(), "right").reshape(n_tables, -1) - 1
         index[:, -1] = offsets[1:] - 1
     else:
         index = np.repeat(np.arange(freqs.size, dtype=np.intp), freqs.astype(np.intp))
@@ -131,6 +134,15 @@ def _decode_steps_kernel(tables: np.ndarray, lanes: int, x: np.ndarray, words: n
     return out, new_ptr
 
 
+def _run_steps(kernel: bool, tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int,
+               freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, int]:
+    """Decode ``tables.size`` symbols with the C loop or the NumPy loop, each with its own index."""
+    index, start = _decode_tables(freqs, offsets, buckets=kernel)
+    if kernel:
+        return _decode_steps_kernel(tables, lanes, x, words, ptr, index, freqs, start)
+    return _decode_steps((tables << PRECISION).astype(np.intp), lanes, x, words, ptr, index, freqs, start)
+
+
 _kernel_state: bool | None = None  # None: not checked yet
 
 
@@ -155,10 +167,7 @@ def _kernel_ok() -> bool:
             try:
                 for kernel in (False, True):
                     dec = RansDecoder(data, lanes=lanes)
-                    index, start = _decode_tables(freqs, offsets, buckets=kernel)
-                    steps = _decode_steps_kernel if kernel else _decode_steps
-                    keys = tables if kernel else (tables << PRECISION).astype(np.intp)
-                    out, ptr = steps(keys, lanes, dec.x, dec.words, 0, index, freqs, start)
+                    out, ptr = _run_steps(kernel, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
                     results.append((out.astype(np.int64).tolist(), ptr, dec.x.tolist()))
                 _kernel_state = results[0] == results[1] and results[0][0] == (offsets[tables] + symbols).tolist()
             except (NicError, OSError, ValueError):
@@ -221,14 +230,7 @@ class RansDecoder:
         tables = np.asarray(tables, np.int64)
         if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
             raise NicError("rANS: table index out of range")
-        if _kernel_ok():
-            buckets, start = _decode_tables(freqs, offsets, buckets=True)
-            out, self.ptr = _decode_steps_kernel(tables, self.lanes, self.x, self.words, self.ptr, buckets,
-                                                 freqs, start)
-        else:
-            lut, start = _decode_tables(freqs, offsets, buckets=False)
-            base = (tables << PRECISION).astype(np.intp)
-            out, self.ptr = _decode_steps(base, self.lanes, self.x, self.words, self.ptr, lut, freqs, start)
+        out, self.ptr = _run_steps(_kernel_ok(), tables, self.lanes, self.x, self.words, self.ptr, freqs, offsets)
         return out.astype(np.int64) - offsets[tables]
 
     def finish(self) -> None:
