@@ -3,7 +3,7 @@
 Same script both ways, so before/after numbers of a decoder change compare like with like::
 
     .venv/bin/python bench/stage_profile.py FILE.nic...                                   # CPython (BLAS)
-    node bench/pyodide_run.mjs build/web/runtime bench/stage_profile.py FILE.nic...       # Pyodide (wasm)
+    node scripts/pyodide_run.mjs build/web/runtime bench/stage_profile.py FILE.nic...       # Pyodide (wasm)
     ... bench/stage_profile.py --webdecoder ../old-checkout --no-kernel --reps 5 FILE.nic...     # another checkout
 
 ``--webdecoder DIR`` imports the package from DIR (e.g. ``git archive <rev> webdecoder | tar -x -C DIR``);

@@ -164,10 +164,11 @@ def _byte_compile(npm_dir: Path, jobs: list[tuple[Path, Path, str]], stamp_path:
         stamp = json.loads(stamp_path.read_text())
     except (OSError, ValueError):
         stamp = {}
+    source_sha = {dst.name: sha256_file(src) for src, dst, _ in jobs}
     stale = []
     for src, dst, kind in jobs:
         entry = stamp.get(dst.name)
-        if not (isinstance(entry, dict) and entry.get("from") == sha256_file(src) and dst.is_file()
+        if not (isinstance(entry, dict) and entry.get("from") == source_sha[dst.name] and dst.is_file()
                 and sha256_file(dst) == entry.get("to")):
             stale.append((src, dst, kind))
     if stale:
@@ -175,8 +176,8 @@ def _byte_compile(npm_dir: Path, jobs: list[tuple[Path, Path, str]], stamp_path:
             byte_compile.compile_in_pyodide(npm_dir, stale)
         except byte_compile.ByteCompileError as e:
             raise BundleError(str(e)) from e
-        for src, dst, _ in stale:
-            stamp[dst.name] = {"from": sha256_file(src), "to": sha256_file(dst)}
+        for _, dst, _ in stale:
+            stamp[dst.name] = {"from": source_sha[dst.name], "to": sha256_file(dst)}
         atomic_write(stamp_path, (json.dumps(stamp, indent=1, sort_keys=True) + "\n").encode())
     return stamp
 

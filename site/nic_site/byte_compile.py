@@ -10,7 +10,7 @@ Bytecode is specific to the interpreter version, so the compiling runs inside th
 shipped (under Node), never in the host CPython:
 
     host CPython:  byte_compile.compile_in_pyodide(npm_dir, [(src, dst, kind), ...])
-      -> node boots npm_dir's Pyodide, mounts the host folders and runs this file as a script:
+      -> scripts/pyodide_run.mjs boots npm_dir's Pyodide under Node and runs this file as a script:
     Pyodide:       python byte_compile.py KIND SRC DST [KIND SRC DST ...]
 
 ``KIND`` is ``stdlib`` (names as zipimport sees them under ``/lib/python312.zip``), ``wheel``
@@ -33,38 +33,8 @@ import zipfile
 KINDS = {"stdlib": "/lib/python312.zip/", "wheel": "/lib/python3.12/site-packages/",
          "package": "/lib/python3.12/site-packages/"}
 
-# Boots Pyodide from argv[1] under Node, mounts the host folders that hold the script and the archives at
-# the same paths (NODEFS), then runs the script with the remaining arguments.
-_NODE_RUNNER = r"""
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-const [indexDir, script, ...args] = process.argv.slice(1);
-const { loadPyodide } = await import(pathToFileURL(path.join(indexDir, "pyodide.mjs")).href);
-const py = await loadPyodide({ indexURL: path.resolve(indexDir) + path.sep, stdout: (s) => console.log(s),
-                               stderr: (s) => console.error(s) });
-const dirs = [...new Set([script, ...args.filter((a) => a.startsWith("/"))].map((a) => path.dirname(a)))].sort();
-for (const d of dirs) {
-  if (dirs.some((o) => o !== d && d.startsWith(o + path.sep))) continue;
-  py.FS.mkdirTree(d);
-  py.FS.mount(py.FS.filesystems.NODEFS, { root: d }, d);
-}
-py.globals.set("_argv", py.toPy([script, ...args]));
-try {
-  py.runPython(`
-import runpy, sys
-sys.argv = list(_argv)
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-    _rc = 0
-except SystemExit as e:
-    _rc = e.code if isinstance(e.code, int) else 1
-`);
-  process.exitCode = py.globals.get("_rc");
-} catch (e) {
-  console.error(e.message); // the Python traceback, without Node's dump of the minified runtime
-  process.exitCode = 1;
-}
-"""
+# The repo's one way to run a Python file inside Pyodide under Node (mounts the host folders it names).
+PYODIDE_RUN = Path(__file__).resolve().parents[2] / "scripts" / "pyodide_run.mjs"
 
 
 class ByteCompileError(RuntimeError):
@@ -81,8 +51,8 @@ def compile_in_pyodide(pyodide_dir: Path, jobs: list[tuple[Path, Path, str]]) ->
         if kind not in KINDS:
             raise ValueError(f"unknown archive kind {kind!r}")
         args += [kind, str(Path(src).resolve()), str(Path(dst).resolve())]
-    proc = subprocess.run([node, "--input-type=module", "-e", _NODE_RUNNER, str(Path(pyodide_dir).resolve()),
-                           *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([node, str(PYODIDE_RUN), "--no-numpy", str(Path(pyodide_dir).resolve()), *args],
+                          capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         tail = [line[:300] for line in (proc.stderr or proc.stdout).strip().splitlines()[-8:]]
         raise ByteCompileError("byte-compiling in Pyodide failed:\n" + "\n".join(tail))

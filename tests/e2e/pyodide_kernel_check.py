@@ -1,4 +1,4 @@
-"""Runs inside Pyodide (bench/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
+"""Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy]}}.

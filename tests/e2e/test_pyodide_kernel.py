@@ -22,7 +22,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     if node is None or not (runtime / "pyodide.mjs").is_file():
         pytest.fail("node and build/web/runtime are required (scripts/setup_web.sh)")
     files, want, models = files_with_cpython_hashes(small_files, tmp_path)
-    out = subprocess.run([node, str(ROOT / "bench" / "pyodide_run.mjs"), str(runtime),
+    out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), str(runtime),
                           str(HERE / "pyodide_kernel_check.py"), ",".join(map(str, models)), *files],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

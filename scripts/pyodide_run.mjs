@@ -1,19 +1,23 @@
 // Run a Python file inside Pyodide 0.27.7 under Node with the working tree's webdecoder (no browser).
-// Usage: node bench/pyodide_run.mjs INDEX_DIR SCRIPT.py [ARGS...]
-// The host's /work-like paths are mounted read-only at the same path via NODEFS, so the script can
-// open the repo's files and import `webdecoder` from the checkout. Prints whatever the script prints.
+// Usage: node scripts/pyodide_run.mjs [--no-numpy] INDEX_DIR SCRIPT.py [ARGS...]
+// The checkout, the script's folder and the folder of every absolute path among ARGS are mounted at the
+// same paths via NODEFS, so the script can open the repo's files and import `webdecoder` from the
+// checkout. Prints whatever the script prints; exits with its SystemExit code (1 on an exception).
+// Used by the benchmarks and tests, and by nic_site.byte_compile at setup (--no-numpy: it needs none).
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [indexDir, scriptArg, ...args] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const numpy = argv[0] !== "--no-numpy";
+const [indexDir, scriptArg, ...args] = numpy ? argv : argv.slice(1);
 const script = path.resolve(scriptArg); // Pyodide's cwd is /home/pyodide: pass absolute paths in
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const { loadPyodide } = await import(pathToFileURL(path.join(indexDir, "pyodide.mjs")).href);
 const py = await loadPyodide({ indexURL: path.resolve(indexDir) + path.sep, stdout: (s) => console.log(s),
                                stderr: (s) => console.error(s) });
-await py.loadPackage("numpy", { messageCallback: () => {} });
+if (numpy) await py.loadPackage("numpy", { messageCallback: () => {} });
 // Mount the checkout (and anything the script names) at the same absolute paths.
-const mounts = new Set([root, path.dirname(path.resolve(script)),
+const mounts = new Set([root, path.dirname(script),
                         ...args.filter((a) => a.startsWith("/")).map((a) => path.dirname(a))]);
 for (const m of [...mounts].sort()) {
   if ([...mounts].some((o) => o !== m && m.startsWith(o + path.sep))) continue;
@@ -23,12 +27,16 @@ for (const m of [...mounts].sort()) {
 py.globals.set("_argv", py.toPy([script, ...args]));
 try {
   await py.runPythonAsync(`
-import sys
+import runpy, sys
 sys.argv = list(_argv)
 sys.path.insert(0, ${JSON.stringify(root)})
-import runpy
-runpy.run_path(sys.argv[0], run_name="__main__")
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    _rc = 0
+except SystemExit as e:
+    _rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 `);
+  process.exitCode = py.globals.get("_rc");
 } catch (e) {
   console.error(e.message); // the Python traceback, without Node's dump of the minified runtime
   process.exitCode = 1;
