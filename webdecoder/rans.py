@@ -147,7 +147,12 @@ _kernel_state: bool | None = None  # None: not checked yet
 
 
 def _kernel_ok() -> bool:
-    """Use the C loop only where it loads and reproduces the NumPy loop exactly on a pseudo-random stream."""
+    """Use the C loop only where it loads and decodes a pseudo-random stream exactly.
+
+    A known-answer check: every symbol back, every word consumed, every lane back at its initial state
+    (what an exact rANS decode must end with). The NumPy loop is not run here; tests/test_rans.py proves
+    it and the C loop agree, and skipping it halves this one-off start-up cost in the browser.
+    """
     global _kernel_state
     if _kernel_state is None:
         _kernel_state = False
@@ -163,13 +168,11 @@ def _kernel_ok() -> bool:
             tables = ints.integers(0, 3, n)
             symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
             data = RansEncoder(lanes=lanes).encode(symbols, freqs, offsets, tables)
-            results = []
             try:
-                for kernel in (False, True):
-                    dec = RansDecoder(data, lanes=lanes)
-                    out, ptr = _run_steps(kernel, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
-                    results.append((out.astype(np.int64).tolist(), ptr, dec.x.tolist()))
-                _kernel_state = results[0] == results[1] and results[0][0] == (offsets[tables] + symbols).tolist()
+                dec = RansDecoder(data, lanes=lanes)
+                out, ptr = _run_steps(True, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
+                _kernel_state = (out.astype(np.int64).tolist() == (offsets[tables] + symbols).tolist()
+                                 and ptr == dec.words.size and dec.x.tolist() == [RANS_L] * lanes)
             except (NicError, OSError, ValueError):
                 _kernel_state = False
     return _kernel_state

@@ -99,13 +99,17 @@ def init_app(app: Flask) -> None:
     """Hash the runtime bundle, the webdecoder wheel and the model weights once, at startup."""
     reg = Registry()
     app.extensions["nic_registry"] = reg
-    runtime: dict[str, object] = {"indexURL": None, "wheelURL": None, "modelURLs": [], "problems": []}
+    runtime: dict[str, object] = {"indexURL": None, "numpyURL": None, "wheelURL": None, "modelURLs": [],
+                                  "problems": []}
     web = Path(app.config["WEB_DIR"])
     manifest_path = web / "manifest.json"
     if manifest_path.is_file() and (web / "runtime" / "pyodide.asm.wasm").is_file():
         manifest = json.loads(manifest_path.read_text())
         runtime_files = {k: v for k, v in manifest["files"].items() if k.startswith("runtime/")}
         runtime["indexURL"] = reg.add_folder(web / "runtime", runtime_files)
+        # The browser unpacks the NumPy wheel itself (nic-core.js), so it needs its URL, not just the lock.
+        lock = json.loads((web / "runtime" / "pyodide-lock.json").read_text())
+        runtime["numpyURL"] = runtime["indexURL"] + lock["packages"]["numpy"]["file_name"]
     else:
         runtime["problems"].append(f"no runtime bundle in {web}: run scripts/setup_web.sh")
     # The wheel is rebuilt from the webdecoder package CPython imports (deterministic, ~15 KB), so the

@@ -2,7 +2,7 @@
  *
  * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
  * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
- *   await NicCore.init(loadPyodide, {indexURL, wheelURL, modelURLs})  -> load timings
+ *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs})  -> load timings
  *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info, wasmBytes}
  *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
@@ -58,16 +58,22 @@ def _nic_preview(buf):
   let pyPreview = null;
   let pyPreviewBytes = null;
 
+  async function fetchBytes(url, what) {
+    const r = await fetch(url);
+    if (!r.ok) throw new Error(`${what} ${url}: HTTP ${r.status}`);
+    return new Uint8Array(await r.arrayBuffer());
+  }
+
   async function init(loadPyodide, cfg) {
     const t0 = performance.now();
     const timings = {};
-    // The weights (2 MB) download while Pyodide and NumPy load: off the cold start's critical path.
-    const weightsPromise = Promise.all(cfg.modelURLs.map(async (u) => {
-      const r = await fetch(u);
-      if (!r.ok) throw new Error(`model weights ${u}: HTTP ${r.status}`);
-      return new Uint8Array(await r.arrayBuffer());
-    }));
-    weightsPromise.catch(() => {}); // reported when awaited below, not as an unhandled rejection
+    // The two wheels (3.7 MB) and the weights (2 MB) download while Pyodide boots: off the critical path.
+    const wheelsPromise = Promise.all([fetchBytes(cfg.numpyURL, "NumPy wheel"),
+                                       fetchBytes(cfg.wheelURL, "webdecoder wheel")]);
+    const weightsPromise = Promise.all(cfg.modelURLs.map((u) => fetchBytes(u, "model weights")));
+    // Reported when awaited below, not as unhandled rejections.
+    wheelsPromise.catch(() => {});
+    weightsPromise.catch(() => {});
     py = await loadPyodide({
       indexURL: cfg.indexURL,
       stdout: () => {},
@@ -75,10 +81,11 @@ def _nic_preview(buf):
     });
     timings.loadPyodideMs = performance.now() - t0;
     let t = performance.now();
-    const quiet = { messageCallback: () => {}, errorCallback: (s) => console.warn("[nic]", s) };
-    // numpy comes from the lock file next to indexURL; the wheel by full URL (it has no lock entry).
-    // One call: Pyodide fetches both wheels concurrently.
-    await py.loadPackage(["numpy", cfg.wheelURL], quiet);
+    // unpackArchive rather than loadPackage: loadPackage compiles every shared library in a wheel up front,
+    // NumPy's random, fft and test modules included (2.5 of its 7.5 MB of wasm), which the decoder never
+    // imports. Unpacked, each extension module is compiled by dlopen when first imported.
+    const sitePackages = py.runPython("import sys; next(p for p in sys.path if p.endswith('site-packages'))");
+    for (const wheel of await wheelsPromise) py.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
     timings.loadPackagesMs = performance.now() - t;
     t = performance.now();
     const weights = await weightsPromise;

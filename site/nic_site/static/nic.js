@@ -16,7 +16,7 @@ const state = {
   manifestURL: new URL("../nic-runtime.json", import.meta.url).href,
   workerURL: new URL("./nic-worker.js", import.meta.url).href,
   coreURL: new URL("./nic-core.js", import.meta.url).href,
-  runtime: null, // resolved {indexURL, wheelURL, modelURLs}
+  runtime: null, // resolved {indexURL, numpyURL, wheelURL, modelURLs}
   timeoutMs: 180000, // per job once ready; generous for slow phones and throttled tests
   worker: null,
   ready: null, // Promise<timings>
@@ -57,10 +57,11 @@ async function loadRuntime() {
   const r = await fetch(state.manifestURL, { cache: "no-cache" });
   if (!r.ok) throw new Error(`nic runtime manifest: HTTP ${r.status}`);
   const m = await r.json();
-  if (!m.indexURL || !m.wheelURL) throw new Error(`nic runtime unavailable: ${(m.problems || []).join("; ")}`);
+  if (!m.indexURL || !m.numpyURL || !m.wheelURL) throw new Error(`nic runtime unavailable: ${(m.problems || []).join("; ")}`);
   // The worker needs absolute URLs: inside it, relative URLs would resolve against the worker script.
   const abs = (u) => new URL(u, state.manifestURL).href;
-  state.runtime = { indexURL: abs(m.indexURL), wheelURL: abs(m.wheelURL), modelURLs: m.modelURLs.map(abs) };
+  state.runtime = { indexURL: abs(m.indexURL), numpyURL: abs(m.numpyURL), wheelURL: abs(m.wheelURL),
+                    modelURLs: m.modelURLs.map(abs) };
   return state.runtime;
 }
 
