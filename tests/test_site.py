@@ -28,7 +28,9 @@ def fake_web(tmp_path: Path) -> Path:
     (rt / "pyodide.js").write_text("// js")
     (rt / "pyodide.asm.wasm").write_bytes(b"\0asm" + bytes(100))
     (rt / "pyodide.asm.wasm.gz").write_bytes(b"gz")
-    (rt / "pyodide-lock.json").write_text('{"packages": {"numpy": {"file_name": "numpy.whl"}}}')
+    numpy_wheel = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
+    (rt / "pyodide-lock.json").write_text(f'{{"packages": {{"numpy": {{"file_name": "{numpy_wheel}"}}}}}}')
+    (rt / numpy_wheel).write_bytes(b"PK placeholder")
     (web / "manifest.json").write_text('{"files": {"runtime/pyodide.js": {"sha256": "x", "bytes": 5}}}')
     return web
 
@@ -52,6 +54,9 @@ def test_runtime_manifest_and_immutable_content_urls(app):
     client = app.test_client()
     rt = client.get("/nic-runtime.json").get_json()
     assert rt["indexURL"].startswith("/a/") and rt["wheelURL"].endswith("-py3-none-any.whl")
+    # the worker fetches the NumPy wheel itself (while Pyodide boots): the lock's file, from the same folder
+    assert rt["numpyURL"].startswith(rt["indexURL"] + "numpy-") and rt["numpyURL"].endswith(".whl")
+    assert client.get(rt["numpyURL"]).status_code == 200
     wasm = client.get(rt["indexURL"] + "pyodide.asm.wasm")
     assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
     cc = wasm.headers["Cache-Control"]

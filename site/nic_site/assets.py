@@ -108,8 +108,11 @@ def init_app(app: Flask) -> None:
         runtime_files = {k: v for k, v in manifest["files"].items() if k.startswith("runtime/")}
         runtime["indexURL"] = reg.add_folder(web / "runtime", runtime_files)
         # The browser unpacks the NumPy wheel itself (nic-core.js), so it needs its URL, not just the lock.
-        lock = json.loads((web / "runtime" / "pyodide-lock.json").read_text())
-        runtime["numpyURL"] = runtime["indexURL"] + lock["packages"]["numpy"]["file_name"]
+        numpy_wheel = json.loads((web / "runtime" / "pyodide-lock.json").read_text())["packages"]["numpy"]["file_name"]
+        if (web / "runtime" / numpy_wheel).is_file():
+            runtime["numpyURL"] = runtime["indexURL"] + numpy_wheel
+        else:
+            runtime["problems"].append(f"the NumPy wheel {numpy_wheel} is missing from {web / 'runtime'}")
     else:
         runtime["problems"].append(f"no runtime bundle in {web}: run scripts/setup_web.sh")
     # The wheel is rebuilt from the webdecoder package CPython imports (deterministic, ~15 KB), so the
@@ -127,7 +130,7 @@ def init_app(app: Flask) -> None:
     for msg in runtime["problems"]:
         print(f"nic site: {msg}", file=sys.stderr, flush=True)
     app.config["RUNTIME"] = runtime
-    app.config["RUNTIME_OK"] = bool(runtime["indexURL"] and runtime["wheelURL"])
+    app.config["RUNTIME_OK"] = bool(runtime["indexURL"] and runtime["numpyURL"] and runtime["wheelURL"])
 
 
 def runtime_bytes(app: Flask | None = None) -> dict[str, int]:
