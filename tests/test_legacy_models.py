@@ -21,6 +21,8 @@ PIXELS_SHA256 = {
     "legacy-cc3f600bc9358f1a-d2.nic": "03f9d2c7b579e0584d2ee5523e0869ce14849735463f12ede13c7a85e4f5d2f1",
     "legacy-481e07352bef9b63-d1.nic": "5c20580da8e72ce45bd2a3e66687e1b1c5b622e4c41cb1fae1a9b0905dd5ecc1",
     "legacy-481e07352bef9b63-d2.nic": "0f4ac6ae9a16de8ce07df2e997d09c68883663cfddda0bbe0d4d2a8e1512b256",
+    "legacy-40807f5896c809cd-d1.nic": "c01dffeb1ff34d5e397a665603309fd6c83b7a2c215545cd6ca61a2f32376b51",
+    "legacy-40807f5896c809cd-d2.nic": "bcc0ce6917d11e75a91ce963d4d796df5bf98c865afa78974dda83f8a3e9304a",
 }
 
 
