@@ -140,13 +140,10 @@ def runtime_bytes(app: Flask | None = None) -> dict[str, int]:
     reg = registry(app)
     out: dict[str, int] = {}
     if rt["indexURL"]:
-        # What the worker fetches from indexURL: pyodide.js, the asm pair, the stdlib and the lock + numpy.
-        lock = json.loads((Path(app.config["WEB_DIR"]) / "runtime" / "pyodide-lock.json").read_text())
-        names = ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json",
-                 lock["packages"]["numpy"]["file_name"])
-        for n in names:
+        # What Pyodide fetches from indexURL at boot: pyodide.js, the asm pair, the stdlib and the lock.
+        for n in ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
             out[n] = reg.sizes.get(rt["indexURL"] + n, 0)
-    for url in [rt["wheelURL"], *rt["modelURLs"]]:
+    for url in [rt["numpyURL"], rt["wheelURL"], *rt["modelURLs"]]:  # what nic-core.js fetches itself
         if url:
             out[url.rsplit("/", 1)[1]] = reg.sizes[url]
     return out
