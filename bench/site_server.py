@@ -35,13 +35,14 @@ def server_command(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_site(cache_dir: Path, startup_timeout_s: float) -> Iterator[str]:
+def running_site(cache_dir: Path, startup_timeout_s: float, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Yield the base URL of a running `nic serve`; RuntimeError (with its log) if it does not start.
 
     Encoder effort defaults to "none" (NIC_ENCODE_EFFORT overrides) so a first start is quick.
+    ``extra_env`` adds settings for this server only (e.g. ``NIC_WEB_DIR``: another runtime bundle).
     """
     port = free_port()
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     env.setdefault("NIC_CACHE_DIR", str(cache_dir))
     env.setdefault("NIC_ENCODE_EFFORT", "none")
     # Works from a plain checkout too (editable install not required).

@@ -69,6 +69,30 @@ def test_wheel_record_lists_the_compiled_files(tmp_path):
     assert not any(line.startswith("w/__init__.py,") for line in record)
 
 
+def test_numpy_wheel_is_trimmed_and_stored(tmp_path):
+    src = _zip(tmp_path / "numpy-2.0-py3-none-any.whl", {
+        "numpy/__init__.py": "from numpy import linalg\n",
+        "numpy/linalg/__init__.py": "Z = 3\n",
+        "numpy/random/__init__.py": "R = 1\n",
+        "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so": "kept",
+        "numpy/_core/_umath_tests.cpython-312-wasm32-emscripten.so": "a test extension",
+        "numpy/_core/include/numpy/ndarrayobject.h": "C header",
+        "numpy/__init__.pyi": "stub",
+        "numpy-2.0.dist-info/RECORD": "stale\n",
+    })
+    out = tmp_path / "out.whl"
+    assert byte_compile.compile_zip(src, out, "numpy") == 2
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())  # unpacking is a copy
+        record = zf.read("numpy-2.0.dist-info/RECORD").decode()
+        zf.extractall(tmp_path / "site")
+    assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc", "numpy-2.0.dist-info/RECORD",
+                     "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
+    assert "random" not in record and "numpy/linalg/__init__.pyc,sha256=" in record
+    assert byte_compile.numpy_unused("numpy/fft/_pocketfft.pyc") and not byte_compile.numpy_unused("numpy/lib/npyio.py")
+
+
 def test_package_keeps_sources_and_caches_bytecode(tmp_path, monkeypatch):
     src = _zip(tmp_path / "p-1.0-py3-none-any.whl", {
         "ppkg/__init__.py": "Y = 2\n",
@@ -125,4 +149,10 @@ def test_served_runtime_is_byte_compiled_and_locked():
         assert sum(n.endswith(".pyc") for n in names) > 100
         assert not [n for n in names if n.endswith(".py")]  # every module compiled
         with zipfile.ZipFile(web / "source" / name) as zf:  # from the pinned original, module for module
-            assert {n + "c" for n in zf.namelist() if n.endswith(".py")} <= set(names)
+            kept = [n for n in zf.namelist() if n.endswith(".py") and not (name == NUMPY_WHEEL
+                                                                           and byte_compile.numpy_unused(n))]
+            assert {n + "c" for n in kept} <= set(names)
+    with zipfile.ZipFile(runtime / NUMPY_WHEEL) as zf:  # trimmed (byte_compile.NUMPY_UNUSED_DIRS) and stored
+        assert not [n for n in zf.namelist() if byte_compile.numpy_unused(n)]
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert (runtime / (NUMPY_WHEEL + ".gz")).is_file()  # sent gzip-encoded

@@ -13,7 +13,8 @@ Layout of the bundle folder (default `build/web/`):
     manifest.json                                                 (file -> sha256, bytes)
     source/                                                       (the verified originals; not served)
 
-`python_stdlib.zip`, the NumPy wheel and the webdecoder wheel are served byte-compiled (`byte_compile`:
+`python_stdlib.zip`, the NumPy wheel (also trimmed to what `import numpy` loads, and stored uncompressed
+for a fast unpack: see `byte_compile`) and the webdecoder wheel are served byte-compiled (`byte_compile`:
 sources -> .pyc, by the shipped Pyodide itself, so the browser skips compiling them on every visit; the
 webdecoder wheel keeps its sources beside the bytecode, see `compiled_wheel`), and the served
 `pyodide-lock.json` carries the compiled wheel's sha256. `source/` keeps the pinned originals they
@@ -58,7 +59,7 @@ NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08
 # archives keep the originals' member order and timestamps, so the result is the same on every machine.
 COMPILED_SHA256 = {
     "python_stdlib.zip": "52d561827b9e8b8b9718c753bd13e29269c4fafe71c6cd33adc6b0b6550f3883",
-    NUMPY_WHEEL: "abef8e9c0587c36dc1aadf7ad1299afdcac852b22b0730d4df20af13f2a2cdb3",
+    NUMPY_WHEEL: "625ec83dd897e4b1f9ce734803f4397a367e79231ca6c2e10397aa466340f077",
 }
 
 WHEEL_VERSION = "0.1.0"
@@ -66,7 +67,7 @@ WHEEL_VERSION = "0.1.0"
 # content-hash URL only changes when the decoder really changes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Text-like runtime files compress well; the wasm shrinks ~3x. The zip and wheels barely do.
-_GZIP_SUFFIXES = (".js", ".mjs", ".wasm", ".json")
+_GZIP_SUFFIXES = (".js", ".mjs", ".wasm", ".json", ".whl")  # the NumPy wheel is stored uncompressed
 
 
 class BundleError(RuntimeError):
@@ -165,11 +166,13 @@ def _byte_compile(npm_dir: Path, jobs: list[tuple[Path, Path, str]], stamp_path:
     except (OSError, ValueError):
         stamp = {}
     source_sha = {dst.name: sha256_file(src) for src, dst, _ in jobs}
+    # Any edit of byte_compile.py (what it compiles, trims or how it stores) remakes every archive.
+    recipe = sha256_file(Path(byte_compile.__file__))[:16]
     stale = []
     for src, dst, kind in jobs:
         entry = stamp.get(dst.name)
         if not (isinstance(entry, dict) and entry.get("from") == source_sha[dst.name] and dst.is_file()
-                and sha256_file(dst) == entry.get("to")):
+                and entry.get("recipe") == recipe and sha256_file(dst) == entry.get("to")):
             stale.append((src, dst, kind))
     if stale:
         try:
@@ -177,7 +180,7 @@ def _byte_compile(npm_dir: Path, jobs: list[tuple[Path, Path, str]], stamp_path:
         except byte_compile.ByteCompileError as e:
             raise BundleError(str(e)) from e
         for _, dst, _ in stale:
-            stamp[dst.name] = {"from": source_sha[dst.name], "to": sha256_file(dst)}
+            stamp[dst.name] = {"from": source_sha[dst.name], "to": sha256_file(dst), "recipe": recipe}
         atomic_write(stamp_path, (json.dumps(stamp, indent=1, sort_keys=True) + "\n").encode())
     return stamp
 
@@ -224,7 +227,7 @@ def assemble(npm_dir: Path, carrier: Path, out: Path) -> dict:
     (out / COMPILED_DIR).mkdir(exist_ok=True)
     stamp = _byte_compile(npm_dir, [
         (source / "python_stdlib.zip", runtime / "python_stdlib.zip", "stdlib"),
-        (source / NUMPY_WHEEL, runtime / NUMPY_WHEEL, "wheel"),
+        (source / NUMPY_WHEEL, runtime / NUMPY_WHEEL, "numpy"),
         (wheel, out / COMPILED_DIR / wheel.name, "package"),
     ], runtime / _STAMP)
     for name, digest in COMPILED_SHA256.items():

@@ -16,7 +16,15 @@ shipped (under Node), never in the host CPython:
 ``KIND`` is ``stdlib`` (names as zipimport sees them under ``/lib/python312.zip``), ``wheel``
 (installed under site-packages, sourceless; the wheel's RECORD is rewritten to list the ``.pyc``
 files) or ``package`` (a wheel that keeps its sources, for readable tracebacks, and gains
-``__pycache__/*.cpython-312.pyc`` beside them: our own ``webdecoder``).
+``__pycache__/*.cpython-312.pyc`` beside them: our own ``webdecoder``), or ``numpy``: a ``wheel``
+trimmed to what the decoder's interpreter imports (``NUMPY_UNUSED``) and stored uncompressed.
+
+Why ``numpy`` is trimmed and stored: the worker's NumPy is private to the decoder, which never imports
+``numpy.random``, ``fft``, ``polynomial``, ``ma``, ``f2py`` or ``testing`` (``import numpy`` does not
+either), and unpacking the wheel runs Python's ``zipfile`` inside wasm on the critical path of a cold
+start. Dropping those packages (and C headers, type stubs, NumPy's own test extensions) halves the
+bytes to unpack; storing the members uncompressed turns the unpack into a copy, while the HTTP layer
+still sends the wheel gzip-compressed (its ``.gz`` twin), decompressed natively by the browser.
 Stdlib only, like ``bundle``.
 """
 
@@ -31,7 +39,24 @@ import sys
 import zipfile
 
 KINDS = {"stdlib": "/lib/python312.zip/", "wheel": "/lib/python3.12/site-packages/",
-         "package": "/lib/python3.12/site-packages/"}
+         "package": "/lib/python3.12/site-packages/", "numpy": "/lib/python3.12/site-packages/"}
+
+# Members of the NumPy wheel that the decoder's interpreter never loads (kind ``numpy``): subpackages that
+# ``import numpy`` leaves alone (they load only on attribute access, which webdecoder never makes), C
+# headers and static libraries for building extensions, type stubs, and NumPy's own test extensions.
+NUMPY_UNUSED_DIRS = ("numpy/random/", "numpy/fft/", "numpy/polynomial/", "numpy/ma/", "numpy/f2py/",
+                     "numpy/testing/", "numpy/typing/", "numpy/_pyinstaller/", "numpy/_core/include/",
+                     "numpy/_core/lib/", "numpy/_core/tests/", "numpy/tests/")
+NUMPY_UNUSED_SUFFIXES = (".pyi", ".pxd", "/py.typed")
+# (Not _multiarray_tests: numpy._core._add_newdocs imports it.)
+NUMPY_TEST_EXTENSIONS = ("_operand_flag_tests", "_rational_tests", "_simd", "_struct_ufunc_tests", "_umath_tests")
+
+
+def numpy_unused(name: str) -> bool:
+    """Whether a member of the NumPy wheel is left out of the served one (see ``NUMPY_UNUSED_DIRS``)."""
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    return (name.startswith(NUMPY_UNUSED_DIRS) or name.endswith(NUMPY_UNUSED_SUFFIXES)
+            or (name.startswith("numpy/_core/") and name.endswith(".so") and stem in NUMPY_TEST_EXTENSIONS))
 
 # The repo's one way to run a Python file inside Pyodide under Node (mounts the host folders it names).
 PYODIDE_RUN = Path(__file__).resolve().parents[2] / "scripts" / "pyodide_run.mjs"
@@ -76,6 +101,8 @@ def compile_zip(src: Path, dst: Path, kind: str) -> int:
     record_name, compiled = None, 0
     with zipfile.ZipFile(src) as zin:
         for info in zin.infolist():
+            if kind == "numpy" and numpy_unused(info.filename):
+                continue
             data = zin.read(info)
             if info.filename.endswith(".dist-info/RECORD"):
                 record_name = info.filename
@@ -98,16 +125,17 @@ def compile_zip(src: Path, dst: Path, kind: str) -> int:
                 compiled += 1
             else:
                 members.append((info, data))
-    if kind in ("wheel", "package"):
+    if kind in ("wheel", "package", "numpy"):
         if record_name is None:
             raise ValueError(f"{src}: a wheel without RECORD")
         lines = [_record_line(i.filename, d) for i, d in members if i.filename != record_name]
         record = ("\n".join([*lines, f"{record_name},,"]) + "\n").encode()
         members = [(i, record if i.filename == record_name else d) for i, d in members]
+    method = zipfile.ZIP_STORED if kind == "numpy" else zipfile.ZIP_DEFLATED
     tmp = dst.with_name(dst.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+    with zipfile.ZipFile(tmp, "w", method, compresslevel=9 if method == zipfile.ZIP_DEFLATED else None) as zout:
         for info, data in members:
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = method
             zout.writestr(info, data)
     tmp.replace(dst)
     return compiled

@@ -1,0 +1,94 @@
+"""Cold start of the real site in Chromium, page load -> first decoded pixel, for one or more runtime bundles.
+
+One ``nic serve`` per bundle (``NIC_WEB_DIR``), all running at once; each round opens a fresh browser
+context (empty HTTP cache: a first-time visitor) on every site in turn, rotating the order, so every
+bundle sees the same machine load. Reports the median first-pixel time and nic-core.js's load timings
+(Pyodide boot, wheels unpacked, ``import numpy`` + weights, first decode) per bundle, and the ratio to
+the first bundle. A single cold start varies by about +-200 ms on 2 cores: compare medians of many rounds.
+
+    .venv/bin/python -m bench.cold_start                                   # the served bundle, 6 rounds
+    .venv/bin/python -m bench.cold_start --web before=/tmp/web-old --web after=build/web --rounds 8
+
+Writes build/bench/cold_start.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from pathlib import Path
+import statistics
+import time
+from typing import Any
+import urllib.request
+
+from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
+from bench.site_server import running_site
+
+ROOT = Path(__file__).resolve().parents[1]
+INIT_KEYS = ("loadPyodideMs", "loadPackagesMs", "weightsMs")
+
+
+def cold_start(browser: Any, url: str, nic_url: str) -> dict:
+    guard = Offline()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.on("request", guard)
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(url + "/latency?autorun=0")
+        r = page.evaluate(FIRST_PIXEL_JS, {"url": nic_url})
+    finally:
+        ctx.close()
+    if guard.foreign:
+        raise RuntimeError(f"requests off 127.0.0.1: {guard.foreign[:3]}")
+    return {"firstPixelMs": r["firstPixelMs"], "decodeMs": r["decodeMs"],
+            **{k: r["init"].get(k) for k in INIT_KEYS}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--web", action="append", default=[], metavar="NAME=DIR",
+                    help="a runtime bundle (scripts/setup_web.sh output) to serve; default: served=build/web")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "e2e-cache")
+    ap.add_argument("-o", "--out", type=Path, default=ROOT / "build" / "bench" / "cold_start.json")
+    args = ap.parse_args()
+    bundles = dict(w.split("=", 1) for w in args.web) or {"served": str(ROOT / "build" / "web")}
+    from playwright.sync_api import sync_playwright
+
+    runs: dict[str, list[dict]] = {name: [] for name in bundles}
+    with contextlib.ExitStack() as stack, sync_playwright() as p:
+        urls = {name: stack.enter_context(running_site(args.cache_dir, 1800,
+                                                       {"NIC_WEB_DIR": str(Path(d).resolve())}))
+                for name, d in bundles.items()}
+        first = next(iter(urls.values()))
+        entry = json.loads(urllib.request.urlopen(first + "/catalog.json", timeout=60).read())["entries"][0]
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        names = list(bundles)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                res = cold_start(browser, urls[name], entry["nic"]["url"])
+                runs[name].append(res)
+                print(f"round {r + 1}/{args.rounds} {name}: first pixel {res['firstPixelMs']:.0f} ms", flush=True)
+        out = {"browser": browser.version, "image": entry["nic"]["url"], "rounds": args.rounds,
+               "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bundles": bundles, "runs": runs}
+        browser.close()
+    keys = ("firstPixelMs", *INIT_KEYS, "decodeMs")
+    med = {n: {k: statistics.median(x[k] for x in rs) for k in keys} for n, rs in runs.items()}
+    out["medians"] = med
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    base = med[names[0]]["firstPixelMs"]
+    print(f"\nCold start in Chromium {out['browser']}, median of {args.rounds} fresh contexts (ms)\n")
+    print("| bundle | first pixel | Pyodide | wheels | import numpy + weights | first decode | vs " + names[0] + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for n in names:
+        m = med[n]
+        print(f"| {n} | {m['firstPixelMs']:.0f} | {m['loadPyodideMs']:.0f} | {m['loadPackagesMs']:.0f} | "
+              f"{m['weightsMs']:.0f} | {m['decodeMs']:.0f} | {m['firstPixelMs'] / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
