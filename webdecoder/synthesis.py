@@ -24,8 +24,9 @@ SYN_FRAC_BITS = 12  # synthesis activations carry more fraction bits than the hy
 
 def _layer(model: Model, name: str, x: np.ndarray, stride: int, crop: int) -> np.ndarray:
     w, wmat = model.convt(f"{name}.w")
-    acc = conv_transpose(x, w, stride, crop, wmat)
-    return acc + model.f64(f"{name}.b")[:, None, None]
+    acc = conv_transpose(x, w, stride, crop, wmat)  # always new memory: safe to update in place
+    acc += model.f64(f"{name}.b")[:, None, None]
+    return acc
 
 
 def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,7 +54,13 @@ def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
     else:
         out = _layer(model, "two.out", hidden_layer(model, x), 2, 2)
         shift = model.int("two.out.shift")
-    return np.clip(np.floor((out + float(1 << (shift - 1))) * (1.0 / (1 << shift))), 0, 255).astype(np.uint8)
+    # round(out / 2^shift), clipped to 0..255, in place: the full-resolution float64 planes (9.4 MB each for a
+    # Kodak image) are the largest arrays of a decode, and each temporary is memory a browser tab must grow.
+    out += float(1 << (shift - 1))
+    out *= 1.0 / (1 << shift)
+    np.floor(out, out=out)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def hidden_layer(model: Model, x: np.ndarray) -> np.ndarray:
