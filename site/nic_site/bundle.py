@@ -58,7 +58,7 @@ NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08
 # What byte_compile makes of the two pinned originals: the compiler is the pinned Pyodide itself and the
 # archives keep the originals' member order and timestamps, so the result is the same on every machine.
 COMPILED_SHA256 = {
-    "python_stdlib.zip": "52d561827b9e8b8b9718c753bd13e29269c4fafe71c6cd33adc6b0b6550f3883",
+    "python_stdlib.zip": "f41951793bcd96d182ed1f108433aa38436305a0bd041abb00979910f30505dd",
     NUMPY_WHEEL: "625ec83dd897e4b1f9ce734803f4397a367e79231ca6c2e10397aa466340f077",
 }
 
@@ -67,7 +67,7 @@ WHEEL_VERSION = "0.1.0"
 # content-hash URL only changes when the decoder really changes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Text-like runtime files compress well; the wasm shrinks ~3x. The zip and wheels barely do.
-_GZIP_SUFFIXES = (".js", ".mjs", ".wasm", ".json", ".whl")  # the NumPy wheel is stored uncompressed
+_GZIP_SUFFIXES = (".js", ".mjs", ".wasm", ".json", ".whl", ".zip")  # the stdlib and NumPy are stored uncompressed
 
 
 class BundleError(RuntimeError):
