@@ -48,6 +48,7 @@ for step in "${steps[@]}"; do
       $PY -m bench.depth_choice "$DATA/kodak" --limit 6 --qualities 1 3 5 7 ;;
     browser)
       $PY -m bench.browser_latency
+      $PY -m bench.cold_start --rounds 6
       node bench/boot_speed.mjs build/web 5 ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
