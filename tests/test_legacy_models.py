@@ -23,6 +23,8 @@ PIXELS_SHA256 = {
     "legacy-481e07352bef9b63-d2.nic": "0f4ac6ae9a16de8ce07df2e997d09c68883663cfddda0bbe0d4d2a8e1512b256",
     "legacy-40807f5896c809cd-d1.nic": "c01dffeb1ff34d5e397a665603309fd6c83b7a2c215545cd6ca61a2f32376b51",
     "legacy-40807f5896c809cd-d2.nic": "bcc0ce6917d11e75a91ce963d4d796df5bf98c865afa78974dda83f8a3e9304a",
+    "legacy-c70e283cb922a40b-d1.nic": "6aec1adf48ac2eba0f2fe7dc3b540f1b9d4c2a32c1f9ef1bcf3ac0be5a5c6a07",
+    "legacy-c70e283cb922a40b-d2.nic": "ce963ca49cda704f99d6eaf3a86ae46559435505c5f8d957343240ddf1319c0b",
 }
 
 
