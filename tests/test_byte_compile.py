@@ -86,7 +86,6 @@ def test_numpy_wheel_is_trimmed_and_stored(tmp_path):
         names = set(zf.namelist())
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())  # unpacking is a copy
         record = zf.read("numpy-2.0.dist-info/RECORD").decode()
-        zf.extractall(tmp_path / "site")
     assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc", "numpy-2.0.dist-info/RECORD",
                      "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
     assert "random" not in record and "numpy/linalg/__init__.pyc,sha256=" in record
