@@ -8,6 +8,8 @@ the first bundle. A single cold start varies by about +-200 ms on 2 cores: compa
 
     .venv/bin/python -m bench.cold_start                                   # the served bundle, 6 rounds
     .venv/bin/python -m bench.cold_start --web before=/tmp/web-old --web after=build/web --rounds 8
+    git worktree add /tmp/wt HEAD~1 && ln -s $PWD/build /tmp/wt/build                # another checkout's site
+    .venv/bin/python -m bench.cold_start --checkout before=/tmp/wt --checkout after=. --rounds 8
 
 Writes build/bench/cold_start.json.
 """
@@ -51,18 +53,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--web", action="append", default=[], metavar="NAME=DIR",
                     help="a runtime bundle (scripts/setup_web.sh output) to serve; default: served=build/web")
+    ap.add_argument("--checkout", action="append", default=[], metavar="NAME=DIR",
+                    help="serve another checkout's site code (DIR/site, DIR/build/web)")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "e2e-cache")
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "build" / "bench" / "cold_start.json")
     args = ap.parse_args()
-    bundles = dict(w.split("=", 1) for w in args.web) or {"served": str(ROOT / "build" / "web")}
+    bundles = {n: (ROOT, Path(d)) for n, d in (w.split("=", 1) for w in args.web)}
+    bundles.update({n: (Path(d), Path(d) / "build" / "web") for n, d in (c.split("=", 1) for c in args.checkout)})
+    bundles = bundles or {"served": (ROOT, ROOT / "build" / "web")}
     from playwright.sync_api import sync_playwright
 
     runs: dict[str, list[dict]] = {name: [] for name in bundles}
     with contextlib.ExitStack() as stack, sync_playwright() as p:
-        urls = {name: stack.enter_context(running_site(args.cache_dir, 1800,
-                                                       {"NIC_WEB_DIR": str(Path(d).resolve())}))
-                for name, d in bundles.items()}
+        urls = {name: stack.enter_context(running_site(args.cache_dir, 1800, {"NIC_WEB_DIR": str(web.resolve())},
+                                                       root.resolve()))
+                for name, (root, web) in bundles.items()}
         first = next(iter(urls.values()))
         entry = json.loads(urllib.request.urlopen(first + "/catalog.json", timeout=60).read())["entries"][0]
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
@@ -73,7 +79,8 @@ def main() -> None:
                 runs[name].append(res)
                 print(f"round {r + 1}/{args.rounds} {name}: first pixel {res['firstPixelMs']:.0f} ms", flush=True)
         out = {"browser": browser.version, "image": entry["nic"]["url"], "rounds": args.rounds,
-               "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bundles": bundles, "runs": runs}
+               "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs}
         browser.close()
     keys = ("firstPixelMs", *INIT_KEYS, "decodeMs")
     med = {n: {k: statistics.median(x[k] for x in rs) for k in keys} for n, rs in runs.items()}

@@ -35,20 +35,22 @@ def server_command(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_site(cache_dir: Path, startup_timeout_s: float, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def running_site(cache_dir: Path, startup_timeout_s: float, extra_env: dict[str, str] | None = None,
+                 root: Path = ROOT) -> Iterator[str]:
     """Yield the base URL of a running `nic serve`; RuntimeError (with its log) if it does not start.
 
     Encoder effort defaults to "none" (NIC_ENCODE_EFFORT overrides) so a first start is quick.
-    ``extra_env`` adds settings for this server only (e.g. ``NIC_WEB_DIR``: another runtime bundle).
+    ``extra_env`` adds settings for this server only (e.g. ``NIC_WEB_DIR``: another runtime bundle);
+    ``root`` serves another checkout's site code (e.g. a ``git worktree`` of an older commit).
     """
     port = free_port()
     env = dict(os.environ, **(extra_env or {}))
     env.setdefault("NIC_CACHE_DIR", str(cache_dir))
     env.setdefault("NIC_ENCODE_EFFORT", "none")
     # Works from a plain checkout too (editable install not required).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(ROOT / "site"), str(ROOT)] if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(root / "site"), str(root), env.get("PYTHONPATH")] if p)
     env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(server_command(port), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(server_command(port), cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
     log: list[str] = []
