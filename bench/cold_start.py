@@ -7,9 +7,9 @@ bundle sees the same machine load. Reports the median first-pixel time and nic-c
 the first bundle. A single cold start varies by about +-200 ms on 2 cores: compare medians of many rounds.
 
     .venv/bin/python -m bench.cold_start                                   # the served bundle, 6 rounds
-    .venv/bin/python -m bench.cold_start --web before=/tmp/web-old --web after=build/web --rounds 8
-    git worktree add /tmp/wt HEAD~1 && ln -s $PWD/build /tmp/wt/build                # another checkout's site
-    .venv/bin/python -m bench.cold_start --checkout before=/tmp/wt --checkout after=. --rounds 8
+    .venv/bin/python -m bench.cold_start --web before=../web-old --web after=build/web --rounds 8
+    git worktree add ../wt HEAD~1 && ln -s ../main/build ../wt/build   # another checkout's site (main = this one)
+    .venv/bin/python -m bench.cold_start --checkout before=../wt --checkout after=. --rounds 8
 
 Writes build/bench/cold_start.json.
 """
