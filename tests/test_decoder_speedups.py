@@ -66,3 +66,4 @@ def test_full_decode_after_preview_reuses_hyper_and_is_identical(small_files):
         other = next(d for d in small_files.values() if d is not data)
         webdecoder.decode_preview(other[: webdecoder.preview_bytes(other)])
         np.testing.assert_array_equal(webdecoder.decode(data), want)
+

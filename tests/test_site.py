@@ -70,6 +70,23 @@ def test_runtime_manifest_and_immutable_content_urls(app):
     assert client.get("/static/nic.js").mimetype == "text/javascript"
 
 
+def test_model_weights_are_sent_gzip_encoded(app):
+    """The model file's zip members are stored (Pyodide copies them); the wire carries it gzipped, and the
+    worker's fetch gets the very bytes of models/nic.npz back (the browser inflates Content-Encoding)."""
+    import gzip
+
+    client = app.test_client()
+    rt = client.get("/nic-runtime.json").get_json()
+    url = next(u for u in rt["modelURLs"] if u.endswith("/nic.npz"))
+    raw = (ROOT / "models" / "nic.npz").read_bytes()
+    gz = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in gz.headers["Vary"]
+    assert gzip.decompress(gz.data) == raw and len(gz.data) == rt["bytes"]["nic.npz"]
+    plain = client.get(url)
+    assert "Content-Encoding" not in plain.headers and plain.data == raw
+    assert "immutable" in gz.headers["Cache-Control"]
+
+
 def test_nic_files_are_image_x_nic(app, tmp_path):
     from nic_site import assets
 

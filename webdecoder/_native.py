@@ -32,6 +32,11 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_matmul_f64.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
                 handle.nic_matmul_i16.restype = None
                 handle.nic_matmul_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                handle.nic_convt_i16.restype = None
+                handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                                                 + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
+                handle.nic_pixels.restype = None
+                handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
                 handle.nic_convt_direct.restype = None
                 handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 8
                 handle.nic_upres_igdn.restype = None
@@ -59,11 +64,28 @@ def matmul(w: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float) -> None:
     """out (P, N) += scale * w16 (P, Kp) @ at16 (N, Kp).T on int16 (conv.py sizes ``chunk`` against overflow)."""
+    assert 1 <= chunk <= 1 << 24  # the kernel steps by 8 * chunk in a C int
     assert w16.dtype == at16.dtype == np.int16 and out.dtype == np.float64
     assert w16.flags.c_contiguous and at16.flags.c_contiguous and out.flags.c_contiguous
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0 and out.shape == (w16.shape[0], at16.shape[0])
     lib().nic_matmul_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
                          at16.shape[0], chunk, scale)
+
+
+def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float, tap: np.ndarray,
+              pix: np.ndarray) -> None:
+    """out (Cout, H, W) += scale * the overlap-add of w16 (P, Kp) @ at16 (N, Kp).T, without the (P, N) patches.
+
+    ``tap`` (P, 3) int32: (ky - pad, kx - pad, flat offset of that tap's pixel (0, 0)) per row of w16;
+    ``pix`` (N, 2) int32: (y * s, x * s) per input pixel (conv.py ``_fused_convt`` builds both).
+    """
+    assert w16.dtype == at16.dtype == np.int16 and out.dtype == np.float64
+    assert 1 <= chunk <= 1 << 24  # the kernel steps by 8 * chunk in a C int
+    assert tap.dtype == pix.dtype == np.int32 and tap.shape == (w16.shape[0], 3) and pix.shape == (at16.shape[0], 2)
+    assert all(v.flags.c_contiguous for v in (w16, at16, out, tap, pix)) and out.ndim == 3
+    assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0
+    lib().nic_convt_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
+                        at16.shape[0], chunk, scale, tap.ctypes.data, pix.ctypes.data, out.shape[1], out.shape[2])
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase
@@ -80,6 +102,16 @@ def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndar
     w = np.ascontiguousarray(w, np.float64)
     out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
     lib().nic_convt_direct(ap.ctypes.data, w.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad, e)
+    return out
+
+
+def pixels(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """(C, H, W) last-layer accumulators + bias -> uint8 pixels, rounded half up and clipped (synthesis.py)."""
+    acc = np.ascontiguousarray(acc, np.float64)
+    b = np.ascontiguousarray(b, np.float64)
+    assert b.shape == (acc.shape[0],) and shift >= 1
+    out = np.empty(acc.shape, np.uint8)
+    lib().nic_pixels(acc.ctypes.data, b.ctypes.data, out.ctypes.data, acc.shape[0], acc[0].size, shift)
     return out
 
 

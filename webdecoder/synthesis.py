@@ -22,13 +22,6 @@ from webdecoder.tables import FRAC_BITS
 SYN_FRAC_BITS = 12  # synthesis activations carry more fraction bits than the hyper-decoder's
 
 
-def _layer(model: Model, name: str, x: np.ndarray, stride: int, crop: int) -> np.ndarray:
-    w, wmat = model.convt(f"{name}.w")
-    acc = conv_transpose(x, w, stride, crop, wmat)  # always new memory: safe to update in place
-    acc += model.f64(f"{name}.b")[:, None, None]
-    return acc
-
-
 def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The iGDN branch and its linear twin read the same latent: one matrix product for both."""
     key = "two.upres"
@@ -39,28 +32,46 @@ def _fused_up(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (*model.convt(key + ".w"), model.f64(key + ".b"))
 
 
+def input_frac_bits(model: Model) -> int:
+    """Fraction bits of the synthesis input: the model's ``syn.in_frac``, or SYN_FRAC_BITS for models without it
+    (those exported before it existed). Exports set 8, so that the latent fits one int16 product pass."""
+    return model.int("syn.in_frac") if "syn.in_frac" in model.arrays else SYN_FRAC_BITS
+
+
 def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarray:
     """Gained latent (fixed point) -> synthesis input: multiply by the quality's inverse gain."""
     inv, shift = model.f64("invgain")[quality], model.int("invgain.shift")
-    shift -= SYN_FRAC_BITS - FRAC_BITS  # from 2^FRAC_BITS to 2^SYN_FRAC_BITS
+    shift -= input_frac_bits(model) - FRAC_BITS  # from 2^FRAC_BITS to the synthesis input's fraction bits
     return requantize(y_fx.astype(np.float64) * inv[:, None, None], shift, ACT_LIMIT)
 
 
 def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
-    """x: (C, hy, wy) latent with SYN_FRAC_BITS fraction bits -> (3, 16hy, 16wy) uint8 pixels."""
-    if depth == 1:
-        out = _layer(model, "jpeg", x, 16, 1)
-        shift = model.int("jpeg.shift")
-    else:
-        out = _layer(model, "two.out", hidden_layer(model, x), 2, 2)
-        shift = model.int("two.out.shift")
-    # round(out / 2^shift), clipped to 0..255, in place: the full-resolution float64 planes (9.4 MB each for a
-    # Kodak image) are the largest arrays of a decode, and each temporary is memory a browser tab must grow.
-    out += float(1 << (shift - 1))
-    out *= 1.0 / (1 << shift)
-    np.floor(out, out=out)
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+    """x: (C, hy, wy) latent with ``input_frac_bits`` fraction bits -> (3, 16hy, 16wy) uint8 pixels."""
+    name, x, stride, crop = ("jpeg", x, 16, 1) if depth == 1 else ("two.out", hidden_layer(model, x), 2, 2)
+    w, wmat = model.convt(f"{name}.w")
+    acc = conv_transpose(x, w, stride, crop, wmat)
+    return to_pixels(acc, model.f64(f"{name}.b"), model.int(f"{name}.shift"))  # acc is new memory: consumed
+
+
+def to_pixels(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """The last layer's accumulator plus bias, round(. / 2^shift) clipped to 0..255: uint8 pixels.
+
+    In place: the full-resolution float64 planes (9.4 MB each for a Kodak image) are the largest arrays of a
+    decode, and each temporary is memory a browser tab must grow. ``acc`` is consumed.
+    """
+    if _pixels_kernel_ok():
+        return _native.pixels(acc, b, shift)
+    return _pixels_numpy(acc, b, shift)
+
+
+def _pixels_numpy(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """The reference arithmetic of ``to_pixels`` (the wasm kernel ``nic_pixels`` repeats it op for op)."""
+    acc += b[:, None, None]
+    acc += float(1 << (shift - 1))
+    acc *= 1.0 / (1 << shift)
+    np.floor(acc, out=acc)
+    np.clip(acc, 0, 255, out=acc)
+    return acc.astype(np.uint8)
 
 
 def hidden_layer(model: Model, x: np.ndarray) -> np.ndarray:
@@ -91,6 +102,7 @@ def _hidden_numpy(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.nd
 
 
 _igdn_kernel: bool | None = None  # None: not checked yet
+_pixels_kernel: bool | None = None
 
 
 def _igdn_kernel_ok() -> bool:
@@ -109,3 +121,20 @@ def _igdn_kernel_ok() -> bool:
         _igdn_kernel = bool(np.array_equal(_native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT),
                                            _hidden_numpy(acc, b, gamma, beta, shifts)))
     return _igdn_kernel
+
+
+def _pixels_kernel_ok() -> bool:
+    """Use the wasm ``nic_pixels`` only where the other kernels are on and it matches NumPy on random integers
+    (both clip ends, the rounding boundary, an odd pixel count)."""
+    global _pixels_kernel
+    if not conv.kernels_on():
+        return False
+    if _pixels_kernel is None:
+        rng = _native.CheckInts()
+        shift = 13
+        acc = rng.integers(-(1 << 22), 1 << 22, (3, 7, 13)).astype(np.float64)
+        acc[0, 0, :3] = [-(1 << (shift - 1)), (1 << (shift - 1)) - 1, 255 * (1 << shift) + (1 << (shift - 1))]
+        b = rng.integers(-(1 << 21), 1 << 21, 3).astype(np.float64)
+        b[0] = 0
+        _pixels_kernel = bool(np.array_equal(_native.pixels(acc, b, shift), _pixels_numpy(acc.copy(), b, shift)))
+    return _pixels_kernel

@@ -4,7 +4,8 @@ Every file is served under `/a/<digest>/<name>`, where digest is a prefix of the
 the Pyodide runtime: of its manifest, so the whole folder shares one indexURL). A URL therefore never
 changes meaning, and responses carry `Cache-Control: public, max-age=31536000, immutable`: a returning
 visitor downloads nothing again. Runtime files with a precompressed `.gz` twin (made by setup_web.sh) are
-sent gzip-encoded to clients that accept it, which cuts the 10 MB wasm to about 3 MB.
+sent gzip-encoded to clients that accept it, which cuts the 10 MB wasm to about 3 MB. Model weights are
+gzipped in memory at startup (their zip members are stored, so the browser inflates and Pyodide only copies).
 
 MIME types are set here rather than left to `mimetypes`: `.nic` is `image/x-nic` (an unregistered,
 vendor-style type of our own; browsers never render it themselves, `<nic-img>` does), `.wasm` must be
@@ -15,6 +16,7 @@ scripts are MIME-checked.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import gzip
 import hashlib
 import io
 import json
@@ -54,6 +56,7 @@ class _Item:
     path: Path | None
     data: bytes | None
     gz: Path | None = None
+    gz_data: bytes | None = None  # an in-memory gzip twin (model weights)
 
 
 class Registry:
@@ -66,6 +69,13 @@ class Registry:
     def add_file(self, path: Path, name: str | None = None) -> str:
         digest = bundle.sha256_file(path)[:_DIGEST_LEN]
         return self._add(digest, name or path.name, _Item(path, None), path.stat().st_size)
+
+    def add_gzipped(self, path: Path) -> str:
+        """A file sent gzip-encoded from an in-memory twin, made once here (mtime 0: the same bytes each run)."""
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()[:_DIGEST_LEN]
+        gz = gzip.compress(data, compresslevel=6, mtime=0)
+        return self._add(digest, path.name, _Item(path, None, gz_data=gz), len(gz))
 
     def add_bytes(self, data: bytes, name: str) -> str:
         digest = hashlib.sha256(data).hexdigest()[:_DIGEST_LEN]
@@ -124,7 +134,7 @@ def init_app(app: Flask) -> None:
         runtime["problems"].append(f"cannot build the webdecoder wheel: {e}")
     model_dir = Path(app.config["MODEL_DIR"])
     for p in sorted(model_dir.glob("*.npz")) if model_dir.is_dir() else []:
-        runtime["modelURLs"].append(reg.add_file(p))
+        runtime["modelURLs"].append(reg.add_gzipped(p))
     if not runtime["modelURLs"]:
         runtime["problems"].append(f"no model weights (*.npz) in {model_dir}")
     for msg in runtime["problems"]:
@@ -166,12 +176,16 @@ def content(digest: str, name: str) -> Response:
     if item.gz is not None and gzip_ok:
         resp = send_file(item.gz, mimetype=mimetype, conditional=True, etag=True)
         resp.headers["Content-Encoding"] = "gzip"
+    elif item.gz_data is not None and gzip_ok:
+        resp = send_file(io.BytesIO(item.gz_data), mimetype=mimetype, download_name=name, etag=digest + "-gz",
+                         conditional=True)
+        resp.headers["Content-Encoding"] = "gzip"
     elif item.data is not None:
         resp = send_file(io.BytesIO(item.data), mimetype=mimetype, download_name=name, etag=digest,
                          conditional=True)
     else:
         resp = send_file(item.path, mimetype=mimetype, conditional=True, etag=True)
-    if item.gz is not None:
+    if item.gz is not None or item.gz_data is not None:
         resp.vary.add("Accept-Encoding")
     resp.cache_control.public = True
     resp.cache_control.max_age = IMMUTABLE_MAX_AGE

@@ -1,6 +1,7 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
-Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel": bool,
+Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
+"pixels_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy]}}.
 """
 
@@ -24,6 +25,13 @@ for p, k, n in ((4, 1, 4), (5, 3, 7), (75, 6, 1000), (2028, 192, 97), (64, 48, 1
     a = rng.integers(-(1 << 22), (1 << 22) + 1, (k, n)).astype(np.float64)  # activations within +-2^22
     if kernel is not None:
         equal = equal and np.array_equal(kernel(w, a), np.einsum("pk,kn->pn", w, a))
+        # Zero operands leave the int32 flush unbounded (chunk capped by conv.MAX_CHUNK): no overrun.
+        equal = equal and not kernel(np.zeros_like(w), a).any() and not kernel(w, np.zeros_like(a)).any()
+if conv.kernels_on():
+    wt = rng.integers(-(1 << 14) + 1, 1 << 14, (4, 3, 13, 13)).astype(np.float64)
+    zero = np.zeros((4, 5, 7))
+    equal = equal and not conv._fused_convt(zero, wt, conv.weight_matrix(wt), 8, 3).any()
+    equal = equal and not conv._gather_i16(zero, wt[:, :, :3, :3].copy(), 1).any()
 # rANS: the C step loop against the NumPy one on random streams, whole and truncated (must raise alike).
 from webdecoder import rans  # noqa: E402
 
@@ -52,6 +60,7 @@ from webdecoder import synthesis  # noqa: E402
 
 conv_ok = conv.kernels_on()
 igdn_ok = synthesis._igdn_kernel_ok()
+pixels_ok = synthesis._pixels_kernel_ok()
 out = {}
 for f in files:
     data = open(f, "rb").read()
@@ -62,5 +71,5 @@ for f in files:
     out[f] = [with_kernel, without]
 conv._kernel = kernel
 print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
-                  "conv_kernels": conv_ok, "igdn_kernel": igdn_ok,
+                  "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

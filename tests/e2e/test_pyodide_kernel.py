@@ -1,6 +1,7 @@
-"""The optional WebAssembly kernels (webdecoder/native: matmul, rANS loop) in Pyodide under Node: they load,
-pass their self-checks, match the NumPy loops on whole and truncated rANS streams, and decode to exactly
-the pixels of the NumPy fallback and of CPython."""
+"""The optional WebAssembly kernels (webdecoder/native: matmul, fused transposed convs, rANS loop, pixels) in
+Pyodide under Node: they load, pass their self-checks, match the NumPy loops on whole and truncated rANS
+streams, and decode to exactly the pixels of the NumPy fallback and of CPython: files of the shipped model
+(latent within int16: one pass) and of a legacy one (12 fraction bits: split in two passes)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from nic_e2e import ROOT, files_with_cpython_hashes
 import pytest
 
 HERE = Path(__file__).resolve().parent
+LEGACY_SPLIT = "c70e283cb922a40b"  # a model without syn.in_frac: its 17-bit latent takes the split int16 path
 
 
 def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
@@ -22,6 +24,14 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     if node is None or not (runtime / "pyodide.mjs").is_file():
         pytest.fail("node and build/web/runtime are required (scripts/setup_web.sh)")
     files, want, models = files_with_cpython_hashes(small_files, tmp_path)
+    import hashlib
+
+    import webdecoder
+
+    legacy = ROOT / "tests" / "data" / f"legacy-{LEGACY_SPLIT}-d2.nic"
+    files.append(str(legacy))
+    want[str(legacy)] = hashlib.sha256(webdecoder.decode(legacy.read_bytes()).tobytes()).hexdigest()
+    models += [str(p) for p in (ROOT / "models" / "legacy").glob(f"nic-{LEGACY_SPLIT}.npz")]
     out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), str(runtime),
                           str(HERE / "pyodide_kernel_check.py"), ",".join(map(str, models)), *files],
                          capture_output=True, text=True, timeout=300)
@@ -33,5 +43,6 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     assert r["rans_equal"], "C and NumPy rANS loops differ (symbols, states, pointer or error)"
     assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
+    assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
     for f, (with_kernel, numpy_only) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name

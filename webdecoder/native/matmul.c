@@ -75,11 +75,13 @@ static inline v128_t reduce4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
   return wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 1, 4, 5), wasm_i32x4_shuffle(x, y, 2, 3, 6, 7));
 }
 
-static void tile2x4_i16(const int16_t *W, const int16_t *At, double *out, int Kp, int N, int p0, int n0,
-                        int chunk, double scale) {
+/* The 2 x 4 tile of int16 dot products, rows p0, p0+1 of W against rows n0..n0+3 of At, as float64 pairs:
+ * f[0] = row 0 (n0, n0+1), f[1] = row 0 (n0+2, n0+3), f[2] = row 1 (n0, n0+1), f[3] = row 1 (n0+2, n0+3). */
+static inline void tile2x4_i16_sums(const int16_t *W, const int16_t *At, int Kp, int p0, int n0, int chunk,
+                                    v128_t f[4]) {
   const int16_t *w0 = W + (long)p0 * Kp, *w1 = w0 + Kp;
   const int16_t *a0 = At + (long)n0 * Kp, *a1 = a0 + Kp, *a2 = a1 + Kp, *a3 = a2 + Kp;
-  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0; /* float64 sums: row 0 n0..3, row 1 n0..3 */
+  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
   for (int kb = 0; kb < Kp; kb += 8 * chunk) {
     int ke = kb + 8 * chunk < Kp ? kb + 8 * chunk : Kp;
     v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
@@ -103,13 +105,26 @@ static void tile2x4_i16(const int16_t *W, const int16_t *At, double *out, int Kp
     f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
     f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
   }
+  f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
+}
+
+static void tile2x4_i16(const int16_t *W, const int16_t *At, double *out, int Kp, int N, int p0, int n0,
+                        int chunk, double scale) {
+  v128_t f[4];
+  tile2x4_i16_sums(W, At, Kp, p0, n0, chunk, f);
   v128_t sc = wasm_f64x2_splat(scale);
   double *o = out + (long)p0 * N + n0;
-  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f0)));
-  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f1)));
+  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f[0])));
+  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f[1])));
   o += N;
-  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f2)));
-  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f3)));
+  wasm_v128_store(o, wasm_f64x2_add(wasm_v128_load(o), wasm_f64x2_mul(sc, f[2])));
+  wasm_v128_store(o + 2, wasm_f64x2_add(wasm_v128_load(o + 2), wasm_f64x2_mul(sc, f[3])));
+}
+
+static int64_t dot_i16(const int16_t *a, const int16_t *b, int Kp) {
+  int64_t s = 0;
+  for (int k = 0; k < Kp; k++) s += (int64_t)a[k] * b[k];
+  return s;
 }
 
 void nic_matmul_i16(const int16_t *W, const int16_t *At, double *out, int P, int Kp, int N, int chunk,
@@ -121,11 +136,45 @@ void nic_matmul_i16(const int16_t *W, const int16_t *At, double *out, int P, int
       for (int p0 = pb; p0 < pe; p0 += 2) tile2x4_i16(W, At, out, Kp, N, p0, n0, chunk, scale);
   }
   for (int p = 0; p < P; p++)  /* ragged edges in int64, exact */
-    for (int n = (p < P2 ? N4 : 0); n < N; n++) {
-      int64_t s = 0;
-      for (int k = 0; k < Kp; k++) s += (int64_t)W[(long)p * Kp + k] * At[(long)n * Kp + k];
-      out[(long)p * N + n] += scale * (double)s;
-    }
+    for (int n = (p < P2 ? N4 : 0); n < N; n++)
+      out[(long)p * N + n] += scale * (double)dot_i16(W + (long)p * Kp, At + (long)n * Kp, Kp);
+}
+
+/* The int16 product fused with the overlap-add: a whole transposed conv without the (P, N) patch matrix
+ * (25 MB for the k13/s8 layer of a Kodak image). Row p of W is tap (c, ky, kx) of the weights, row n of At
+ * input pixel (y, x); their dot product, times `scale`, is added to out (cout, H, Wd) at row
+ * y*s + ky - pad, column x*s + kx - pad when that lies inside (the crop). The caller passes per row
+ * tap[p] = (ky - pad, kx - pad, c*H*Wd + (ky - pad)*Wd + kx - pad) and per column pix[n] = (y*s, x*s), so
+ * the target is tap.off + ys*Wd + xs. Same int32 chunking as nic_matmul_i16, then float64 sums of integers
+ * below 2^53: the result equals product + overlap-add exactly, in any order. */
+static inline void put(double *out, const int32_t *tp, const int32_t *px, int H, int Wd, double v) {
+  int Y = px[0] + tp[0], X = px[1] + tp[1];
+  if ((unsigned)Y < (unsigned)H && (unsigned)X < (unsigned)Wd) out[tp[2] + (long)px[0] * Wd + px[1]] += v;
+}
+
+void nic_convt_i16(const int16_t *W, const int16_t *At, double *out, int P, int Kp, int N, int chunk,
+                   double scale, const int32_t *tap, const int32_t *pix, int H, int Wd) {
+  int P2 = P - P % 2, N4 = N - N % 4;
+  v128_t f[4];
+  for (int pb = 0; pb < P2; pb += PB) {
+    int pe = pb + PB < P2 ? pb + PB : P2;
+    for (int n0 = 0; n0 < N4; n0 += 4)
+      for (int p0 = pb; p0 < pe; p0 += 2) {
+        tile2x4_i16_sums(W, At, Kp, p0, n0, chunk, f);
+        const int32_t *t0 = tap + 3 * p0, *t1 = t0 + 3, *q = pix + 2 * n0;
+        put(out, t0, q, H, Wd, scale * wasm_f64x2_extract_lane(f[0], 0));
+        put(out, t0, q + 2, H, Wd, scale * wasm_f64x2_extract_lane(f[0], 1));
+        put(out, t0, q + 4, H, Wd, scale * wasm_f64x2_extract_lane(f[1], 0));
+        put(out, t0, q + 6, H, Wd, scale * wasm_f64x2_extract_lane(f[1], 1));
+        put(out, t1, q, H, Wd, scale * wasm_f64x2_extract_lane(f[2], 0));
+        put(out, t1, q + 2, H, Wd, scale * wasm_f64x2_extract_lane(f[2], 1));
+        put(out, t1, q + 4, H, Wd, scale * wasm_f64x2_extract_lane(f[3], 0));
+        put(out, t1, q + 6, H, Wd, scale * wasm_f64x2_extract_lane(f[3], 1));
+      }
+  }
+  for (int p = 0; p < P; p++)  /* ragged edges in int64, exact */
+    for (int n = (p < P2 ? N4 : 0); n < N; n++)
+      put(out, tap + 3 * p, pix + 2 * n, H, Wd, scale * (double)dot_i16(W + (long)p * Kp, At + (long)n * Kp, Kp));
 }
 
 /* Overlap-add of a transposed conv (webdecoder/conv.py conv_transpose, same result): patches (cout, k, k, h, w)
@@ -295,4 +344,33 @@ int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const i
     }
   }
   return ptr;
+}
+
+/* The last synthesis layer's accumulators to pixels (webdecoder/synthesis.py to_pixels, same arithmetic):
+ * out = clip(floor((acc + b_c + 2^(shift-1)) * 2^-shift), 0, 255) as uint8, for acc (C, npx). Every step is
+ * exact on float64 integers (the scale is a power of two), so the result equals NumPy's bit for bit. */
+void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int npx, int shift) {
+  double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
+  v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), lo = wasm_f64x2_splat(0), hi = wasm_f64x2_splat(255);
+  for (int c = 0; c < C; c++) {
+    const double *a = acc + (long)c * npx;
+    uint8_t *o = out + (long)c * npx;
+    double bc = b[c];
+    v128_t vb = wasm_f64x2_splat(bc);
+    int j = 0;
+    for (; j + 4 <= npx; j += 4) { /* the same operations, two lanes at a time */
+      v128_t v0 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + j), vb), vh), vi);
+      v128_t v1 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + j + 2), vb), vh), vi);
+      v0 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v0)));
+      v1 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v1)));
+      v128_t i = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(v0), wasm_i32x4_trunc_sat_f64x2_zero(v1), 0, 1, 4, 5);
+      i = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(i, i), wasm_i16x8_narrow_i32x4(i, i));
+      uint32_t four = (uint32_t)wasm_i32x4_extract_lane(i, 0);
+      __builtin_memcpy(o + j, &four, 4);
+    }
+    for (; j < npx; j++) {
+      double v = __builtin_floor(((a[j] + bc) + half) * inv);
+      o[j] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+    }
+  }
 }
