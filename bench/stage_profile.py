@@ -58,7 +58,9 @@ def main() -> None:
         totals.append(med["total"])
         print(json.dumps({"file": f"{f.parent.name}/{f.name}", "where": where, **med}), flush=True)
     conv = sys.modules.get("webdecoder.conv")
-    kernel_state = "on" if callable(getattr(conv, "_kernel", None)) else "off"
+    # The fused convs may leave the plain product kernel untried (conv._kernel False): ask kernels_on() too.
+    on = callable(getattr(conv, "_kernel", None)) or bool(getattr(conv, "kernels_on", lambda: False)())
+    kernel_state = "on" if on else "off"
     print(json.dumps({"summary": where, "webdecoder": str(args.webdecoder), "kernel": kernel_state,
                       "median_total_ms": statistics.median(totals), "files": len(totals)}), flush=True)
 

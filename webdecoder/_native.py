@@ -35,6 +35,8 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_convt_i16.restype = None
                 handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                                  + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
+                handle.nic_requantize.restype = None
+                handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
                 handle.nic_pixels.restype = None
                 handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
                 handle.nic_convt_direct.restype = None
@@ -102,6 +104,20 @@ def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndar
     w = np.ascontiguousarray(w, np.float64)
     out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
     lib().nic_convt_direct(ap.ctypes.data, w.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad, e)
+    return out
+
+
+def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None, shift: int, lo: float,
+               hi: float) -> np.ndarray:
+    """clip(floor((acc * mul_c + bias_c + 2^(shift-1)) / 2^shift), lo, hi) for (C, ...) acc (conv.py)."""
+    acc = np.ascontiguousarray(acc, np.float64)
+    c = acc.shape[0]
+    mul, bias = (None if v is None else np.ascontiguousarray(v, np.float64) for v in (mul, bias))
+    assert all(v is None or v.shape == (c,) for v in (mul, bias)) and shift >= 1
+    out = np.empty(acc.shape, np.float64)
+    lib().nic_requantize(acc.ctypes.data, None if mul is None else mul.ctypes.data,
+                         None if bias is None else bias.ctypes.data, out.ctypes.data, c, acc.size // max(1, c),
+                         shift, lo, hi)
     return out
 
 

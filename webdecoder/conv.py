@@ -15,8 +15,10 @@ The patches come out channel-major, (Cout, k, k, H, W), so the overlap-add adds
 whole contiguous planes (see ``conv_transpose``).
 
 In Pyodide, optional WebAssembly kernels (``_native``; self-checked against this NumPy code on load)
-take over the products (on int16 operands, 8 multiply-adds per instruction), the overlap-add and,
-for few input channels, the whole transposed conv. CPython never uses them.
+take over whole transposed convs: int16 products (8 multiply-adds per instruction) added straight onto the
+output (``_fused_convt``, no patch matrix), the stride-1 gather on an int16 operand built in place
+(``_gather_i16``), a direct loop for few input channels; and the per-channel requantization. CPython
+never uses them.
 """
 
 from __future__ import annotations
@@ -374,3 +376,47 @@ def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:
 def requantize(acc: np.ndarray, shift: int, limit: float) -> np.ndarray:
     """Round a fixed-point accumulator down by ``shift`` bits (half up) and clip to +-limit."""
     return np.clip(np.floor((acc + float(1 << (shift - 1))) * (1.0 / (1 << shift))), -limit, limit)
+
+
+def requantize_channels(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray | None = None,
+                        bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """``requantize(acc * mul_c + bias_c)`` per channel (axis 0), then ReLU if asked: one pass of the wasm
+    kernel in Pyodide instead of five NumPy ones (same integers, same result), the NumPy code elsewhere."""
+    if _requantize_kernel_ok():
+        return _native.requantize(acc, mul, bias, shift, 0.0 if relu else -limit, limit)
+    return _requantize_numpy(acc, shift, limit, mul, bias, relu)
+
+
+def _requantize_numpy(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray | None, bias: np.ndarray | None,
+                      relu: bool) -> np.ndarray:
+    extra = (None,) * (acc.ndim - 1)
+    if mul is not None:
+        acc = acc * mul[(slice(None), *extra)]
+    if bias is not None:
+        acc = acc + bias[(slice(None), *extra)]
+    out = requantize(acc, shift, limit)
+    if relu:
+        np.maximum(out, 0.0, out=out)
+    return out
+
+
+_requantize_kernel: bool | None = None  # None: not checked yet
+
+
+def _requantize_kernel_ok() -> bool:
+    """The wasm ``nic_requantize`` where the conv kernels are on and it matches NumPy on random integers."""
+    global _requantize_kernel
+    if not kernels_on():
+        return False
+    if _requantize_kernel is None:
+        rng = _native.CheckInts()
+        acc = rng.integers(-(1 << 40), 1 << 40, (5, 3, 7)).astype(np.float64)
+        mul = rng.integers(1, 1 << 16, 5).astype(np.float64)
+        bias = rng.integers(-(1 << 30), 1 << 30, 5).astype(np.float64)
+        ok = True
+        for m, b, relu, a in ((None, bias, True, acc), (None, bias, False, acc), (mul, None, False, acc / (1 << 20))):
+            a = np.floor(a)
+            ok = ok and np.array_equal(_native.requantize(a, m, b, 19, 0.0 if relu else -(1 << 22), 1 << 22),
+                                       _requantize_numpy(a, 19, 1 << 22, m, b, relu))
+        _requantize_kernel = bool(ok)
+    return _requantize_kernel

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder.conv import conv_transpose, requantize
+from webdecoder.conv import conv_transpose, requantize_channels
 from webdecoder.model import Model
 from webdecoder.tables import FRAC_BITS, scale_index
 
@@ -23,11 +23,9 @@ def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarra
     t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
     for i, (_k, stride, crop) in enumerate(HYPER_LAYERS):
         w, wmat = model.convt(f"h{i}.w")
-        acc = conv_transpose(t, w, stride, crop, wmat) + model.f64(f"h{i}.b")[:, None, None]
-        shift = model.int(f"h{i}.shift")
-        t = requantize(acc, shift, ACT_LIMIT)
-        if i < len(HYPER_LAYERS) - 1:
-            np.maximum(t, 0.0, out=t)
+        acc = conv_transpose(t, w, stride, crop, wmat)
+        t = requantize_channels(acc, model.int(f"h{i}.shift"), ACT_LIMIT, bias=model.f64(f"h{i}.b"),
+                                relu=i < len(HYPER_LAYERS) - 1)
     c = t.shape[0] // 2
     t = t.astype(np.int64)
     return t[:c], scale_index(t[c:])

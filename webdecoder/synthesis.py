@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from webdecoder import _native, conv
-from webdecoder.conv import conv_transpose, requantize
+from webdecoder.conv import conv_transpose, requantize, requantize_channels
 from webdecoder.hyper import ACT_LIMIT
 from webdecoder.model import Model
 from webdecoder.tables import FRAC_BITS
@@ -42,7 +42,7 @@ def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarra
     """Gained latent (fixed point) -> synthesis input: multiply by the quality's inverse gain."""
     inv, shift = model.f64("invgain")[quality], model.int("invgain.shift")
     shift -= input_frac_bits(model) - FRAC_BITS  # from 2^FRAC_BITS to the synthesis input's fraction bits
-    return requantize(y_fx.astype(np.float64) * inv[:, None, None], shift, ACT_LIMIT)
+    return requantize_channels(y_fx.astype(np.float64), shift, ACT_LIMIT, mul=inv)
 
 
 def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:

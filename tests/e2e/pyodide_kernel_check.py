@@ -1,7 +1,7 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
-"pixels_kernel": bool,
+"pixels_kernel", "requantize_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy]}}.
 """
 
@@ -61,6 +61,7 @@ from webdecoder import synthesis  # noqa: E402
 conv_ok = conv.kernels_on()
 igdn_ok = synthesis._igdn_kernel_ok()
 pixels_ok = synthesis._pixels_kernel_ok()
+requantize_ok = conv._requantize_kernel_ok()
 out = {}
 for f in files:
     data = open(f, "rb").read()
@@ -72,4 +73,5 @@ for f in files:
 conv._kernel = kernel
 print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
+                  "requantize_kernel": requantize_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

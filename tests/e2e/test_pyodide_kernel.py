@@ -44,5 +44,6 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
+    assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
     for f, (with_kernel, numpy_only) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name

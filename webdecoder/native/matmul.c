@@ -374,3 +374,29 @@ void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int npx
     }
   }
 }
+
+/* Requantization of a fixed-point accumulator (webdecoder/conv.py requantize_channels, same arithmetic):
+ * out = clip(floor((acc * m_c + b_c + 2^(shift-1)) * 2^-shift), lo, hi) for acc (C, npx), with a per-channel
+ * multiplier m (NULL: none) and bias b (NULL: none). Products and sums are integers below 2^53 and the scale
+ * a power of two, so every step is exact and the result equals NumPy's bit for bit. */
+void nic_requantize(const double *acc, const double *m, const double *b, double *out, int C, int npx, int shift,
+                    double lo, double hi) {
+  double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
+  v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), vlo = wasm_f64x2_splat(lo), vhi = wasm_f64x2_splat(hi);
+  for (int c = 0; c < C; c++) {
+    const double *a = acc + (long)c * npx;
+    double *o = out + (long)c * npx;
+    double mc = m ? m[c] : 1.0, bc = b ? b[c] : 0.0;
+    v128_t vm = wasm_f64x2_splat(mc), vb = wasm_f64x2_splat(bc);
+    int j = 0;
+    for (; j + 2 <= npx; j += 2) {
+      v128_t v = wasm_f64x2_add(wasm_f64x2_add(wasm_f64x2_mul(wasm_v128_load(a + j), vm), vb), vh);
+      v = wasm_f64x2_floor(wasm_f64x2_mul(v, vi));
+      wasm_v128_store(o + j, wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, v)));
+    }
+    for (; j < npx; j++) {
+      double v = __builtin_floor((a[j] * mc + bc + half) * inv);
+      o[j] = v < lo ? lo : (v > hi ? hi : v);
+    }
+  }
+}
