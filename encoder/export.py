@@ -27,8 +27,9 @@ from webdecoder.tables import FRAC_BITS, gaussian_tables, quantize_pmf
 WEIGHT_BITS = 14  # |w_int| < 2^14 keeps every sum below 2^53 (docs/FORMAT.md)
 # The latent-facing synthesis layers (k18/s16, k13/s8) are the decoder's largest products. With the latent at
 # 8 fraction bits (|x| < 2^13 on Kodak) and their weights below 2^12, the browser's int16 kernel does them in
-# one pass with rare int32 flushes (8 * 2^12 * 2^13 * 8 blocks < 2^31) instead of two (hi and lo halves of a
-# 17-bit input): measured -0.0005 dB PSNR on Kodak against 12 fraction bits and 14-bit weights.
+# one pass (a block of 8 products adds < 8 * 2^12 * 2^13 = 2^28 to an int32 sum: a flush every 8 blocks) instead
+# of two (hi and lo halves of a 17-bit input): -0.0005 dB PSNR on Kodak against 12 fraction bits and 14-bit
+# weights (kodim01/04/07/13/19/23, qualities 0/4/7, both depths).
 SYN_IN_FRAC_BITS = 8
 SYN_IN_WEIGHT_BITS = 12
 INVGAIN_SHIFT = 16

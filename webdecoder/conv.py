@@ -44,6 +44,8 @@ def _chunk(wmax: int, pmax: int) -> int:
     """Blocks of 8 products the int16 kernel may sum in int32 before flushing to float64: a block adds at most
     8*wmax*pmax to the four-lane sum. Capped, so that 8 * chunk stays a small C int even for zero operands."""
     return min(MAX_CHUNK, I16_SUM_LIMIT // max(1, 8 * wmax * pmax))
+
+
 CACHE_ENTRIES = 64  # per-weight caches: a few models' layers; callers without cached weights must not grow them
 _w16_cache: dict[int, tuple] = {}  # id(wmat) -> (wmat, (int16 copy or None, max|w|))
 _gather_cache: dict[int, tuple] = {}  # id(w) -> (w, gather matrix)
@@ -195,9 +197,9 @@ def _conv_kernels_pass() -> bool:
         wt = rng.integers(-(1 << 14) + 1, 1 << 14, (21, cout, k, k)).astype(np.float64)
         wm = weight_matrix(wt)
         want = _overlap_add(np.einsum("pk,kn->pn", wm, a.reshape(21, -1)).reshape(cout, k, k, h, w), s, pad)
-        for got in (_fused_convt(a, wt, wm, s, pad), _gather_i16(a, wt, pad) if s == 1 else want):
-            if got is None or not np.array_equal(got, want):
-                return False
+        got = [_fused_convt(a, wt, wm, s, pad)] + ([_gather_i16(a, wt, pad)] if s == 1 else [])
+        if any(g is None or not np.array_equal(g, want) for g in got):
+            return False
     _w16_cache.clear()
     _gather16_cache.clear()
     return True
@@ -389,6 +391,7 @@ def requantize_channels(acc: np.ndarray, shift: int, limit: float, mul: np.ndarr
 
 def _requantize_numpy(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray | None, bias: np.ndarray | None,
                       relu: bool) -> np.ndarray:
+    """The reference arithmetic of ``requantize_channels`` (the wasm kernel repeats it op for op)."""
     extra = (None,) * (acc.ndim - 1)
     if mul is not None:
         acc = acc * mul[(slice(None), *extra)]
