@@ -127,16 +127,37 @@ def _fused_convt(a: np.ndarray, w: np.ndarray, wmat: np.ndarray, s: int, pad: in
     if ops is None:
         return None
     w16, parts = ops
-    H, W = s * h, s * wd
-    c, ky, kx = (v.reshape(-1) for v in np.meshgrid(np.arange(cout), np.arange(k), np.arange(k), indexing="ij"))
-    dy, dx = ky - pad, kx - pad  # rows of wmat are (c, ky, kx), C order (``weight_matrix``)
-    tap = np.ascontiguousarray(np.stack([dy, dx, c * H * W + dy * W + dx], axis=1), np.int32)
-    y, x = np.divmod(np.arange(h * wd), wd)
-    pix = np.ascontiguousarray(np.stack([y * s, x * s], axis=1), np.int32)
-    out = np.zeros((cout, H, W), np.float64)
+    tap, pix = _scatter_index(cout, k, s, pad, h, wd)
+    out = np.zeros((cout, s * h, s * wd), np.float64)
     for at, chunk, scale in parts:
         _native.convt_i16(w16, at, out, chunk, scale, tap, pix)
     return out
+
+
+INDEX_ENTRIES = 8  # shapes kept (each a few KB for a photo, 2 MB at the 8192x8192 limit)
+_index_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _scatter_index(cout: int, k: int, s: int, pad: int, h: int, wd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``nic_convt_i16`` adds each product: per weight row (c, ky, kx) its offsets (ky - pad, kx - pad,
+    flat index of its output pixel for input (0, 0)), per input pixel (y, x) its (y*s, x*s). Kept for the last
+    few shapes: a page decodes many images of one size."""
+    key = (cout, k, s, pad, h, wd)
+    hit = _index_cache.get(key)
+    if hit is None:
+        H, W = s * h, s * wd
+        p = np.arange(cout * k * k)
+        c, ky, kx = p // (k * k), p // k % k, p % k  # rows of wmat are (c, ky, kx), C order (``weight_matrix``)
+        tap = np.empty((p.size, 3), np.int32)
+        tap[:, 0], tap[:, 1] = ky - pad, kx - pad
+        tap[:, 2] = c * (H * W) + (ky - pad) * W + (kx - pad)
+        n = np.arange(h * wd)
+        pix = np.empty((n.size, 2), np.int32)
+        pix[:, 0], pix[:, 1] = n // wd * s, n % wd * s
+        if len(_index_cache) >= INDEX_ENTRIES:
+            _index_cache.pop(next(iter(_index_cache)))
+        hit = _index_cache[key] = (tap, pix)
+    return hit
 
 
 def _kernel_product(wmat: np.ndarray, a2: np.ndarray) -> np.ndarray:
