@@ -67,3 +67,26 @@ def test_full_decode_after_preview_reuses_hyper_and_is_identical(small_files):
         webdecoder.decode_preview(other[: webdecoder.preview_bytes(other)])
         np.testing.assert_array_equal(webdecoder.decode(data), want)
 
+
+def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
+    """What makes the browser's largest product one int16 pass: the shipped model's synthesis input stays
+    within 15 bits on whole Kodak images at the top quality, with and without iterative encoding."""
+    import numpy as np
+    from PIL import Image
+
+    from webdecoder import decoder, synthesis
+
+    seen = []
+
+    def spy(model, y_fx, quality):
+        x = synthesis.dequantize_latent(model, y_fx, quality)
+        seen.append(int(np.abs(x).max()))
+        return x
+
+    monkeypatch.setattr(decoder, "dequantize_latent", spy)
+    top = encoder.int_model.qualities - 1
+    for path in kodak[:3]:
+        decoder.decode(encoder.encode(np.asarray(Image.open(path).convert("RGB")), top, 2, effort="none"))
+    crop = np.asarray(Image.open(kodak[0]).convert("RGB"))[:128, :192]
+    decoder.decode(encoder.encode(crop, top, 2, effort="fast"))
+    assert len(seen) == 4 and max(seen) < 1 << 15, seen

@@ -25,6 +25,8 @@ PIXELS_SHA256 = {
     "legacy-40807f5896c809cd-d2.nic": "bcc0ce6917d11e75a91ce963d4d796df5bf98c865afa78974dda83f8a3e9304a",
     "legacy-c70e283cb922a40b-d1.nic": "6aec1adf48ac2eba0f2fe7dc3b540f1b9d4c2a32c1f9ef1bcf3ac0be5a5c6a07",
     "legacy-c70e283cb922a40b-d2.nic": "ce963ca49cda704f99d6eaf3a86ae46559435505c5f8d957343240ddf1319c0b",
+    "legacy-000f4481292a753a-d1.nic": "eaba1a7e16b2a3925105fe15d8f22248ebb7be97ce138f131ad4d6535329f6b5",
+    "legacy-000f4481292a753a-d2.nic": "81e23dedf35994dfd2e35dc5fe0c5764c114659c355872176fe949010809f1fd",
 }
 
 
