@@ -69,16 +69,17 @@ def main() -> None:
         urls = {name: stack.enter_context(running_site(args.cache_dir, 1800, {"NIC_WEB_DIR": str(web.resolve())},
                                                        root.resolve()))
                 for name, (root, web) in bundles.items()}
-        first = next(iter(urls.values()))
-        entry = json.loads(urllib.request.urlopen(first + "/catalog.json", timeout=60).read())["entries"][0]
+        # Each site's own first gallery file: checkouts with different models encode different bytes.
+        images = {name: json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"][0]
+                  ["nic"]["url"] for name, url in urls.items()}
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         names = list(bundles)
         for r in range(args.rounds):
             for name in names[r % len(names):] + names[: r % len(names)]:
-                res = cold_start(browser, urls[name], entry["nic"]["url"])
+                res = cold_start(browser, urls[name], images[name])
                 runs[name].append(res)
                 print(f"round {r + 1}/{args.rounds} {name}: first pixel {res['firstPixelMs']:.0f} ms", flush=True)
-        out = {"browser": browser.version, "image": entry["nic"]["url"], "rounds": args.rounds,
+        out = {"browser": browser.version, "images": images, "rounds": args.rounds,
                "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs}
         browser.close()
