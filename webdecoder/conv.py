@@ -424,23 +424,31 @@ def _requantize_numpy(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray
     return out
 
 
-_requantize_kernel: bool | None = None  # None: not checked yet
+_checked: dict[str, bool] = {}  # kernel name -> passed its self-check (run once)
+
+
+def kernel_checked(name: str, check: Callable[[], bool]) -> bool:
+    """Whether the optional wasm kernel ``name`` may be used: the conv kernels are on (Pyodide, not disabled)
+    and ``check()``, which compares it with its NumPy reference on random integers, passed the one time it ran."""
+    if not kernels_on():
+        return False
+    if name not in _checked:
+        _checked[name] = bool(check())
+    return _checked[name]
 
 
 def _requantize_kernel_ok() -> bool:
-    """The wasm ``nic_requantize`` where the conv kernels are on and it matches NumPy on random integers."""
-    global _requantize_kernel
-    if not kernels_on():
-        return False
-    if _requantize_kernel is None:
-        rng = _native.CheckInts()
-        acc = rng.integers(-(1 << 40), 1 << 40, (5, 3, 7)).astype(np.float64)
-        mul = rng.integers(1, 1 << 16, 5).astype(np.float64)
-        bias = rng.integers(-(1 << 30), 1 << 30, 5).astype(np.float64)
-        ok = True
-        for m, b, relu, a in ((None, bias, True, acc), (None, bias, False, acc), (mul, None, False, acc / (1 << 20))):
-            a = np.floor(a)
-            ok = ok and np.array_equal(_native.requantize(a, m, b, 19, 0.0 if relu else -(1 << 22), 1 << 22),
-                                       _requantize_numpy(a, 19, 1 << 22, m, b, relu))
-        _requantize_kernel = bool(ok)
-    return _requantize_kernel
+    return kernel_checked("requantize", _requantize_check)
+
+
+def _requantize_check() -> bool:
+    rng = _native.CheckInts()
+    acc = rng.integers(-(1 << 40), 1 << 40, (5, 3, 7)).astype(np.float64)
+    mul = rng.integers(1, 1 << 16, 5).astype(np.float64)
+    bias = rng.integers(-(1 << 30), 1 << 30, 5).astype(np.float64)
+    for m, b, relu, a in ((None, bias, True, acc), (None, bias, False, acc), (mul, None, False, acc / (1 << 20))):
+        a = np.floor(a)
+        if not np.array_equal(_native.requantize(a, m, b, 19, 0.0 if relu else -(1 << 22), 1 << 22),
+                              _requantize_numpy(a, 19, 1 << 22, m, b, relu)):
+            return False
+    return True

@@ -101,40 +101,33 @@ def _hidden_numpy(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.nd
     return requantize(up * norm, s_frac, ACT_LIMIT) + res
 
 
-_igdn_kernel: bool | None = None  # None: not checked yet
-_pixels_kernel: bool | None = None
-
-
 def _igdn_kernel_ok() -> bool:
-    """Use the wasm kernel only where the others are on and it reproduces ``_hidden_numpy`` on random integers."""
-    global _igdn_kernel
-    if not conv.kernels_on():
-        return False
-    if _igdn_kernel is None:
-        rng = _native.CheckInts()
-        c = 6
-        acc = rng.integers(-(1 << 40), 1 << 40, (2 * c, 5, 11)).astype(np.float64)  # odd: the scalar tail too
-        b = rng.integers(-(1 << 30), 1 << 30, 2 * c).astype(np.float64)
-        gamma = rng.integers(0, 1 << 14, (c, c)).astype(np.float64)
-        beta = rng.integers(1, 1 << 20, c).astype(np.float64)
-        shifts = (19, 18, 14, SYN_FRAC_BITS)
-        _igdn_kernel = bool(np.array_equal(_native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT),
-                                           _hidden_numpy(acc, b, gamma, beta, shifts)))
-    return _igdn_kernel
+    return conv.kernel_checked("upres_igdn", _igdn_check)
+
+
+def _igdn_check() -> bool:
+    """``nic_upres_igdn`` against ``_hidden_numpy`` on random integers."""
+    rng = _native.CheckInts()
+    c = 6
+    acc = rng.integers(-(1 << 40), 1 << 40, (2 * c, 5, 11)).astype(np.float64)  # odd: the scalar tail too
+    b = rng.integers(-(1 << 30), 1 << 30, 2 * c).astype(np.float64)
+    gamma = rng.integers(0, 1 << 14, (c, c)).astype(np.float64)
+    beta = rng.integers(1, 1 << 20, c).astype(np.float64)
+    shifts = (19, 18, 14, SYN_FRAC_BITS)
+    return np.array_equal(_native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT),
+                          _hidden_numpy(acc, b, gamma, beta, shifts))
 
 
 def _pixels_kernel_ok() -> bool:
-    """Use the wasm ``nic_pixels`` only where the other kernels are on and it matches NumPy on random integers
-    (both clip ends, the rounding boundary, an odd pixel count)."""
-    global _pixels_kernel
-    if not conv.kernels_on():
-        return False
-    if _pixels_kernel is None:
-        rng = _native.CheckInts()
-        shift = 13
-        acc = rng.integers(-(1 << 22), 1 << 22, (3, 7, 13)).astype(np.float64)
-        acc[0, 0, :3] = [-(1 << (shift - 1)), (1 << (shift - 1)) - 1, 255 * (1 << shift) + (1 << (shift - 1))]
-        b = rng.integers(-(1 << 21), 1 << 21, 3).astype(np.float64)
-        b[0] = 0
-        _pixels_kernel = bool(np.array_equal(_native.pixels(acc, b, shift), _pixels_numpy(acc.copy(), b, shift)))
-    return _pixels_kernel
+    return conv.kernel_checked("pixels", _pixels_check)
+
+
+def _pixels_check() -> bool:
+    """``nic_pixels`` against ``_pixels_numpy``: both clip ends, the rounding boundary, an odd pixel count."""
+    rng = _native.CheckInts()
+    shift = 13
+    acc = rng.integers(-(1 << 22), 1 << 22, (3, 7, 13)).astype(np.float64)
+    acc[0, 0, :3] = [-(1 << (shift - 1)), (1 << (shift - 1)) - 1, 255 * (1 << shift) + (1 << (shift - 1))]
+    b = rng.integers(-(1 << 21), 1 << 21, 3).astype(np.float64)
+    b[0] = 0
+    return np.array_equal(_native.pixels(acc, b, shift), _pixels_numpy(acc.copy(), b, shift))
