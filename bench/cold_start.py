@@ -29,7 +29,7 @@ from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
 from bench.site_server import running_site
 
 ROOT = Path(__file__).resolve().parents[1]
-INIT_KEYS = ("loadPyodideMs", "loadPackagesMs", "weightsMs")
+INIT_KEYS = ("loadPyodideMs", "loadPackagesMs", "weightsMs", "weightsWaitMs", "bootScriptMs", "registerMs")
 
 
 def cold_start(browser: Any, url: str, nic_url: str) -> dict:
@@ -84,7 +84,11 @@ def main() -> None:
                "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs}
         browser.close()
     keys = ("firstPixelMs", *INIT_KEYS, "decodeMs")
-    med = {n: {k: statistics.median(x[k] for x in rs) for k in keys} for n, rs in runs.items()}
+    def median(values: list) -> float | None:  # None where a site's nic-core.js does not report that key
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    med = {n: {k: median([x[k] for x in rs]) for k in keys} for n, rs in runs.items()}
     out["medians"] = med
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
@@ -96,6 +100,12 @@ def main() -> None:
         m = med[n]
         print(f"| {n} | {m['firstPixelMs']:.0f} | {m['loadPyodideMs']:.0f} | {m['loadPackagesMs']:.0f} | "
               f"{m['weightsMs']:.0f} | {m['decodeMs']:.0f} | {m['firstPixelMs'] / base:.2f}x |")
+    split = [n for n in names if med[n]["registerMs"] is not None]
+    if split:
+        print("\n`import numpy` + weights, split (ms): waiting for the download / BOOT script / registering")
+        for n in split:
+            m = med[n]
+            print(f"- {n}: {m['weightsWaitMs']:.0f} / {m['bootScriptMs']:.0f} / {m['registerMs']:.0f}")
 
 
 if __name__ == "__main__":

@@ -89,13 +89,18 @@ def _nic_preview(buf):
     timings.loadPackagesMs = performance.now() - t;
     t = performance.now();
     const weights = await weightsPromise;
+    timings.weightsWaitMs = performance.now() - t; // > 0 only if the download outlasted the boot
+    let t2 = performance.now();
     py.runPython(BOOT);
+    timings.bootScriptMs = performance.now() - t2;
+    t2 = performance.now();
     const register = py.globals.get("_nic_register");
     try {
       timings.modelIds = weights.map((w) => register(w));
     } finally {
       register.destroy();
     }
+    timings.registerMs = performance.now() - t2;
     pyDecode = py.globals.get("_nic_decode");
     pyPreview = py.globals.get("_nic_preview");
     pyPreviewBytes = py.globals.get("_nic_preview_bytes");
