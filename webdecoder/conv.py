@@ -40,9 +40,12 @@ I16_SUM_LIMIT = (1 << 31) - 1  # every int32 sum of the int16 kernel stays withi
 MAX_CHUNK = 1 << 12  # blocks of 8 between flushes when nothing bounds it (zero operands); fan-in is below 2^11
 
 
-def _chunk(wmax: int, pmax: int) -> int:
-    """Blocks of 8 products the int16 kernel may sum in int32 before flushing to float64: a block adds at most
-    8*wmax*pmax to the four-lane sum. Capped, so that 8 * chunk stays a small C int even for zero operands."""
+def _chunk(wmax: int, pmax: int) -> int | None:
+    """Blocks of 8 products the int16 kernel may sum in int32 before flushing to float64 (a block adds at most
+    8*wmax*pmax to the four-lane sum), or None when the operands do not fit it: activations beyond int16, or
+    not even one block within int32. Capped, so that 8 * chunk stays a small C int even for zero operands."""
+    if pmax >= (1 << 15) or 8 * wmax * pmax > I16_SUM_LIMIT:
+        return None
     return min(MAX_CHUNK, I16_SUM_LIMIT // max(1, 8 * wmax * pmax))
 
 
@@ -96,9 +99,9 @@ def _int16_parts(wmat: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, list] | 
         split = [(hi, float(1 << b), (amax >> b) + 1), (a2 - hi * float(1 << b), 1.0, (1 << b) - 1)]
     parts = []
     for part, scale, pmax in split:
-        if pmax >= (1 << 15) or 8 * wmax * pmax > I16_SUM_LIMIT:
-            return None
         chunk = _chunk(wmax, pmax)
+        if chunk is None:
+            return None
         at = np.zeros((n, w16.shape[1]), np.int16)
         at[:, :k] = part.astype(np.int16).T  # exact: integers within +-2^15
         parts.append((at, chunk, scale))
@@ -358,7 +361,8 @@ def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
     w16, wmax = _derived(_gather16_cache, w, lambda w: _to_int16(np.ascontiguousarray(
         w.transpose(1, 2, 3, 0).reshape(cout, -1))))
     amax = int(np.abs(a).max()) if a.size else 0
-    if w16 is None or amax >= (1 << 15) or 8 * wmax * amax > I16_SUM_LIMIT:
+    chunk = _chunk(wmax, amax)
+    if w16 is None or chunk is None:
         return None
     e = k - 1
     ap = np.zeros((h + 2 * e, wd + 2 * e, cin), np.int16)
@@ -371,7 +375,7 @@ def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
             x0 = pad - kx + e
             cols[:, :, ky, kx] = ap[y0 : y0 + h, x0 : x0 + wd]
     out = np.zeros((cout, h * wd), np.float64)
-    _native.matmul_i16(w16, at.reshape(h * wd, -1), out, _chunk(wmax, amax), 1.0)
+    _native.matmul_i16(w16, at.reshape(h * wd, -1), out, chunk, 1.0)
     return out.reshape(cout, h, wd)
 
 
