@@ -37,3 +37,12 @@ def test_legacy_file_decodes_to_its_original_pixels(name: str) -> None:
     rgb = webdecoder.decode(data)
     assert rgb.shape == (96, 160, 3)
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == PIXELS_SHA256[name]
+
+
+def test_a_caller_supplied_digest_names_the_model_like_hashing_it() -> None:
+    # The browser passes the SHA-256 it computed natively; the id must be the one hashlib gives.
+    data = (Path(__file__).resolve().parents[1] / "models" / "nic.npz").read_bytes()
+    digest = hashlib.sha256(data).digest()
+    assert webdecoder.register_model(data, sha256=digest) == webdecoder.register_model(data) == digest[:8].hex()
+    with pytest.raises(webdecoder.NicError, match="32 bytes, not 31"):
+        webdecoder.register_model(data, sha256=digest[:31])

@@ -400,9 +400,16 @@ def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:
     return full[:, pad : pad + s * h, pad : pad + s * wd]
 
 
-def requantize(acc: np.ndarray, shift: int, limit: float) -> np.ndarray:
-    """Round a fixed-point accumulator down by ``shift`` bits (half up) and clip to +-limit."""
-    return np.clip(np.floor((acc + float(1 << (shift - 1))) * (1.0 / (1 << shift))), -limit, limit)
+def requantize(acc: np.ndarray, shift: int, limit: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Round a fixed-point accumulator down by ``shift`` bits (half up) and clip to +-limit.
+
+    ``out`` (which may be ``acc`` itself) receives the result: one buffer instead of a fresh temporary per
+    operation, which for the full-resolution planes of a decode is memory to page in each time.
+    """
+    out = np.add(acc, float(1 << (shift - 1)), out=out)
+    out *= 1.0 / (1 << shift)
+    np.floor(out, out=out)
+    return np.clip(out, -limit, limit, out=out)
 
 
 def requantize_channels(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray | None = None,
@@ -418,11 +425,12 @@ def _requantize_numpy(acc: np.ndarray, shift: int, limit: float, mul: np.ndarray
                       relu: bool) -> np.ndarray:
     """The reference arithmetic of ``requantize_channels`` (the wasm kernel repeats it op for op)."""
     extra = (None,) * (acc.ndim - 1)
+    out = None  # the first operation makes a new array, the later ones work in it (acc is left alone)
     if mul is not None:
-        acc = acc * mul[(slice(None), *extra)]
+        out = acc * mul[(slice(None), *extra)]
     if bias is not None:
-        acc = acc + bias[(slice(None), *extra)]
-    out = requantize(acc, shift, limit)
+        out = np.add(acc if out is None else out, bias[(slice(None), *extra)], out=out)
+    out = requantize(acc if out is None else out, shift, limit, out=out)
     if relu:
         np.maximum(out, 0.0, out=out)
     return out

@@ -81,7 +81,10 @@ def _check_tables(freqs: np.ndarray, offsets: np.ndarray, name: str) -> None:
         raise NicError(f"model file: {name} frequencies do not sum to 2^{PRECISION}")
 
 
-def load_model(data: bytes) -> Model:
+def load_model(data: bytes, sha256: bytes | None = None) -> Model:
+    """Parse a model file; ``sha256``, if given, is the file's SHA-256 digest, computed by the caller."""
+    if sha256 is not None and len(sha256) != hashlib.sha256().digest_size:
+        raise NicError(f"model file: a SHA-256 digest has 32 bytes, not {len(sha256)}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             arrays = {}
@@ -93,16 +96,22 @@ def load_model(data: bytes) -> Model:
             _check_tables(arrays[f"{t}.freqs"], arrays[f"{t}.offsets"], t)
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
         raise NicError(f"not a nic model file ({type(e).__name__}: {e})") from None
-    return Model(model_id_of(data), meta, arrays)
+    return Model(model_id_of(data) if sha256 is None else bytes(sha256[:8]), meta, arrays)
 
 
 _registry: dict[bytes, Model] = {}
 _scanned: set[str] = set()
 
 
-def register_model(data: bytes) -> str:
-    """Make a model file's weights available to ``decode``; returns its id (hex)."""
-    model = load_model(bytes(data))
+def register_model(data: bytes, sha256: bytes | None = None) -> str:
+    """Make a model file's weights available to ``decode``; returns its id (hex).
+
+    ``sha256``: the file's SHA-256 digest where the caller already has it. The browser worker hashes the
+    download natively (``crypto.subtle``, off its thread, while Pyodide boots) instead of spending ~20 ms
+    of the cold start on hashlib in WebAssembly. It is trusted: a wrong digest files the weights under a
+    wrong id, so a .nic made for them is then reported as naming an unknown model.
+    """
+    model = load_model(bytes(data), sha256)
     _registry[model.model_id] = model
     return model.model_id.hex()
 

@@ -113,7 +113,7 @@ def _decode_steps(base: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
         xs *= freqs[p]
         xs += slot
         xs -= start[p]
-        need = np.flatnonzero(xs < RANS_L)
+        need = (xs < RANS_L).nonzero()[0]  # not np.flatnonzero: its Python wrapper costs more than the step
         if need.size:
             if ptr + need.size > words.size:
                 raise NicError("rANS: stream ends early")

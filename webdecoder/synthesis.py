@@ -92,13 +92,16 @@ def _hidden_numpy(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.nd
     Inverse GDN1: u_i * (beta_i + sum_j gamma_ij |u_j|), fixed point throughout, plus the linear twin.
     """
     s_up, s_res, s_gdn, s_frac = shifts
-    both = acc + b[:, None, None]
+    both = acc + b[:, None, None]  # then in place: each temporary is a 384x256 plane per channel to page in
     c = both.shape[0] // 2
-    up = requantize(both[:c], s_up, ACT_LIMIT)
-    res = requantize(both[c:], s_res, ACT_LIMIT)
-    norm = (gamma @ np.abs(up).reshape(c, -1)).reshape(up.shape) + beta[:, None, None]
-    norm = requantize(norm, s_gdn, ACT_LIMIT)  # scale 2^SYN_FRAC_BITS
-    return requantize(up * norm, s_frac, ACT_LIMIT) + res
+    up = requantize(both[:c], s_up, ACT_LIMIT, out=both[:c])
+    res = requantize(both[c:], s_res, ACT_LIMIT, out=both[c:])
+    norm = (gamma @ np.abs(up).reshape(c, -1)).reshape(up.shape)
+    norm += beta[:, None, None]
+    requantize(norm, s_gdn, ACT_LIMIT, out=norm)  # scale 2^SYN_FRAC_BITS
+    norm *= up
+    requantize(norm, s_frac, ACT_LIMIT, out=norm)
+    return np.add(norm, res, out=norm)
 
 
 def _igdn_kernel_ok() -> bool:

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import webdecoder
 
-def _nic_register(buf):
-    return webdecoder.register_model(buf.to_bytes())
+def _nic_register(buf, digest):
+    return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
 
 def _rgba(rgb):
     h, w, _ = rgb.shape
@@ -64,13 +64,22 @@ def _nic_preview(buf):
     return new Uint8Array(await r.arrayBuffer());
   }
 
+  /** A model file and its SHA-256 (the model id), hashed natively off this thread while Pyodide boots:
+   *  hashlib in WebAssembly would spend ~20 ms of the cold start on it. null where crypto.subtle is
+   *  missing (pages served over plain HTTP from another host): webdecoder then hashes it itself. */
+  async function fetchWeights(url) {
+    const bytes = await fetchBytes(url, "model weights");
+    const subtle = self.crypto && self.crypto.subtle;
+    return [bytes, subtle ? new Uint8Array(await subtle.digest("SHA-256", bytes)) : null];
+  }
+
   async function init(loadPyodide, cfg) {
     const t0 = performance.now();
     const timings = {};
     // The two wheels (3.7 MB) and the weights (2 MB) download while Pyodide boots: off the critical path.
     const wheelsPromise = Promise.all([fetchBytes(cfg.numpyURL, "NumPy wheel"),
                                        fetchBytes(cfg.wheelURL, "webdecoder wheel")]);
-    const weightsPromise = Promise.all(cfg.modelURLs.map((u) => fetchBytes(u, "model weights")));
+    const weightsPromise = Promise.all(cfg.modelURLs.map(fetchWeights));
     // Reported when awaited below, not as unhandled rejections.
     wheelsPromise.catch(() => {});
     weightsPromise.catch(() => {});
@@ -96,7 +105,7 @@ def _nic_preview(buf):
     t2 = performance.now();
     const register = py.globals.get("_nic_register");
     try {
-      timings.modelIds = weights.map((w) => register(w));
+      timings.modelIds = weights.map(([bytes, digest]) => register(bytes, digest));
     } finally {
       register.destroy();
     }
@@ -107,8 +116,12 @@ def _nic_preview(buf):
     timings.weightsMs = performance.now() - t;
     timings.initMs = performance.now() - t0;
     // What this global (worker or page) fetched, and what came over the wire: transferSize 0 = from cache.
+    // startMs / endMs: on the page's clock (timeOrigin differs between a worker and its page), for waterfalls.
+    const shift = performance.timeOrigin - (cfg.pageTimeOrigin ?? performance.timeOrigin);
     timings.resources = performance.getEntriesByType("resource").map((e) => ({
-      name: e.name.split("/").pop(), transferSize: e.transferSize, encodedBodySize: e.encodedBodySize }));
+      name: e.name.split("/").pop(), transferSize: e.transferSize, encodedBodySize: e.encodedBodySize,
+      startMs: e.startTime + shift, endMs: e.responseEnd + shift }));
+    timings.startMs = t0 + shift;
     return timings;
   }
 

@@ -95,7 +95,8 @@ function onResult(msg) {
   }
 }
 
-async function startWorker(rt) {
+async function startWorker(runtime) {
+  // Started before the runtime manifest arrives: the worker script and nic-core.js load meanwhile.
   const worker = new Worker(state.workerURL); // classic worker: it uses importScripts
   state.worker = worker;
   const timings = await new Promise((resolve, reject) => {
@@ -109,7 +110,8 @@ async function startWorker(rt) {
       e.preventDefault();
       reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
     };
-    worker.postMessage({ type: "init", ...rt });
+    runtime.then((rt) => worker.postMessage({ type: "init", ...rt, pageTimeOrigin: performance.timeOrigin }),
+                 reject);
   });
   worker.onerror = (e) => {
     e.preventDefault();
@@ -132,8 +134,7 @@ export function ready() {
   if (state.ready) return state.ready;
   const t0 = performance.now();
   const promise = (async () => {
-    const rt = await loadRuntime();
-    const timings = state.mode === "page" ? await startPage(rt) : await startWorker(rt);
+    const timings = state.mode === "page" ? await startPage(await loadRuntime()) : await startWorker(loadRuntime());
     state.initTimings = { mode: state.mode, ...timings, coldStartMs: performance.now() - t0 };
     return state.initTimings;
   })();
