@@ -34,7 +34,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from encoder.layers import Attention, InverseGDN1, ResBlock, conv, deconv, ste_round
+from encoder.layers import Attention, BlockDeconv, InverseGDN1, ResBlock, conv, deconv, ste_round
 from webdecoder.tables import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 
@@ -106,7 +106,7 @@ class JpegSynthesis(nn.Module):
 
     def __init__(self, c: int):
         super().__init__()
-        self.conv = deconv(c, 3, 18, 16)
+        self.conv = BlockDeconv(c, 3, 18, 16)
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.conv(y_hat)

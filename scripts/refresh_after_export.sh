@@ -36,7 +36,7 @@ for step in "${steps[@]}"; do
         cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
       done ;;
     sga)
-      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 2 --effort none fast default \
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
     sga-eval)  # the second set with SGA: 2 images (up to 1024x1024, ~2.7x Kodak's pixels) for time
