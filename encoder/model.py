@@ -125,7 +125,13 @@ class TwoLayerSynthesis(nn.Module):
         self.out = deconv(hidden, 3, 5, 2)
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
-        return self.out(self.igdn(self.up(y_hat)) + self.res(y_hat))
+        # up and res read the same latent: one transposed conv with both weight sets (as the integer decoder
+        # does) is ~15 % cheaper than two on the CPU, forward plus backward.
+        both = F.conv_transpose2d(y_hat, torch.cat([self.up.weight, self.res.weight], 1),
+                                  torch.cat([self.up.bias, self.res.bias]), self.up.stride, self.up.padding,
+                                  self.up.output_padding)
+        up, res = both.split(self.up.out_channels, dim=1)
+        return self.out(self.igdn(up) + res)
 
 
 def gaussian_likelihood(residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

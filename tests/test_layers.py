@@ -21,3 +21,12 @@ def test_block_deconv_matches_the_transposed_conv_and_its_gradients(cin, cout, k
     for g_ref, g_fold in zip(torch.autograd.grad(want.square().sum(), [x, ref.weight, ref.bias]),
                              torch.autograd.grad(got.square().sum(), [x, fold.weight, fold.bias]), strict=True):
         torch.testing.assert_close(g_fold, g_ref, rtol=1e-4, atol=1e-3)
+
+
+def test_two_layer_synthesis_fuses_up_and_res_without_changing_its_output():
+    from encoder.model import TwoLayerSynthesis
+
+    torch.manual_seed(0)
+    m = TwoLayerSynthesis(24, 6)
+    y = torch.randn(2, 24, 3, 5)
+    torch.testing.assert_close(m(y), m.out(m.igdn(m.up(y)) + m.res(y)), rtol=1e-6, atol=1e-6)
