@@ -69,8 +69,13 @@ class Model:
         return int(self.arrays["invgain"].shape[1])
 
 
-def model_id_of(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()[:8]
+def model_id_of(data: bytes, sha256: bytes | None = None) -> bytes:
+    """A model file's id: the first 8 bytes of its SHA-256 (``sha256``: that digest, if the caller has it)."""
+    if sha256 is None:
+        return hashlib.sha256(data).digest()[:8]
+    if len(sha256) != hashlib.sha256().digest_size:
+        raise NicError(f"model file: a SHA-256 digest has 32 bytes, not {len(sha256)}")
+    return bytes(sha256[:8])
 
 
 def _check_tables(freqs: np.ndarray, offsets: np.ndarray, name: str) -> None:
@@ -83,8 +88,7 @@ def _check_tables(freqs: np.ndarray, offsets: np.ndarray, name: str) -> None:
 
 def load_model(data: bytes, sha256: bytes | None = None) -> Model:
     """Parse a model file; ``sha256``, if given, is the file's SHA-256 digest, computed by the caller."""
-    if sha256 is not None and len(sha256) != hashlib.sha256().digest_size:
-        raise NicError(f"model file: a SHA-256 digest has 32 bytes, not {len(sha256)}")
+    model_id = model_id_of(data, sha256)  # a malformed digest fails before the file is parsed
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             arrays = {}
@@ -96,7 +100,7 @@ def load_model(data: bytes, sha256: bytes | None = None) -> Model:
             _check_tables(arrays[f"{t}.freqs"], arrays[f"{t}.offsets"], t)
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
         raise NicError(f"not a nic model file ({type(e).__name__}: {e})") from None
-    return Model(model_id_of(data) if sha256 is None else bytes(sha256[:8]), meta, arrays)
+    return Model(model_id, meta, arrays)
 
 
 _registry: dict[bytes, Model] = {}
