@@ -88,10 +88,12 @@ class Config:
     depth: int | None = None
     effort: str | None = None
     model_dir: str | None = None  # nic only: None = the shipped models/
+    lanes: str = "auto"  # nic only: the y stream's rANS lane policy (encoder.codec.LANE_POLICIES)
 
     def description(self) -> str:
         if self.codec == "nic":
-            return f"nic depth {self.depth}, effort {self.effort}, model {self.model_dir or 'models/'}"
+            lanes = "" if self.lanes == "auto" else f", {self.lanes} lanes"
+            return f"nic depth {self.depth}, effort {self.effort}{lanes}, model {self.model_dir or 'models/'}"
         return f"{self.codec.upper()} ({library_version(self.codec)}), settings {CLASSICAL_SETTINGS[self.codec]}"
 
 
@@ -110,8 +112,8 @@ def library_version(codec: str) -> str:
     return f"Pillow {PIL.__version__}, {lib[1]} {features.version(lib[0])}"
 
 
-def nic_config_name(depth: int, effort: str) -> str:
-    return f"nic-d{depth}-{effort}"
+def nic_config_name(depth: int, effort: str, lanes: str = "auto") -> str:
+    return f"nic-d{depth}-{effort}" + ("" if lanes == "auto" else f"-{lanes}")
 
 
 def build_configs(
@@ -121,6 +123,7 @@ def build_configs(
     depths: Sequence[int],
     sweeps: dict[str, Sequence[float]] | None = None,
     model_dir: str | None = None,
+    lanes: Sequence[str] = ("auto",),
 ) -> list[Config]:
     out: list[Config] = []
     sweeps = {**DEFAULT_SWEEPS, **(sweeps or {})}
@@ -131,7 +134,8 @@ def build_configs(
                 for e in nic_efforts:
                     if e not in NIC_EFFORTS:
                         raise ValueError(f"unknown nic effort {e!r}; expected one of {NIC_EFFORTS}")
-                    out.append(Config(nic_config_name(d, e), "nic", qs, d, e, model_dir))
+                    for lane in lanes:
+                        out.append(Config(nic_config_name(d, e, lane), "nic", qs, d, e, model_dir, lane))
         elif c in CLASSICAL:
             out.append(Config(c, c, tuple(sweeps[c])))
         else:
@@ -199,10 +203,10 @@ def _nic_encoder(model_dir: str):
 
 def _nic_encode(cfg: Config, x: np.ndarray, q: float) -> bytes:
     if cfg.model_dir:
-        return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, cfg.effort)
+        return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, cfg.effort, lanes=cfg.lanes)
     import encoder
 
-    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort)
+    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort, lanes=cfg.lanes)
 
 
 _warm: set[str | None] = set()
@@ -349,6 +353,8 @@ def _task_key(cfg: Config, fingerprint: str | None) -> str:
         "settings": CLASSICAL_SETTINGS.get(cfg.codec),
         "model": fingerprint,
     }
+    if cfg.lanes != "auto":  # only then: results saved before the setting existed keep their keys
+        spec["lanes"] = cfg.lanes
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -553,6 +559,7 @@ def run_eval(
     codecs: Sequence[str] = ("nic", "jpeg", "webp", "avif", "jxl"),
     nic_efforts: Sequence[str] = ("none",),
     depths: Sequence[int] = (1, 2),
+    lanes: Sequence[str] = ("auto",),
     workers: int = 1,
     limit: int | None = None,
     anchors: str | Path | None = "auto",
@@ -579,7 +586,8 @@ def run_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = list_images(dataset_dir, limit)
-    cfgs = build_configs(codecs, qualities, nic_efforts, depths, sweeps, str(model_dir) if model_dir else None)
+    cfgs = build_configs(codecs, qualities, nic_efforts, depths, sweeps, str(model_dir) if model_dir else None,
+                         lanes)
     if anchors == "auto":
         anchors_dir = ANCHORS_ROOT / dataset_dir.resolve().name
     else:
@@ -717,6 +725,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="nic encoder efforts to evaluate (SGA efforts are slow on CPU)",
     )
     p.add_argument("--depths", nargs="+", type=int, default=[1, 2], choices=[1, 2])
+    p.add_argument("--lanes", nargs="+", default=["auto"], choices=["auto", "compact"],
+                   help="nic rANS lane policies to evaluate (compact: the fewest lanes, for browser-only decoding)")
     p.add_argument("--workers", type=int, default=1, help="processes, parallel across images")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--anchors", default="auto", help="anchor folder, 'auto' (by dataset name) or 'none'")
@@ -734,6 +744,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         codecs=args.codecs,
         nic_efforts=args.efforts,
         depths=args.depths,
+        lanes=tuple(getattr(args, "lanes", ["auto"])),
         workers=args.workers,
         limit=args.limit,
         anchors=None if args.anchors == "none" else args.anchors,

@@ -30,6 +30,7 @@ class Settings:
     max_kmac: float | None = None
     complexity_weight: float = 0.02
     fallback: str | None = None  # "webp" or "jpeg": a classic image beside each .nic
+    lanes: str = "auto"  # the y stream's rANS lanes: "auto" or "compact" (encoder.codec.LANE_POLICIES)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -102,7 +103,8 @@ def is_current(entry: dict | None, src_hash: str, settings: Settings, model_id: 
     return (
         entry is not None
         and entry.get("source_sha256") == src_hash
-        and entry.get("settings") == asdict(settings)
+        # a manifest written before a setting existed recorded its default implicitly
+        and {**asdict(Settings()), **(entry.get("settings") or {})} == asdict(settings)
         and entry.get("model_id") == model_id
         and (out_dir / entry["output"]).is_file()
     )
@@ -118,7 +120,7 @@ def encode_file(encoder, src: Path, rel: str, out_dir: Path, settings: Settings,
     rgb = open_image(str(src))
     data = encoder.encode(rgb, settings.quality, settings.depth, settings.effort, settings.sga_steps,
                           progress=progress, max_kmac=settings.max_kmac,
-                          complexity_weight=settings.complexity_weight)
+                          complexity_weight=settings.complexity_weight, lanes=settings.lanes)
     write_atomic(out_dir / rel, data)
     info = webdecoder.info(data)
     entry = {

@@ -63,13 +63,17 @@ class Encoder:
 
     def encode(self, image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2,
                effort: str = "fast", sga_steps: int | None = None, progress: bool = False,
-               max_kmac: float | None = None, complexity_weight: float = COMPLEXITY_WEIGHT) -> bytes:
+               max_kmac: float | None = None, complexity_weight: float = COMPLEXITY_WEIGHT,
+               lanes: str = "auto") -> bytes:
         """Encode to .nic bytes.
 
         ``depth="auto"`` encodes with every synthesis depth allowed by ``max_kmac`` (decode cost
         cap in kMAC/px) and keeps the one with the lowest ``bpp + lambda * MSE + w * kMAC/px``,
         ``w = complexity_weight`` (bits per pixel one is willing to pay per kMAC/px saved).
+        ``lanes``: the y stream's rANS lanes, see ``LANE_POLICIES``.
         """
+        if lanes not in LANE_POLICIES:
+            raise ValueError(f"lanes must be one of {', '.join(LANE_POLICIES)}")
         if not 0 <= quality < self.qualities:
             raise ValueError(f"quality must be in 0..{self.qualities - 1}")
         if depth != "auto" and depth not in format.DEPTHS:
@@ -89,7 +93,7 @@ class Encoder:
         for d in depths:
             with torch.inference_mode(False):
                 y, z = self.latents(rgb, quality, d, sga_steps, progress)
-            data = self.write(y, z, rgb.shape[1], rgb.shape[0], quality, d)
+            data = self.write(y, z, rgb.shape[1], rgb.shape[0], quality, d, lanes)
             if len(depths) == 1:
                 return data
             cost = self.rd_cost(data, rgb, quality) + complexity_weight * self.kmac(d)
@@ -105,7 +109,8 @@ class Encoder:
         mse = float(np.mean((out.astype(np.float64) - rgb) ** 2))
         return 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) + self.model.cfg.lambdas[quality] * mse
 
-    def write(self, y: np.ndarray, z: np.ndarray, width: int, height: int, quality: int, depth: int) -> bytes:
+    def write(self, y: np.ndarray, z: np.ndarray, width: int, height: int, quality: int, depth: int,
+              lanes: str = "auto") -> bytes:
         """Quantise continuous latents and write the file (the decoder's steps, mirrored)."""
         m = self.int_model
         z_hat = np.clip(np.round(z), -Z_MAX, Z_MAX).astype(np.int64)
@@ -115,7 +120,8 @@ class Encoder:
         cz = z_hat.shape[0]
         z_tables = np.repeat(np.arange(cz, dtype=np.int64), z_hat[0].size)
         z_lanes = choose_lanes(z_hat.ravel(), z_tables, m["z.freqs"], m["z.offsets"], 64)
-        y_lanes = choose_lanes(q.ravel(), scale_idx.ravel(), m["y.freqs"], m["y.offsets"], format.MAX_LANES)
+        y_lanes = choose_lanes(q.ravel(), scale_idx.ravel(), m["y.freqs"], m["y.offsets"], format.MAX_LANES,
+                               compact=lanes == "compact")
         z_rans, z_esc = entropy.encode_values(z_hat, z_tables, m["z.freqs"], m["z.offsets"], z_lanes)
         y_rans, y_esc = entropy.encode_values(q, scale_idx.ravel(), m["y.freqs"], m["y.offsets"], y_lanes)
         header = format.Header(
@@ -128,17 +134,36 @@ class Encoder:
 
 BYTES_PER_LANE = 96  # a lane costs 4 bytes of final state: aim at about 4% overhead
 
+# How many rANS lanes the y stream gets. Every lane ends with ~2-3 bytes that no symbol paid for (its
+# state starts at 2^16), but CPython's NumPy decoder runs one step per symbol of a lane, at ~20 us a step
+# whatever the width, so its speed wants many lanes. The browser's C step loop costs the same per symbol
+# at any lane count. "auto": one lane per ~BYTES_PER_LANE estimated bytes (CPython decodes a Kodak image
+# at quality 4 in ~13 ms of y); "compact": the fewest the format allows (ceil(symbols / MAX_STEPS)),
+# 1-3 % smaller files for deployments that decode in browsers only (CPython's y decode then takes up to
+# MAX_STEPS steps, ~0.3 s). BENCHMARKS.md "Entropy coder" has the measurements.
+LANE_POLICIES = ("auto", "compact")
+
+
+def min_lanes(symbols: int) -> int:
+    """The fewest lanes the format allows for a stream: its decoder runs at most ``MAX_STEPS`` steps."""
+    return max(1, -(-symbols // format.MAX_STEPS))
+
 
 def choose_lanes(values: np.ndarray, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray,
-                 max_lanes: int) -> int:
-    """Lane count from the stream's estimated size: more lanes decode faster, each costs 4 bytes."""
+                 max_lanes: int, compact: bool = False) -> int:
+    """Lane count from the stream's estimated size: more lanes decode faster, each costs 4 bytes.
+
+    ``compact``: the fewest lanes the format allows, whatever the size (see ``LANE_POLICIES``).
+    """
+    if compact:
+        return min(max_lanes, min_lanes(values.size))
     r = entropy.half_ranges(offsets)[tables]
     sym = np.where(np.abs(values) > r, 2 * r + 1, values + r)
     est_bytes = float(np.sum(PRECISION_BITS - np.log2(freqs[offsets[tables] + sym]))) / 8
     lanes = 1 << max(0, int(np.log2(max(1.0, est_bytes / BYTES_PER_LANE))))
-    # the format caps the steps of the decoder's loop: at least ceil(n / MAX_STEPS) lanes
-    min_lanes = 1 << int(np.ceil(np.log2(max(1.0, values.size / format.MAX_STEPS))))
-    return int(min(max_lanes, max(lanes, min_lanes)))
+    # the format caps the steps of the decoder's loop: at least ceil(n / MAX_STEPS) lanes, a power of two
+    floor = 1 << int(np.ceil(np.log2(min_lanes(values.size))))
+    return int(min(max_lanes, max(lanes, floor)))
 
 
 PRECISION_BITS = 16
@@ -150,6 +175,6 @@ def default_encoder(model_dir: str = str(DEFAULT_MODEL_DIR)) -> Encoder:
 
 
 def encode(image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2, effort: str = "fast",
-           sga_steps: int | None = None, max_kmac: float | None = None) -> bytes:
+           sga_steps: int | None = None, max_kmac: float | None = None, lanes: str = "auto") -> bytes:
     """Encode a PIL image or HxWx3 uint8 array to .nic bytes with the shipped model."""
-    return default_encoder().encode(image, quality, depth, effort, sga_steps, max_kmac=max_kmac)
+    return default_encoder().encode(image, quality, depth, effort, sga_steps, max_kmac=max_kmac, lanes=lanes)

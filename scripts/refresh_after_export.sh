@@ -4,7 +4,8 @@
 #   2. the fuzz corpus in tests/corpus/ (its hostile files carry the model id)
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
 #   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
-# Usage: scripts/refresh_after_export.sh [step ...]   steps: floors corpus rd sga sga-eval speed browser (default: all)
+# Usage: scripts/refresh_after_export.sh [step ...]
+#   steps: floors corpus rd lanes sga sga-eval speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
 # Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
@@ -14,7 +15,7 @@ PY=.venv/bin/python
 NIC=.venv/bin/nic
 DATA=${NIC_DATA:-../shared/data}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd sga sga-eval speed browser)
+[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd lanes sga sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
 publish() {  # runs/eval/$1 -> bench/results/$1 (the CompressAI-format JSONs and the summary)
@@ -35,6 +36,10 @@ for step in "${steps[@]}"; do
         publish "$set"
         cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
       done ;;
+    lanes)  # the compact rANS lane policy (browser-only deployments) against the default, same run
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-lanes --workers 2 --depths 2 --effort none --lanes auto compact \
+        --codecs nic jpeg webp avif jxl --anchors none --resume
+      publish kodak-lanes ;;
     sga)
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume

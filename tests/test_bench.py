@@ -129,6 +129,21 @@ def test_rd_smoke(tiny_dir, tmp_path):
     assert (tmp_path / "rd.png").stat().st_size > 10_000
 
 
+def test_rd_lane_policies(tiny_dir, tmp_path):
+    """`nic eval --lanes auto compact`: one curve per policy; same pixels, so the same PSNR, in fewer bytes."""
+    from bench.rd import Config, _task_key, run_eval
+
+    res = run_eval(tiny_dir, tmp_path, qualities=(0, 7), codecs=("nic",), depths=(2,), lanes=("auto", "compact"),
+                   anchors=None, progress=False)
+    auto, compact = (res["results"][n]["results"] for n in ("nic-d2-none", "nic-d2-none-compact"))
+    assert compact["psnr-rgb"] == auto["psnr-rgb"]
+    assert all(c < a for c, a in zip(compact["bpp"], auto["bpp"], strict=True)), (compact["bpp"], auto["bpp"])
+    # the default policy keeps the task key results were saved under before lanes existed
+    base = Config("nic-d2-none", "nic", (0, 7), 2, "none")
+    assert _task_key(base, "m") == "80a16a0afa51"
+    assert _task_key(Config("nic-d2-none-compact", "nic", (0, 7), 2, "none", lanes="compact"), "m") != "80a16a0afa51"
+
+
 def test_rd_parallel_and_resume_match_serial(tiny_dir, tmp_path):
     from bench.rd import run_eval
 

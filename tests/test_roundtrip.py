@@ -92,3 +92,20 @@ def test_sga_lowers_the_rd_cost(encoder, kodak):
     base = cost(encoder.encode(img, 3, 2, effort="none"))
     refined = cost(encoder.encode(img, 3, 2, sga_steps=150))
     assert refined < base
+
+
+def test_compact_lanes_same_pixels_fewer_bytes(encoder, kodak):
+    """lanes="compact": the fewest lanes the format allows; same latents, so the same pixels, in fewer bytes."""
+    from encoder.codec import min_lanes
+
+    img = np.asarray(Image.open([p for p in kodak if p.name == "kodim23.png"][0]).convert("RGB"))[128:384, 192:576]
+    symbols = 192 * (256 // 16) * (384 // 16)  # y's latent: 192 channels at 1/16 resolution
+    for q in (0, 7):
+        auto = encoder.encode(img, q, 2, effort="none")
+        compact = encoder.encode(img, q, 2, effort="none", lanes="compact")
+        y_auto, y_compact = webdecoder.info(auto)["y_lanes"], webdecoder.info(compact)["y_lanes"]
+        assert y_compact == min_lanes(symbols) == 5 and y_auto > y_compact, (y_auto, y_compact)
+        assert len(compact) < len(auto), (q, len(compact), len(auto))
+        assert np.array_equal(webdecoder.decode(compact), webdecoder.decode(auto))
+    with pytest.raises(ValueError, match="lanes must be one of auto, compact"):
+        encoder.encode(img[:16, :16], 0, 2, effort="none", lanes="few")

@@ -131,7 +131,8 @@ def test_encode_api_is_off_by_default(app):
 
 def test_encode_api_with_token(monkeypatch, tmp_path, fake_web):
     fake = types.ModuleType("encoder")
-    fake.encode = lambda img, quality=4, depth=2, effort="fast": b"NIC" + bytes([quality, depth])
+    fake.encode = lambda img, quality=4, depth=2, effort="fast", lanes="auto": (
+        b"NIC" + bytes([quality, depth]) + lanes.encode())
     monkeypatch.setitem(sys.modules, "encoder", fake)  # the API imports encoder lazily
     app = create_app({"TESTING": True, "WEB_DIR": str(fake_web), "ENCODE_TOKEN": "s3cret",
                       "MAX_CONTENT_LENGTH": 4096})
@@ -140,8 +141,13 @@ def test_encode_api_with_token(monkeypatch, tmp_path, fake_web):
     assert client.post("/api/encode", data=dict(upload)).status_code == 401
     r = client.post("/api/encode", data={"image": (io.BytesIO(_png()), "photo.png"), "quality": "3"},
                     headers={"Authorization": "Bearer s3cret"})
-    assert r.status_code == 200 and r.mimetype == "image/x-nic" and r.data == b"NIC\x03\x02"
+    assert r.status_code == 200 and r.mimetype == "image/x-nic" and r.data == b"NIC\x03\x02auto"
     assert 'filename="photo.nic"' in r.headers["Content-Disposition"]
+    auth = {"Authorization": "Bearer s3cret"}
+    r = client.post("/api/encode", data={"image": (io.BytesIO(_png()), "p.png"), "lanes": "compact"}, headers=auth)
+    assert r.status_code == 200 and r.data == b"NIC\x04\x02compact"
+    r = client.post("/api/encode", data={"image": (io.BytesIO(_png()), "p.png"), "lanes": "few"}, headers=auth)
+    assert r.status_code == 400 and "lanes must be auto or compact" in r.get_data(as_text=True)
     big = {"image": (io.BytesIO(bytes(10_000)), "big.png")}
     assert client.post("/api/encode", data=big, headers={"Authorization": "Bearer s3cret"}).status_code == 413
     bad = {"image": (io.BytesIO(b"not an image"), "x.png")}

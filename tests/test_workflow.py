@@ -61,6 +61,17 @@ def test_folder_encode_manifest_fallback_and_resume(photo_dir, tmp_path):
     r = run_nic("encode", str(photo_dir), "-o", str(out), "-q", "4", "--effort", "none", "--fallback", "webp")
     assert "3 encoded, 0 up to date" in r.stdout  # settings changed: everything is redone
     assert not list(out.rglob("*.part"))
+    # a manifest written before a setting existed (here: lanes) still counts as up to date at its default
+    manifest = json.loads((out / "manifest.json").read_text())
+    for e in manifest.values():
+        del e["settings"]["lanes"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = run_nic("encode", str(photo_dir), "-o", str(out), "-q", "4", "--effort", "none", "--fallback", "webp")
+    assert "0 encoded, 3 up to date" in r.stdout
+    r = run_nic("encode", str(photo_dir), "-o", str(out), "-q", "4", "--effort", "none", "--fallback", "webp",
+                "--lanes", "compact")
+    assert "3 encoded, 0 up to date" in r.stdout
+    assert all(webdecoder.info((out / rel).read_bytes())["y_lanes"] == 1 for rel in manifest)  # small photos
 
 
 def test_distributed_encode_on_a_local_two_worker_cluster(photo_dir, tmp_path):

@@ -14,6 +14,8 @@ Config keys (all can be set as NIC_<KEY> environment variables):
     DEPTH          synthesis depth for those encodes; default 2
     ENCODE_EFFORT  encoder effort for those encodes ("none", "fast", ...); default "fast" (about a
                    minute per image on 2 busy cores; "none" takes seconds, for tests)
+    ENCODE_LANES   rANS lane policy for those encodes: "compact" (default: the fewest lanes, 1-3 % smaller
+                   files that browsers decode as fast; CPython decodes them slower) or "auto"
     ENCODE_API     enable POST /api/encode (see api.py); default False
     ENCODE_TOKEN   if set, POST /api/encode is enabled and requires `Authorization: Bearer <token>`
     MAX_CONTENT_LENGTH  upload limit in bytes; default 16 MiB
@@ -48,6 +50,7 @@ def default_config() -> dict[str, Any]:
         "QUALITIES": [1, 4, 7],
         "DEPTH": 2,
         "ENCODE_EFFORT": "fast",
+        "ENCODE_LANES": "compact",  # the gallery is decoded by browsers only (encoder.codec.LANE_POLICIES)
         "ENCODE_API": False,
         "ENCODE_TOKEN": None,
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -73,6 +76,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.config["QUALITIES"] = _int_list(app.config["QUALITIES"])
+    if app.config["ENCODE_LANES"] not in ("auto", "compact"):
+        raise ValueError(f"ENCODE_LANES must be auto or compact, not {app.config['ENCODE_LANES']!r}")
     # Absolute folders: Flask's send_file resolves a relative path against the package, not the working
     # directory the cache was written from (NIC_CACHE_DIR=build/x gave 500s for every cached file).
     for key in ("ASSET_DIR", "SAMPLES_DIR", "CACHE_DIR", "WEB_DIR", "MODEL_DIR"):

@@ -111,13 +111,14 @@ class Catalog:
     """Builds and holds the gallery entries; `prepare()` is idempotent and thread-safe."""
 
     def __init__(self, asset_dir: Path, cache_dir: Path, model_dir: Path, qualities: list[int],
-                 depth: int, effort: str = "fast") -> None:
+                 depth: int, effort: str = "fast", lanes: str = "auto") -> None:
         self.asset_dir = asset_dir
         self.cache_dir = cache_dir
         self.model_dir = model_dir
         self.qualities = qualities
         self.depth = depth
         self.effort = effort
+        self.lanes = lanes
         self.entries: list[Entry] = []
         self.errors: list[str] = []
         self.ready = False
@@ -181,7 +182,8 @@ class Catalog:
                          progress: Progress) -> Entry:
         src = orig.read_bytes()
         folder = self.cache_dir / f"{stem}-{_sha(src)[:12]}"
-        base = f"q{q}-d{self.depth}-e{self.effort}-m{models_tag}-v{_CACHE_VERSION}"
+        lanes = "" if self.lanes == "auto" else f"-l{self.lanes}"
+        base = f"q{q}-d{self.depth}-e{self.effort}{lanes}-m{models_tag}-v{_CACHE_VERSION}"
         meta_path = folder / f"{base}.json"
         if meta_path.is_file():
             try:
@@ -192,7 +194,8 @@ class Catalog:
         from PIL import Image
 
         img = Image.open(orig).convert("RGB")
-        data = encoder.encode(img, quality=q, depth=self.depth, effort=self.effort)
+        extra = {} if self.lanes == "auto" else {"lanes": self.lanes}
+        data = encoder.encode(img, quality=q, depth=self.depth, effort=self.effort, **extra)
         atomic_write(folder / f"{base}.nic", data)
         entry = self._make_entry(f"{stem}-q{q}", stem, folder / f"{base}.nic", data, img, folder, base,
                                  progress)
@@ -265,7 +268,7 @@ def init_app(app: Flask) -> None:
     asset_dir = Path(cfg["ASSET_DIR"] or cfg["SAMPLES_DIR"])
     app.extensions["nic_catalog"] = Catalog(
         asset_dir, Path(cfg["CACHE_DIR"]), Path(cfg["MODEL_DIR"]), list(cfg["QUALITIES"]), int(cfg["DEPTH"]),
-        str(cfg["ENCODE_EFFORT"]),
+        str(cfg["ENCODE_EFFORT"]), str(cfg["ENCODE_LANES"]),
     )
 
 
