@@ -5,7 +5,7 @@
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
 #   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
 # Usage: scripts/refresh_after_export.sh [step ...]
-#   steps: floors corpus rd lanes sga sga-eval speed browser (default: all)
+#   steps: floors corpus rd lanes sga sga-best sga-eval speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
 # Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
@@ -15,7 +15,7 @@ PY=.venv/bin/python
 NIC=.venv/bin/nic
 DATA=${NIC_DATA:-../shared/data}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd lanes sga sga-eval speed browser)
+[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd lanes sga sga-best sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
 publish() {  # runs/eval/$1 -> bench/results/$1 (the CompressAI-format JSONs and the summary)
@@ -44,6 +44,10 @@ for step in "${steps[@]}"; do
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
+    sga-best)  # the slowest preset (1000 steps, ~1.5 min per Kodak image): two images, depth 2
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga-best --workers 2 --depths 2 --effort none best \
+        --qualities 0 2 4 6 --limit 2 --codecs nic jpeg webp avif jxl --resume
+      publish kodak-sga-best ;;
     sga-eval)  # the second set with SGA: 2 images (up to 1024x1024, ~2.7x Kodak's pixels) for time
       $NIC eval "$DATA/eval" -o runs/eval/eval-sga --workers 2 --depths 2 --effort none default \
         --qualities 0 2 4 6 --limit 2 --codecs nic jpeg webp avif jxl --resume
