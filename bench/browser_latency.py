@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlparse
 import urllib.request
 
-from bench.site_server import running_site
+from bench.site_server import require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -237,6 +237,7 @@ def run(args: argparse.Namespace) -> dict:
                            "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
                                     "python": platform.python_version()}}
     with running_site(args.cache_dir, 1800) as url, sync_playwright() as p:
+        require_compiled_decoder(url)
         entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
         if args.qualities:
             entries = [e for e in entries if e.get("quality") in args.qualities]

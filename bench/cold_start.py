@@ -26,7 +26,7 @@ from typing import Any
 import urllib.request
 
 from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
-from bench.site_server import running_site
+from bench.site_server import require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT_KEYS = ("loadPyodideMs", "loadPackagesMs", "weightsMs", "weightsWaitMs", "bootScriptMs", "registerMs")
@@ -69,6 +69,8 @@ def main() -> None:
         urls = {name: stack.enter_context(running_site(args.cache_dir, 1800, {"NIC_WEB_DIR": str(web.resolve())},
                                                        root.resolve()))
                 for name, (root, web) in bundles.items()}
+        for url in urls.values():
+            require_compiled_decoder(url)
         # Each site's own first gallery file: checkouts with different models encode different bytes.
         images = {name: json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"][0]
                   ["nic"]["url"] for name, url in urls.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
+import json
 import os
 from pathlib import Path
 import queue
@@ -32,6 +33,15 @@ def server_command(port: int) -> list[str]:
     if nic.is_file():
         return [str(nic), "serve", "--port", str(port)]
     return [sys.executable, "-m", "nic_site", "--port", str(port)]
+
+
+def require_compiled_decoder(url: str) -> None:
+    """Refuse to time a site that serves the webdecoder wheel as source (webdecoder/ edited after
+    scripts/setup_web.sh): its start-up and first decode would measure the interpreter compiling it."""
+    rt = json.loads(urllib.request.urlopen(url + "/nic-runtime.json", timeout=60).read())
+    if not rt.get("wheelCompiled", True):  # a checkout from before the flag existed: not known, not refused
+        raise RuntimeError(f"{url} serves webdecoder as source, not byte-compiled: run scripts/setup_web.sh "
+                           "(in that checkout) before measuring")
 
 
 @contextlib.contextmanager

@@ -161,3 +161,23 @@ def test_missing_runtime_is_reported_not_fatal(tmp_path):
     rt = client.get("/nic-runtime.json").get_json()
     assert rt["indexURL"] is None and any("setup_web.sh" in p for p in rt["problems"])
     assert b"Runtime problem" in client.get("/").data  # pages still serve; <nic-img> falls back
+
+
+def test_runtime_says_whether_the_decoder_wheel_is_byte_compiled(tmp_path, fake_web, capsys):
+    """nic-runtime.json's wheelCompiled: the benchmarks refuse to time a site serving webdecoder as source."""
+    import hashlib
+    import json
+
+    from nic_site import bundle
+
+    app = create_app({"TESTING": True, "WEB_DIR": str(fake_web), "ASSET_DIR": str(tmp_path)})
+    assert app.test_client().get("/nic-runtime.json").get_json()["wheelCompiled"] is False
+    assert "served as source" in capsys.readouterr().err
+    name, data = bundle.build_wheel_bytes()  # what the site builds from the webdecoder CPython imports
+    (fake_web / bundle.COMPILED_DIR).mkdir()
+    (fake_web / bundle.COMPILED_DIR / name).write_bytes(b"compiled")
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    (fake_web / "runtime" / bundle._STAMP).write_text(json.dumps({name: {"from": sha(data), "to": sha(b"compiled")}}))
+    app = create_app({"TESTING": True, "WEB_DIR": str(fake_web), "ASSET_DIR": str(tmp_path)})
+    assert app.test_client().get("/nic-runtime.json").get_json()["wheelCompiled"] is True
+    assert "served as source" not in capsys.readouterr().err

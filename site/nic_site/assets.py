@@ -110,7 +110,7 @@ def init_app(app: Flask) -> None:
     reg = Registry()
     app.extensions["nic_registry"] = reg
     runtime: dict[str, object] = {"indexURL": None, "numpyURL": None, "wheelURL": None, "modelURLs": [],
-                                  "problems": []}
+                                  "wheelCompiled": False, "problems": []}
     web = Path(app.config["WEB_DIR"])
     manifest_path = web / "manifest.json"
     if manifest_path.is_file() and (web / "runtime" / "pyodide.asm.wasm").is_file():
@@ -129,7 +129,13 @@ def init_app(app: Flask) -> None:
     # browser can never run a stale decoder after webdecoder/ changes.
     try:
         name, data = bundle.build_wheel_bytes()
-        runtime["wheelURL"] = reg.add_bytes(bundle.compiled_wheel(web, name, data), name)
+        served = bundle.compiled_wheel(web, name, data)
+        runtime["wheelURL"] = reg.add_bytes(served, name)
+        runtime["wheelCompiled"] = served is not data
+        if not runtime["wheelCompiled"] and runtime["indexURL"]:
+            # Works, but every visitor's interpreter compiles the decoder: browser timings are then off.
+            print("nic site: webdecoder/ changed since scripts/setup_web.sh byte-compiled it; its wheel is served "
+                  "as source (slower start-up) until setup runs again", file=sys.stderr, flush=True)
     except Exception as e:  # no webdecoder importable: pages still serve, decode falls back
         runtime["problems"].append(f"cannot build the webdecoder wheel: {e}")
     model_dir = Path(app.config["MODEL_DIR"])
