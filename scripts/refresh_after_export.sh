@@ -18,6 +18,12 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd lanes sga sga-best sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
+reuse() {  # reuse() SRC DST: per-image results are keyed by their settings and model, so another run's apply
+  mkdir -p "runs/eval/$2/parts"
+  [ -d "runs/eval/$1/parts" ] && cp -rn "runs/eval/$1/parts/." "runs/eval/$2/parts/"
+  return 0
+}
+
 publish() {  # runs/eval/$1 -> bench/results/$1 (the CompressAI-format JSONs and the summary)
   mkdir -p "bench/results/$1"
   cp runs/eval/"$1"/*.json runs/eval/"$1"/summary.md "bench/results/$1/"
@@ -37,6 +43,7 @@ for step in "${steps[@]}"; do
         cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
       done ;;
     lanes)  # the compact rANS lane policy (browser-only deployments) against the default, same run
+      reuse kodak kodak-lanes
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-lanes --workers 2 --depths 2 --effort none --lanes auto compact \
         --codecs nic jpeg webp avif jxl --anchors none --resume
       publish kodak-lanes ;;
@@ -45,6 +52,7 @@ for step in "${steps[@]}"; do
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
     sga-best)  # the slowest preset (1000 steps, ~1.5 min per Kodak image): two images, depth 2
+      reuse kodak-sga kodak-sga-best
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga-best --workers 2 --depths 2 --effort none best \
         --qualities 0 2 4 6 --limit 2 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga-best ;;
