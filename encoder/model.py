@@ -167,20 +167,24 @@ class NicModel(nn.Module):
         """Per-sample gain vector, shape (B, C, 1, 1)."""
         return torch.exp(self.log_gain[q])[:, :, None, None]
 
+    # The transforms' outputs are cast to float32 (a no-op in float32): under bfloat16 autocast (training's
+    # `precision = "bf16"`) the convolutions run in bfloat16, while gains, noise, rounding, likelihoods and
+    # the distortion stay in float32, where a unit quantisation bin and a bit estimate need their precision.
     def analyse(self, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Continuous latents (y_g, z) of an image batch in [0, 1]; SGA starts from these."""
-        y_g = self.g_a(x - 0.5) * self.gain(q)
-        return y_g, self.h_a(y_g)
+        y_g = self.g_a(x - 0.5).float() * self.gain(q)
+        return y_g, self.h_a(y_g).float()
 
     def synthesise(self, y_hat_g: torch.Tensor, q: torch.Tensor, depth: str) -> torch.Tensor:
-        return self.g_s[depth](y_hat_g / self.gain(q)) + 0.5
+        return self.g_s[depth](y_hat_g / self.gain(q)).float() + 0.5
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
         """Training pass: noise for the rates, straight-through rounding for the synthesis."""
         y_g, z = self.analyse(x, q)
-        _, z_lik = self.entropy_bottleneck(z)
+        with torch.autocast(x.device.type, enabled=False):  # the factorized prior's small products
+            _, z_lik = self.entropy_bottleneck(z)
         z_hat = ste_round(z)
-        mu, log_sigma = self.h_s(z_hat)
+        mu, log_sigma = (t.float() for t in self.h_s(z_hat))
         noise = torch.empty_like(y_g).uniform_(-0.5, 0.5)
         y_lik = gaussian_likelihood(y_g + noise - mu, sigma_from_log(log_sigma))
         y_hat_g = ste_round(y_g - mu) + mu

@@ -1,0 +1,77 @@
+"""`nic train`: a tiny model on a few real crops, resumed from its checkpoint, in float32 and in bfloat16."""
+
+import json
+
+from PIL import Image
+import pytest
+import torch
+
+from encoder.train import rd_loss, train
+
+TINY_MODEL = """
+[model]
+analysis_channels = 16
+latent_channels = 16
+hyper_channels = 8
+z_channels = 8
+two_hidden = 2
+lambdas = [0.0035, 0.0125]
+"""
+
+
+def _config(tmp_path, data, precision: str, total: int) -> str:
+    cfg = tmp_path / f"train-{precision}.toml"
+    cfg.write_text(TINY_MODEL + f"""
+[train]
+data = "{data}"
+run_dir = "{tmp_path / precision}"
+crop = 64
+batch = 2
+total_steps = {total}
+lr = 1e-3
+warmup_steps = 1
+threads = 1
+precision = "{precision}"
+checkpoint_minutes = 100
+""")
+    return str(cfg)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, kodak):
+    d = tmp_path_factory.mktemp("photos")
+    for i, p in enumerate(kodak[:3]):
+        Image.open(p).convert("RGB").crop((0, 0, 96, 80)).save(d / f"p{i}.png")
+    (d / "notes.txt").write_text("not an image: skipped")
+    return d
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_checkpoints_and_resumes(tmp_path, photos, precision, monkeypatch):
+    import encoder.train
+
+    seen = []
+
+    def recording_rd_loss(*args):  # what precision each training step's forward pass ran in
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return rd_loss(*args)
+
+    monkeypatch.setattr(encoder.train, "rd_loss", recording_rd_loss)
+    ckpt = train(_config(tmp_path, photos, precision, 3))
+    assert seen == [torch.bfloat16 if precision == "bf16" else False] * 3
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["step"] == 3 and state["config"]["latent_channels"] == 16
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())  # master weights
+    before = {k: v.clone() for k, v in state["model"].items()}
+    ckpt = train(_config(tmp_path, photos, precision, 5))  # a longer run continues from step 3
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["step"] == 5
+    assert any(not torch.equal(before[k], v) for k, v in state["model"].items())  # it trained
+    log = (tmp_path / precision / "train.log").read_text()
+    assert "resumed at step 3" in log and f"precision {precision}" in log
+    assert json.loads((tmp_path / precision / "config.json").read_text())["train"]["precision"] == precision
+
+
+def test_train_rejects_an_unknown_precision(tmp_path, photos):
+    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+        train(_config(tmp_path, photos, "fp8", 1))
