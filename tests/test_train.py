@@ -75,3 +75,34 @@ def test_train_checkpoints_and_resumes(tmp_path, photos, precision, monkeypatch)
 def test_train_rejects_an_unknown_precision(tmp_path, photos):
     with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
         train(_config(tmp_path, photos, "fp8", 1))
+
+
+def test_train_starts_from_exported_weights(tmp_path, photos):
+    """A run whose checkpoint is gone starts from the committed export: its weights, its step count."""
+    from encoder.export import export
+
+    ckpt = train(_config(tmp_path, photos, "fp32", 3))
+    export(ckpt, tmp_path / "models")
+    exported = torch.load(tmp_path / "models" / "nic-encoder.pt", map_location="cpu", weights_only=False)
+    cfg = tmp_path / "again.toml"
+    cfg.write_text(TINY_MODEL + f"""
+[train]
+data = "{photos}"
+run_dir = "{tmp_path / 'again'}"
+crop = 64
+batch = 2
+total_steps = 3
+lr = 1e-3
+threads = 1
+init_from = "{tmp_path / 'models' / 'nic-encoder.pt'}"
+""")
+    state = torch.load(train(cfg), map_location="cpu", weights_only=False)
+    assert state["step"] == 3  # the export's own count: nothing left to train
+    for k, v in state["model"].items():  # the float16 export, widened back to float32 master weights
+        assert torch.equal(v, exported["model"][k].float() if v.is_floating_point() else exported["model"][k])
+    assert "initialised from" in (tmp_path / "again" / "train.log").read_text()
+
+    cfg.write_text(cfg.read_text().replace("latent_channels = 16", "latent_channels = 24")
+                   .replace(str(tmp_path / "again"), str(tmp_path / "other")))
+    with pytest.raises(ValueError, match="init_from: .* holds a model of config"):
+        train(cfg)
