@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # After `nic export CHECKPOINT -o models` ships a new model, refresh everything that is tied to it:
+#   0. the legacy fixtures tests/data/legacy-<new id>-d{1,2}.nic (paste the printed hashes into
+#      tests/test_legacy_models.py)
 #   1. the PSNR floors of tests/test_roundtrip.py (measured, minus 0.5 dB)
 #   2. the fuzz corpus in tests/corpus/ (its hostile files carry the model id)
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
 #   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
 # Usage: scripts/refresh_after_export.sh [step ...]
-#   steps: floors corpus rd lanes sga sga-best sga-eval speed browser (default: all)
+#   steps: fixtures floors corpus rd lanes sga sga-best sga-eval speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
 # Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
@@ -15,7 +17,7 @@ PY=.venv/bin/python
 NIC=.venv/bin/nic
 DATA=${NIC_DATA:-../shared/data}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(floors corpus rd lanes sga sga-best sga-eval speed browser)
+[ ${#steps[@]} -eq 0 ] && steps=(fixtures floors corpus rd lanes sga sga-best sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
 reuse() {  # reuse() SRC DST: per-image results are keyed by their settings and model, so another run's apply
@@ -33,6 +35,7 @@ publish() {  # runs/eval/$1 -> bench/results/$1 (the CompressAI-format JSONs and
 for step in "${steps[@]}"; do
   echo "== $step"
   case "$step" in
+    fixtures) $PY scripts/make_legacy_fixtures.py "$DATA/kodak" ;;
     floors) $PY -m bench.psnr_floors --write ;;
     corpus) $PY -m bench.fuzz --write-corpus --budget-s 0 ;;
     rd)

@@ -1,0 +1,35 @@
+"""Write tests/data/legacy-<model id>-d{1,2}.nic for the model now in models/, and print their pixel hashes.
+
+Run once right after `nic export` ships a model (scripts/refresh_after_export.sh does): the files
+pin what this model decodes to, so tests/test_legacy_models.py keeps checking them after the next
+model replaces it. Paste the printed lines into PIXELS_SHA256 there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+import sys
+
+import numpy as np
+from PIL import Image
+
+from encoder.codec import encode
+import webdecoder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(kodak: Path) -> None:
+    crop = np.asarray(Image.open(kodak / "kodim01.png").convert("RGB"))[200:296, 300:460]
+    for depth in (1, 2):
+        data = encode(crop, quality=3, depth=depth, effort="none")
+        model_id = webdecoder.info(data)["model_id"]
+        out = ROOT / "tests" / "data" / f"legacy-{model_id}-d{depth}.nic"
+        out.write_bytes(data)
+        rgb = webdecoder.decode(data)
+        print(f'    "{out.name}": "{hashlib.sha256(rgb.tobytes()).hexdigest()}",')
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "kodak")
