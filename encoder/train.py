@@ -115,6 +115,22 @@ def train(config_path: str | Path, max_minutes: float | None = None) -> Path:
         handler.close()
 
 
+def resolve_precision(precision: str) -> str:
+    """The precision a run trains in: "fp32", "bf16", or "auto" (bf16 where the CPU multiplies
+    bfloat16 natively, fp32 elsewhere).
+
+    bfloat16 pays only with native bf16 dot products (AVX-512 BF16 or AMX): 0.40 against 0.74 s/step
+    on the AMD EPYC of session 10, which has AVX-512 BF16, but 2.06 against 0.52 s/step (4x slower) on
+    the Intel Xeon of session 11, which has AVX-512 without BF16 (BENCHMARKS.md).
+    """
+    if precision == "auto":
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return "bf16" if native else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"train.precision must be fp32, bf16 or auto, not {precision!r}")
+    return precision
+
+
 def _init_from(model: NicModel, path: Path, mcfg: ModelConfig) -> int:
     """Start a new run from trained weights: a checkpoint or an exported `nic-encoder.pt`.
 
@@ -161,9 +177,7 @@ def _train(cfg: dict, run_dir: Path, max_minutes: float | None) -> Path:
     # BF16; 0.40 against 0.74 s/step compiled, batch 8 of 192 crops). The model keeps float32 weights, and
     # casts rates, rounding and distortion back to float32 (model.py); against float32 on four real batches
     # the loss differed by 0.05-0.13 % and the gradient's cosine similarity was 0.98-0.99 (BENCHMARKS.md).
-    precision = str(tcfg.get("precision", "fp32"))
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"train.precision must be fp32 or bf16, not {precision!r}")
+    precision = resolve_precision(str(tcfg.get("precision", "fp32")))
     log.info("precision %s, compile %s, %d threads", precision, bool(tcfg.get("compile")), torch.get_num_threads())
     (run_dir / "config.json").write_text(json.dumps({"model": mcfg.__dict__, "train": tcfg}, indent=1))
 

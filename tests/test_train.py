@@ -73,8 +73,18 @@ def test_train_checkpoints_and_resumes(tmp_path, photos, precision, monkeypatch)
 
 
 def test_train_rejects_an_unknown_precision(tmp_path, photos):
-    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+    with pytest.raises(ValueError, match="precision must be fp32, bf16 or auto"):
         train(_config(tmp_path, photos, "fp8", 1))
+
+
+def test_auto_precision_follows_the_cpus_bf16_support(monkeypatch):
+    from encoder.train import resolve_precision
+
+    for avx512_bf16, amx, want in [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolve_precision("auto") == want
+    assert resolve_precision("bf16") == "bf16" and resolve_precision("fp32") == "fp32"  # explicit wins
 
 
 def test_train_starts_from_exported_weights(tmp_path, photos):
