@@ -116,3 +116,18 @@ init_from = "{tmp_path / 'models' / 'nic-encoder.pt'}"
                    .replace(str(tmp_path / "again"), str(tmp_path / "other")))
     with pytest.raises(ValueError, match="init_from: .* holds a model of config"):
         train(cfg)
+
+
+def test_fixed_crop_loss_is_repeatable_and_tells_models_apart(tmp_path, photos):
+    from bench.fixed_crop_loss import fixed_crop_loss, load
+    from encoder.train import CropDataset
+
+    first = train(_config(tmp_path, photos, "fp32", 1))
+    state = torch.load(first, map_location="cpu", weights_only=False)
+    torch.save(state, tmp_path / "step1.pt")
+    later = train(_config(tmp_path, photos, "fp32", 4))
+    data = CropDataset(photos, 64, seed=1)
+    batches = [data.batch(2) for _ in range(2)]
+    a, b = (fixed_crop_loss(load(p), batches) for p in (tmp_path / "step1.pt", later))
+    assert fixed_crop_loss(load(later), batches) == b  # same crops, same noise: the same figures
+    assert a["loss"] != b["loss"] and set(a) == {"loss", "bpp", "psnr_jpeg", "psnr_two"}

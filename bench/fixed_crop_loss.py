@@ -1,0 +1,64 @@
+"""The training loss of checkpoints or exports on fixed crops: a steadier measure than the logged loss.
+
+The loss `nic train` logs is one random batch at a time (its spread across batches is ~10 %), so it cannot
+tell two checkpoints 0.5 % apart. This evaluates every given model on the same crops, qualities and
+quantisation noise, in float32:
+
+    OMP_NUM_THREADS=2 python -m bench.fixed_crop_loss models/nic-encoder.pt runs/main/last.pt
+
+Each argument is a checkpoint (`runs/*/last.pt`) or an exported `nic-encoder.pt` (float16 weights,
+widened to float32 here). The crops come from the training set, so this measures fit, not
+generalisation: Kodak (`nic eval`) is the measure of the latter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from encoder.model import ModelConfig, NicModel
+from encoder.train import CropDataset, rd_loss
+
+
+def load(path: Path) -> NicModel:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = NicModel(ModelConfig(**state["config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    return model.train()  # training mode: the additive-noise proxy of rounding, as the logged loss
+
+
+def fixed_crop_loss(model: NicModel, batches: list[torch.Tensor], seed: int = 0) -> dict:
+    torch.manual_seed(seed)  # the same uniform noise for every model (same shapes, same draw order)
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for i, x in enumerate(batches):
+            q = torch.arange(x.shape[0]) % model.cfg.qualities  # every quality, in a fixed order
+            q = (q + i) % model.cfg.qualities
+            _, stats = rd_loss(model, x, q)
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v / len(batches)
+    return {k: round(v, 4) for k, v in totals.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", type=Path)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    ap.add_argument("--batches", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=256)
+    args = ap.parse_args()
+    data = CropDataset(args.data, args.crop, seed=12345)
+    batches = [data.batch(args.batch) for _ in range(args.batches)]
+    for path in args.models:
+        stats = fixed_crop_loss(load(path), batches)
+        steps = torch.load(path, map_location="cpu", weights_only=False)
+        steps = steps.get("step", steps.get("trained_steps"))
+        print(json.dumps({"model": str(path), "step": steps, **stats}))
+
+
+if __name__ == "__main__":
+    main()
