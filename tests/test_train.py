@@ -1,6 +1,7 @@
 """`nic train`: a tiny model on a few real crops, resumed from its checkpoint, in float32 and in bfloat16."""
 
 import json
+from pathlib import Path
 
 from PIL import Image
 import pytest
@@ -19,12 +20,13 @@ lambdas = [0.0035, 0.0125]
 """
 
 
-def _config(tmp_path, data, precision: str, total: int) -> str:
-    cfg = tmp_path / f"train-{precision}.toml"
+def _config(tmp_path, data, precision: str, total: int, run: str | None = None, extra: str = "") -> str:
+    run = run or precision
+    cfg = tmp_path / f"train-{run}.toml"
     cfg.write_text(TINY_MODEL + f"""
 [train]
 data = "{data}"
-run_dir = "{tmp_path / precision}"
+run_dir = "{tmp_path / run}"
 crop = 64
 batch = 2
 total_steps = {total}
@@ -33,6 +35,7 @@ warmup_steps = 1
 threads = 1
 precision = "{precision}"
 checkpoint_minutes = 100
+{extra}
 """)
     return str(cfg)
 
@@ -94,18 +97,8 @@ def test_train_starts_from_exported_weights(tmp_path, photos):
     ckpt = train(_config(tmp_path, photos, "fp32", 3))
     export(ckpt, tmp_path / "models")
     exported = torch.load(tmp_path / "models" / "nic-encoder.pt", map_location="cpu", weights_only=False)
-    cfg = tmp_path / "again.toml"
-    cfg.write_text(TINY_MODEL + f"""
-[train]
-data = "{photos}"
-run_dir = "{tmp_path / 'again'}"
-crop = 64
-batch = 2
-total_steps = 3
-lr = 1e-3
-threads = 1
-init_from = "{tmp_path / 'models' / 'nic-encoder.pt'}"
-""")
+    init = f'init_from = "{tmp_path / "models" / "nic-encoder.pt"}"'
+    cfg = Path(_config(tmp_path, photos, "fp32", 3, run="again", extra=init))
     state = torch.load(train(cfg), map_location="cpu", weights_only=False)
     assert state["step"] == 3  # the export's own count: nothing left to train
     for k, v in state["model"].items():  # the float16 export, widened back to float32 master weights
