@@ -90,6 +90,9 @@ def lr_at(step: int, cfg: dict) -> float:
     return lo + 0.5 * (base - lo) * (1 + math.cos(math.pi * t))
 
 
+MAX_SKIPPED_STEPS = 20  # consecutive non-finite steps: then the run itself is broken, not one batch
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -185,7 +188,7 @@ def _train(cfg: dict, run_dir: Path, max_minutes: float | None) -> Path:
     batch, total = int(tcfg["batch"]), int(tcfg["total_steps"])
     every_s = float(tcfg.get("checkpoint_minutes", 3)) * 60
     deadline = time.time() + max_minutes * 60 if max_minutes else None
-    last_save, avg = time.time(), {}
+    last_save, avg, skipped = time.time(), {}, 0
     bar = tqdm(total=total, initial=step, desc="train", dynamic_ncols=True)
     model.train()
     while step < total:
@@ -197,7 +200,18 @@ def _train(cfg: dict, run_dir: Path, max_minutes: float | None) -> Path:
             loss, stats = rd_loss(model, x, q)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg.get("clip", 1.0)))
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg.get("clip", 1.0)))
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            # One bad batch must not poison the weights, Adam's moments or the next checkpoint (session 11's
+            # ninth cycle went NaN at step ~50,580 after 3,600 clean steps): skip its update, keep going.
+            skipped += 1
+            log.warning("step %d: non-finite loss %s / gradient norm %s, update skipped (%d in a row)",
+                        step, loss.item(), norm.item(), skipped)
+            if skipped >= MAX_SKIPPED_STEPS:
+                raise RuntimeError(f"{skipped} training steps in a row had a non-finite loss or gradient; "
+                                   f"stopped without saving, the last checkpoint ({ckpt_path}) is intact")
+            continue
+        skipped = 0
         opt.step()
         step += 1
         avg = {k: 0.98 * avg.get(k, v) + 0.02 * v for k, v in stats.items()}

@@ -124,3 +124,27 @@ def test_fixed_crop_loss_is_repeatable_and_tells_models_apart(tmp_path, photos):
     a, b = (fixed_crop_loss(load(p), batches) for p in (tmp_path / "step1.pt", later))
     assert fixed_crop_loss(load(later), batches) == b  # same crops, same noise: the same figures
     assert a["loss"] != b["loss"] and set(a) == {"loss", "bpp", "psnr_jpeg", "psnr_two"}
+
+
+def test_a_non_finite_step_is_skipped_not_applied(tmp_path, photos, monkeypatch):
+    """A NaN batch leaves the weights and the checkpoint finite; a run that only makes NaNs stops unsaved."""
+    import encoder.train
+
+    calls = []
+
+    def sometimes_nan(model, x, q):
+        loss, stats = rd_loss(model, x, q)
+        calls.append(1)
+        return (loss * float("nan"), stats) if len(calls) == 2 else (loss, stats)
+
+    monkeypatch.setattr(encoder.train, "rd_loss", sometimes_nan)
+    state = torch.load(train(_config(tmp_path, photos, "fp32", 3)), map_location="cpu", weights_only=False)
+    assert state["step"] == 3 and len(calls) == 4  # three updates, one batch skipped
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert "update skipped (1 in a row)" in (tmp_path / "fp32" / "train.log").read_text()
+
+    monkeypatch.setattr(encoder.train, "rd_loss", lambda m, x, q: (rd_loss(m, x, q)[0] * float("nan"), {}))
+    before = (tmp_path / "fp32" / "last.pt").read_bytes()
+    with pytest.raises(RuntimeError, match="20 training steps in a row"):
+        train(_config(tmp_path, photos, "fp32", 5))
+    assert (tmp_path / "fp32" / "last.pt").read_bytes() == before
