@@ -88,3 +88,27 @@ def test_distributed_encode_on_a_local_two_worker_cluster(photo_dir, tmp_path):
     r = run_nic("encode", str(photo_dir), "-o", str(out), "-q", "2", "--effort", "none",
                 "--distributed", "local:2")
     assert "0 encoded, 3 up to date" in r.stdout
+
+
+def test_every_front_end_offers_exactly_the_encoders_lane_policies():
+    """The CLI, `nic eval` and the site list the policies by hand (importing the encoder would load torch
+    where only a name is needed), so this keeps them equal to encoder.codec.LANE_POLICIES."""
+    import argparse
+
+    import nic_site
+
+    from bench.rd import add_arguments
+    from encoder.cli import build_parser
+    from encoder.codec import LANE_POLICIES
+
+    def lanes_choices(parser: argparse.ArgumentParser) -> tuple:
+        return tuple(next(a for a in parser._actions if a.dest == "lanes").choices)
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert lanes_choices(sub.choices["encode"]) == LANE_POLICIES
+    rd = argparse.ArgumentParser()
+    add_arguments(rd)
+    assert lanes_choices(rd) == LANE_POLICIES
+    assert nic_site.default_config()["ENCODE_LANES"] in LANE_POLICIES
+    with pytest.raises(ValueError, match="ENCODE_LANES must be auto or compact"):
+        nic_site.create_app({"ENCODE_LANES": "few"})
