@@ -19,15 +19,16 @@ from pathlib import Path
 
 import torch
 
-from encoder.model import ModelConfig, NicModel
+from encoder.model import ModelConfig, NicModel, load_float32
 from encoder.train import CropDataset, rd_loss
 
 
-def load(path: Path) -> NicModel:
+def load(path: Path) -> tuple[NicModel, int | None]:
+    """The model of a checkpoint or export, in training mode (the additive-noise proxy of rounding, as the
+    logged loss), and the steps it was trained for."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = NicModel(ModelConfig(**state["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    return model.train()  # training mode: the additive-noise proxy of rounding, as the logged loss
+    model = load_float32(NicModel(ModelConfig(**state["config"])), state["model"])
+    return model.train(), state.get("step", state.get("trained_steps"))
 
 
 def fixed_crop_loss(model: NicModel, batches: list[torch.Tensor], seed: int = 0) -> dict:
@@ -35,8 +36,7 @@ def fixed_crop_loss(model: NicModel, batches: list[torch.Tensor], seed: int = 0)
     totals: dict[str, float] = {}
     with torch.no_grad():
         for i, x in enumerate(batches):
-            q = torch.arange(x.shape[0]) % model.cfg.qualities  # every quality, in a fixed order
-            q = (q + i) % model.cfg.qualities
+            q = (torch.arange(x.shape[0]) + i) % model.cfg.qualities  # every quality, in a fixed order
             _, stats = rd_loss(model, x, q)
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v / len(batches)
@@ -54,9 +54,8 @@ def main() -> None:
     data = CropDataset(args.data, args.crop, seed=12345)
     batches = [data.batch(args.batch) for _ in range(args.batches)]
     for path in args.models:
-        stats = fixed_crop_loss(load(path), batches)
-        steps = torch.load(path, map_location="cpu", weights_only=False)
-        steps = steps.get("step", steps.get("trained_steps"))
+        model, steps = load(path)
+        stats = fixed_crop_loss(model, batches)
         print(json.dumps({"model": str(path), "step": steps, **stats}))
 
 

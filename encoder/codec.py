@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from encoder.export import DECODER_FILE, ENCODER_FILE
 from encoder.image import to_rgb
-from encoder.model import ModelConfig, NicModel
+from encoder.model import ModelConfig, NicModel, load_float32
 from encoder.sga import EFFORT_STEPS, refine
 from webdecoder import entropy, format
 from webdecoder.hyper import hyper_decode
@@ -39,8 +39,7 @@ class Encoder:
         state = torch.load(model_dir / ENCODER_FILE, map_location="cpu", weights_only=False)
         if bytes.fromhex(state["model_id"]) != self.int_model.model_id:
             raise RuntimeError(f"{ENCODER_FILE} does not belong to {DECODER_FILE} (model id mismatch)")
-        self.model = NicModel(ModelConfig(**state["config"]))
-        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+        self.model = load_float32(NicModel(ModelConfig(**state["config"])), state["model"])
         self.model.eval()
 
     @property

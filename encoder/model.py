@@ -214,3 +214,9 @@ def config_dict(cfg: ModelConfig) -> dict:
 def bits(lik: torch.Tensor) -> torch.Tensor:
     """Total bits per sample of a likelihood tensor."""
     return -torch.log(lik).sum(dim=tuple(range(1, lik.dim()))) / math.log(2)
+
+
+def load_float32(model: NicModel, weights: dict[str, torch.Tensor]) -> NicModel:
+    """Load a state dict into ``model`` as float32: exports store float16 (``nic export``), checkpoints float32."""
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return model

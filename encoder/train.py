@@ -24,7 +24,7 @@ from PIL import Image
 import torch
 from tqdm import tqdm
 
-from encoder.model import ModelConfig, NicModel, bits
+from encoder.model import ModelConfig, NicModel, bits, load_float32
 
 log = logging.getLogger("nic.train")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
@@ -146,7 +146,7 @@ def _init_from(model: NicModel, path: Path, mcfg: ModelConfig) -> int:
     if state.get("config") != mcfg.__dict__:
         raise ValueError(f"train.init_from: {path} holds a model of config {state.get('config')}, "
                          f"not this run's {mcfg.__dict__}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    load_float32(model, state["model"])
     step = int(state.get("step", state.get("trained_steps", 0)))
     log.info("initialised from %s at step %d (fresh optimiser)", path, step)
     return step
@@ -176,10 +176,9 @@ def _train(cfg: dict, run_dir: Path, max_minutes: float | None) -> Path:
         # Inductor's generated CPU kernels: 0.78 s/step against 0.88 eager on the 2-core machine (batch 8,
         # 192 crops), after a one-off compile of about a minute. The weights and checkpoints are unchanged.
         model.forward = torch.compile(model.forward)
-    # "bf16": convolutions in bfloat16 under autocast, 1.8x the steps per hour on the 2-core AMD EPYC (AVX-512
-    # BF16; 0.40 against 0.74 s/step compiled, batch 8 of 192 crops). The model keeps float32 weights, and
-    # casts rates, rounding and distortion back to float32 (model.py); against float32 on four real batches
-    # the loss differed by 0.05-0.13 % and the gradient's cosine similarity was 0.98-0.99 (BENCHMARKS.md).
+    # "bf16": convolutions in bfloat16 under autocast (speed: resolve_precision). The model keeps float32
+    # weights and casts rates, rounding and distortion back to float32 (model.py); against float32 on four
+    # real batches the loss differed by 0.05-0.13 % and the gradient's cosine similarity was 0.98-0.99.
     precision = resolve_precision(str(tcfg.get("precision", "fp32")))
     log.info("precision %s, compile %s, %d threads", precision, bool(tcfg.get("compile")), torch.get_num_threads())
     (run_dir / "config.json").write_text(json.dumps({"model": mcfg.__dict__, "train": tcfg}, indent=1))

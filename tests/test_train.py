@@ -121,8 +121,8 @@ def test_fixed_crop_loss_is_repeatable_and_tells_models_apart(tmp_path, photos):
     later = train(_config(tmp_path, photos, "fp32", 4))
     data = CropDataset(photos, 64, seed=1)
     batches = [data.batch(2) for _ in range(2)]
-    a, b = (fixed_crop_loss(load(p), batches) for p in (tmp_path / "step1.pt", later))
-    assert fixed_crop_loss(load(later), batches) == b  # same crops, same noise: the same figures
+    a, b = (fixed_crop_loss(load(p)[0], batches) for p in (tmp_path / "step1.pt", later))
+    assert fixed_crop_loss(load(later)[0], batches) == b  # same crops, same noise: the same figures
     assert a["loss"] != b["loss"] and set(a) == {"loss", "bpp", "psnr_jpeg", "psnr_two"}
 
 
