@@ -30,7 +30,8 @@ def _reference(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarra
 @pytest.mark.parametrize("no_blas", [False, True])
 @pytest.mark.parametrize(("cin", "cout", "k", "s", "pad"),
                          [(5, 4, 5, 2, 2), (6, 3, 3, 1, 1), (7, 2, 13, 8, 3), (70, 3, 3, 1, 1),  # 70 > SHORT_K
-                          (4, 40, 3, 1, 1), (3, 9, 3, 1, 0)])  # Cin < Cout at stride 1: the gather path
+                          (4, 40, 3, 1, 1), (3, 9, 3, 1, 0),  # Cin < Cout at stride 1: the gather path
+                          (3, 2, 18, 16, 1), (2, 3, 4, 2, 0), (3, 2, 7, 2, 5), (64, 5, 5, 2, 2)])  # phase groups
 def test_conv_transpose_exact_at_format_bounds(monkeypatch, no_blas, cin, cout, k, s, pad):
     monkeypatch.setattr(conv, "NO_BLAS", no_blas)
     rng = np.random.default_rng(cin * 100 + k)
@@ -90,3 +91,17 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
     crop = np.asarray(Image.open(kodak[0]).convert("RGB"))[:128, :192]
     decoder.decode(encoder.encode(crop, top, 2, effort="fast"))
     assert len(seen) == 4 and max(seen) < 1 << 15, seen
+
+
+@pytest.mark.parametrize(("cin", "k", "s", "pad"), [(6, 5, 2, 2), (7, 13, 8, 3), (2, 18, 16, 1), (3, 7, 2, 5)])
+def test_phase_gather_equals_scatter(monkeypatch, cin, k, s, pad):
+    """CPython's phase-gathered transposed conv (few input channels) against the scatter form it replaces,
+    on one phase group (5x5/s2, pad 2) and on several (k13/s8 pad 3: phases 0-4 and 5-7 read different rows)."""
+    monkeypatch.setattr(conv, "NO_BLAS", False)
+    rng = np.random.default_rng(k * 10 + s)
+    a = rng.integers(-(1 << 22), (1 << 22) + 1, (cin, 5, 7)).astype(np.float64)
+    w = rng.integers(-(1 << 14) + 1, 1 << 14, (cin, 3, k, k)).astype(np.float64)
+    got = conv._conv_phases(a, w, s, pad)
+    monkeypatch.setattr(conv, "PHASE_MAX_CIN", 0)
+    np.testing.assert_array_equal(got, conv.conv_transpose(a, w, s, pad))
+    np.testing.assert_array_equal(got, _reference(a, w, s, pad))
