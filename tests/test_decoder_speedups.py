@@ -105,3 +105,14 @@ def test_phase_gather_equals_scatter(monkeypatch, cin, k, s, pad):
     monkeypatch.setattr(conv, "PHASE_MAX_CIN", 0)
     np.testing.assert_array_equal(got, conv.conv_transpose(a, w, s, pad))
     np.testing.assert_array_equal(got, _reference(a, w, s, pad))
+
+
+def test_phase_gather_buffers_never_alias(monkeypatch):
+    """Its output and its shifted copies are scratch buffers: with Cout*s*s == ceil(k/s)^2*Cin (here 12 = 12)
+    the two have one shape, and must still be two buffers."""
+    monkeypatch.setattr(conv, "NO_BLAS", False)
+    rng = np.random.default_rng(7)
+    a = rng.integers(-(1 << 13), 1 << 13, (3, 6, 5)).astype(np.float64)
+    w = rng.integers(-(1 << 12), 1 << 12, (3, 3, 3, 3)).astype(np.float64)  # k3/s2: 2x2 taps, 3 ch -> 12 rows
+    for _ in range(2):  # the second call finds both buffers cached
+        np.testing.assert_array_equal(conv._conv_phases(a, w, 2, 1), _reference(a, w, 2, 1))

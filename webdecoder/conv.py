@@ -254,28 +254,29 @@ SCRATCH_SHAPES = 8  # matrices kept per thread: every layer of both depths (~100
 SCRATCH_MAX_BYTES = 64 << 20  # larger ones (big images) are allocated per call, never held
 
 
-def _scratch_matrix(rows: int, cols: int) -> np.ndarray | None:
+def _scratch_matrix(rows: int, cols: int, role: str = "patches") -> np.ndarray | None:
     """A reused (rows, cols) float64 buffer for results consumed before the next call (the patch matrix).
 
     Fresh arrays of tens of MB come from mmap and page-fault on first touch; reusing them saves about
     10 ms per depth-2 Kodak decode in CPython, for memory held per thread (oldest shape dropped first).
+    Buffers a caller needs at the same time take different ``role``s, so they never alias.
     """
     if rows * cols * 8 > SCRATCH_MAX_BYTES:
         return None
     bufs = getattr(_scratch, "patches", None)
     if bufs is None:
         bufs = _scratch.patches = {}
-    buf = bufs.get((rows, cols))
+    buf = bufs.get((role, rows, cols))
     if buf is None:
         if len(bufs) >= SCRATCH_SHAPES:
             bufs.pop(next(iter(bufs)))
-        buf = bufs[(rows, cols)] = np.empty((rows, cols), np.float64)
+        buf = bufs[(role, rows, cols)] = np.empty((rows, cols), np.float64)
     return buf
 
 
-def _scratch_or_new(rows: int, cols: int) -> np.ndarray:
+def _scratch_or_new(rows: int, cols: int, role: str) -> np.ndarray:
     """``_scratch_matrix``, or a new array where it holds none (too large)."""
-    buf = _scratch_matrix(rows, cols)
+    buf = _scratch_matrix(rows, cols, role)
     return np.empty((rows, cols), np.float64) if buf is None else buf
 
 
@@ -413,8 +414,8 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     ap = np.zeros((cin, h + before + after, wd + before + after), np.float64)
     ap[:, before : before + h, before : before + wd] = a
     # Both buffers are consumed before this returns (the interleaving reshape copies): scratch is safe.
-    out = _scratch_or_new(cout * s * s, h * wd).reshape(cout, s, s, h, wd)  # phase-major
-    cols = _scratch_or_new(taps * taps * cin, h * wd)
+    out = _scratch_or_new(cout * s * s, h * wd, "phase out").reshape(cout, s, s, h, wd)  # phase-major
+    cols = _scratch_or_new(taps * taps * cin, h * wd, "phase cols")
     stacked = cols.reshape(taps, taps, cin, h, wd)
     for ys, xs, my, mx, g in groups[key]:
         for ty in range(taps):
