@@ -216,7 +216,13 @@ def bits(lik: torch.Tensor) -> torch.Tensor:
     return -torch.log(lik).sum(dim=tuple(range(1, lik.dim()))) / math.log(2)
 
 
+def float32_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with its floating tensors as float32: exports store float16 (``nic export``), checkpoints
+    float32; integer entries are left as they are."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def load_float32(model: NicModel, weights: dict[str, torch.Tensor]) -> NicModel:
-    """Load a state dict into ``model`` as float32: exports store float16 (``nic export``), checkpoints float32."""
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    """Load a state dict into ``model`` as float32 (``float32_weights``)."""
+    model.load_state_dict(float32_weights(weights))
     return model

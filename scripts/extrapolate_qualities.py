@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from encoder.export import ENCODER_FILE, export
+from encoder.model import float32_weights
 
 
 def extend(state: dict, levels: int) -> dict:
     """A checkpoint-like dict (float32 weights, config) with ``levels`` extrapolated qualities prepended."""
-    model = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
+    model = float32_weights(state["model"])
     lg = model["log_gain"]
     step = lg[0] - lg[1]
     rows = [lg[0] + step * k for k in range(levels, 0, -1)]  # lowest rate first, as quality 0 is

@@ -374,21 +374,24 @@ def _phase_groups(w: np.ndarray, s: int, pad: int) -> list[tuple[slice, slice, i
     sharing an m are a contiguous range. Per group (ys, xs, my, mx, matrix): rows (Cout, phase y, phase x),
     columns (t_y, t_x, Cin), the layout of the shifted copies that ``_conv_phases`` stacks.
     """
-    cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
+    cout, k = w.shape[1], w.shape[2]
     taps = -(-k // s)
     m = [(pad + p) // s for p in range(s)]
     ranges = [slice(m.index(v), s - m[::-1].index(v)) for v in sorted(set(m))]
+    # (Cout, k+1, k+1, Cin) with a zero last row and column: taps past k index it and read zero weights.
+    wz = np.zeros((cout, k + 1, k + 1, w.shape[0]), np.float64)
+    wz[:, :k, :k] = w.transpose(1, 2, 3, 0)
+
+    def tap_index(r: slice) -> np.ndarray:
+        """(phases, taps) kernel index of tap t for each phase p of ``r``: t*s + (pad + p) % s, or k past k."""
+        ky = np.arange(taps)[None, :] * s + (pad + np.arange(r.start, r.stop))[:, None] % s
+        return np.minimum(ky, k)
+
     groups = []
     for ys in ranges:
         for xs in ranges:
-            g = np.zeros((cout, ys.stop - ys.start, xs.stop - xs.start, taps, taps, cin), np.float64)
-            for i, py in enumerate(range(ys.start, ys.stop)):
-                for j, px in enumerate(range(xs.start, xs.stop)):
-                    for ty in range(taps):
-                        for tx in range(taps):
-                            ky, kx = ty * s + (pad + py) % s, tx * s + (pad + px) % s
-                            if ky < k and kx < k:
-                                g[:, i, j, ty, tx] = w[:, :, ky, kx].T
+            ky, kx = tap_index(ys), tap_index(xs)
+            g = wz[:, ky[:, None, :, None], kx[None, :, None, :]]  # (Cout, phases y, phases x, t_y, t_x, Cin)
             groups.append((ys, xs, m[ys.start], m[xs.start], g.reshape(g.shape[0] * g.shape[1] * g.shape[2], -1)))
     return groups
 
