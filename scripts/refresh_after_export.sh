@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # After `nic export CHECKPOINT -o models` ships a new model, refresh everything that is tied to it:
-#   0. the legacy fixtures tests/data/legacy-<new id>-d{1,2}.nic (paste the printed hashes into
-#      tests/test_legacy_models.py)
+#   0. the legacy fixtures tests/data/legacy-<new id>-d{1,2}.nic and their pixel hashes in
+#      tests/data/legacy-pixels.json (checked by tests/test_legacy_models.py)
 #   1. the PSNR floors of tests/test_roundtrip.py (measured, minus 0.5 dB)
 #   2. the fuzz corpus in tests/corpus/ (its hostile files carry the model id)
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
