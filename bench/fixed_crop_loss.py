@@ -7,8 +7,10 @@ quantisation noise, in float32:
     OMP_NUM_THREADS=2 python -m bench.fixed_crop_loss models/nic-encoder.pt runs/main/last.pt
 
 Each argument is a checkpoint (`runs/*/last.pt`) or an exported `nic-encoder.pt` (float16 weights,
-widened to float32 here). The crops come from the training set, so this measures fit, not
-generalisation: Kodak (`nic eval`) is the measure of the latter.
+widened to float32 here). By default the crops come from the training set, so this measures fit;
+`--data ../shared/data/eval` (or `kodak`) takes them from photos the model never trained on, which tells
+whether a gain in fit carries over (overfitting would show as a training-crop gain that the held-out
+crops do not share). Kodak's RD curve (`nic eval`) stays the measure that counts.
 """
 
 from __future__ import annotations
