@@ -70,7 +70,8 @@ def _pixels_numpy(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
     acc += float(1 << (shift - 1))
     acc *= 1.0 / (1 << shift)
     np.floor(acc, out=acc)
-    np.clip(acc, 0, 255, out=acc)
+    np.minimum(acc, 255.0, out=acc)  # not np.clip: see conv.requantize
+    np.maximum(acc, 0.0, out=acc)
     return acc.astype(np.uint8)
 
 
