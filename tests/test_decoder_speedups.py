@@ -116,3 +116,18 @@ def test_phase_gather_buffers_never_alias(monkeypatch):
     w = rng.integers(-(1 << 12), 1 << 12, (3, 3, 3, 3)).astype(np.float64)  # k3/s2: 2x2 taps, 3 ch -> 12 rows
     for _ in range(2):  # the second call finds both buffers cached
         np.testing.assert_array_equal(conv._conv_phases(a, w, 2, 1), _reference(a, w, 2, 1))
+
+
+def test_rgba_output_is_the_rgb_decode_with_opaque_alpha(small_files):
+    # The browser's worker asks for RGBA (a canvas's layout); it must carry exactly decode()'s pixels, cropped
+    # from the padded planes the same way (96x160 decodes from 128x192 planes).
+    for data in small_files.values():
+        rgb = webdecoder.decode(data)
+        rgba = webdecoder.decode(data, rgba=True)
+        assert rgba.shape == (*rgb.shape[:2], 4) and rgba.dtype == np.uint8 and rgba.flags.c_contiguous
+        np.testing.assert_array_equal(rgba[..., :3], rgb)
+        assert (rgba[..., 3] == 255).all()
+        head = data[: webdecoder.preview_bytes(data)]
+        preview_rgba = webdecoder.decode_preview(head, rgba=True)
+        np.testing.assert_array_equal(preview_rgba[..., :3], webdecoder.decode_preview(head))
+        assert (preview_rgba[..., 3] == 255).all()

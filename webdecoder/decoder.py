@@ -65,15 +65,33 @@ def decode_y(model: Model, h: format.Header, means_fx: np.ndarray, scale_idx: np
     return (q.reshape(means_fx.shape) << FRAC_BITS) + means_fx
 
 
-def decode(data: bytes, timings: dict | None = None) -> np.ndarray:
+def decode(data: bytes, timings: dict | None = None, rgba: bool = False) -> np.ndarray:
     """Decode a .nic file to an (H, W, 3) uint8 array; raises NicError on any bad input.
 
     ``timings``, if given, receives seconds per stage: parse, z, hyper, y, synthesis.
+    ``rgba``: an (H, W, 4) array with an opaque alpha channel instead, the layout of a canvas's ImageData
+    (what the browser's worker asks for: made in the same copy that interleaves the colour planes).
     """
-    return decode_with_model(data, None, timings)
+    return decode_with_model(data, None, timings, rgba)
 
 
-def decode_with_model(data: bytes, model: Model | None, timings: dict | None = None) -> np.ndarray:
+def _interleave(planes: np.ndarray, height: int, width: int, rgba: bool) -> np.ndarray:
+    """(3, H', W') uint8 colour planes, padded -> (height, width, 3), or (height, width, 4) with alpha 255.
+
+    One strided copy either way. Building RGBA from the RGB result instead took a second one: in Pyodide
+    2.8 ms for the RGB interleave plus 5.5 ms for the RGBA copy, against 2.9 ms for this (Kodak, Node).
+    """
+    colours = planes[:, :height, :width].transpose(1, 2, 0)
+    if not rgba:
+        return np.ascontiguousarray(colours)
+    out = np.empty((height, width, 4), np.uint8)
+    out[..., 3] = 255
+    out[..., :3] = colours
+    return out
+
+
+def decode_with_model(data: bytes, model: Model | None, timings: dict | None = None,
+                      rgba: bool = False) -> np.ndarray:
     """``decode`` with a model already in hand (the encoder's); looked up by id when None."""
     clock = [time.perf_counter()]
 
@@ -92,8 +110,7 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     lap("hyper")
     y_fx = decode_y(model, h, means_fx, scale_idx, y_rans, y_esc)
     lap("y")
-    rgb = synthesize(model, dequantize_latent(model, y_fx, h.quality), h.depth)
-    out = np.ascontiguousarray(rgb[:, : h.height, : h.width].transpose(1, 2, 0))
+    out = _interleave(synthesize(model, dequantize_latent(model, y_fx, h.quality), h.depth), h.height, h.width, rgba)
     lap("synthesis")
     return out
 
@@ -118,17 +135,18 @@ def preview_bytes(data: bytes) -> int:
     return format.HEADER_SIZE + fields[11] + fields[12]  # z_rans_len + z_esc_len
 
 
-def decode_preview(data: bytes) -> np.ndarray:
+def decode_preview(data: bytes, rgba: bool = False) -> np.ndarray:
     """A coarse preview from the first bytes of a file: the synthesis of the hyper-decoder's means.
 
     Needs only the header and the z section (laid out first for this), i.e. a few percent of the
     file; every latent is taken at its predicted mean, as if all residuals were zero.
-    Same (H, W, 3) uint8 shape as ``decode``. The CRC cannot be checked before the whole file is in.
+    Same (H, W, 3) uint8 shape as ``decode`` (or (H, W, 4) with ``rgba``). The CRC cannot be checked
+    before the whole file is in.
     """
     global _last_hyper
     h, model = _header_and_model(data, check_crc=False, partial=True)
     z_rans, z_esc, _, _ = h.sections(bytes(data))
     hyper = hyper_decode(model, decode_z(model, h, z_rans, z_esc))
     _last_hyper = (_hyper_key(model, h, z_rans, z_esc), hyper)
-    rgb = synthesize(model, dequantize_latent(model, hyper[0], h.quality), h.depth)
-    return np.ascontiguousarray(rgb[:, : h.height, : h.width].transpose(1, 2, 0))
+    return _interleave(synthesize(model, dequantize_latent(model, hyper[0], h.quality), h.depth), h.height, h.width,
+                       rgba)

@@ -16,18 +16,10 @@
   const BOOT = `
 import time
 
-import numpy as np
 import webdecoder
 
 def _nic_register(buf, digest):
     return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
-
-def _rgba(rgb):
-    h, w, _ = rgb.shape
-    rgba = np.empty((h, w, 4), np.uint8)  # canvas wants RGBA; alpha is opaque
-    rgba[..., :3] = rgb
-    rgba[..., 3] = 255
-    return rgba
 
 def _meta(meta, stages):
     out = {k: meta[k] for k in ("width", "height", "quality", "depth", "bytes", "bpp", "kmac_per_px",
@@ -39,8 +31,8 @@ def _nic_decode(buf):
     data = buf.to_bytes()
     meta = webdecoder.info(data)
     stages = {}
-    rgb = webdecoder.decode(data, timings=stages)
-    return [_rgba(rgb), _meta(meta, stages)]
+    rgba = webdecoder.decode(data, timings=stages, rgba=True)  # canvas layout, opaque alpha: no copy here
+    return [rgba, _meta(meta, stages)]
 
 def _nic_preview_bytes(buf):
     return webdecoder.preview_bytes(buf.to_bytes())
@@ -49,8 +41,8 @@ def _nic_preview(buf):
     # Header + z only: the CRC covers the whole file, so info() cannot run yet; the header fields suffice.
     data = buf.to_bytes()
     t0 = time.perf_counter()
-    rgb = webdecoder.decode_preview(data)
-    return [_rgba(rgb), {"width": rgb.shape[1], "height": rgb.shape[0], "bytes": len(data),
+    rgba = webdecoder.decode_preview(data, rgba=True)
+    return [rgba, {"width": rgba.shape[1], "height": rgba.shape[0], "bytes": len(data),
                          "stages_ms": {"preview": (time.perf_counter() - t0) * 1000}}]
 `;
   let py = null;
