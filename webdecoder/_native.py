@@ -38,7 +38,7 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_requantize.restype = None
                 handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
                 handle.nic_pixels.restype = None
-                handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
+                handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9
                 handle.nic_convt_direct.restype = None
                 handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 8
                 handle.nic_upres_igdn.restype = None
@@ -121,13 +121,20 @@ def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None,
     return out
 
 
-def pixels(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
-    """(C, H, W) last-layer accumulators + bias -> uint8 pixels, rounded half up and clipped (synthesis.py)."""
+def pixels(acc: np.ndarray, b: np.ndarray, shift: int, size: tuple[int, int], layout: str) -> np.ndarray:
+    """(C, H, W) last-layer accumulators + bias -> uint8 pixels of the top-left ``size`` crop, rounded half up
+    and clipped (synthesis.py), in ``layout``: "planes" (C, h, w), "rgb" (h, w, C) or "rgba" (h, w, C + 1)."""
     acc = np.ascontiguousarray(acc, np.float64)
     b = np.ascontiguousarray(b, np.float64)
-    assert b.shape == (acc.shape[0],) and shift >= 1
-    out = np.empty(acc.shape, np.uint8)
-    lib().nic_pixels(acc.ctypes.data, b.ctypes.data, out.ctypes.data, acc.shape[0], acc[0].size, shift)
+    c, (hh, ww), (oh, ow) = acc.shape[0], acc.shape[1:], size
+    assert b.shape == (c,) and shift >= 1 and 0 < oh <= hh and 0 < ow <= ww
+    if layout == "planes":
+        out, cstride, pstride = np.empty((c, oh, ow), np.uint8), oh * ow, 1
+    else:
+        channels = {"rgb": c, "rgba": c + 1}[layout]
+        out, cstride, pstride = np.empty((oh, ow, channels), np.uint8), 1, channels
+    lib().nic_pixels(acc.ctypes.data, b.ctypes.data, out.ctypes.data, c, hh, ww, oh, ow, cstride, pstride,
+                     int(layout == "rgba"), shift)
     return out
 
 

@@ -45,26 +45,39 @@ def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarra
     return requantize_channels(y_fx.astype(np.float64), shift, ACT_LIMIT, mul=inv)
 
 
-def synthesize(model: Model, x: np.ndarray, depth: int) -> np.ndarray:
-    """x: (C, hy, wy) latent with ``input_frac_bits`` fraction bits -> (3, 16hy, 16wy) uint8 pixels."""
+LAYOUTS = ("planes", "rgb", "rgba")
+
+
+def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | None = None,
+               layout: str = "planes") -> np.ndarray:
+    """x: (C, hy, wy) latent with ``input_frac_bits`` fraction bits -> uint8 pixels.
+
+    ``size`` (height, width) crops the (16hy, 16wy) output to the image (default: all of it); ``layout`` is
+    "planes" (3, height, width), "rgb" (height, width, 3) or "rgba" (height, width, 4) with opaque alpha,
+    a canvas's layout: made in the same pass, so the browser's worker copies nothing more.
+    """
     name, x, stride, crop = ("jpeg", x, 16, 1) if depth == 1 else ("two.out", hidden_layer(model, x), 2, 2)
     w, wmat = model.convt(f"{name}.w")
     acc = conv_transpose(x, w, stride, crop, wmat)
-    return to_pixels(acc, model.f64(f"{name}.b"), model.int(f"{name}.shift"))  # acc is new memory: consumed
+    size = size or (acc.shape[1], acc.shape[2])  # acc is new memory: to_pixels consumes it
+    return to_pixels(acc, model.f64(f"{name}.b"), model.int(f"{name}.shift"), size, layout)
 
 
-def to_pixels(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
-    """The last layer's accumulator plus bias, round(. / 2^shift) clipped to 0..255: uint8 pixels.
+def to_pixels(acc: np.ndarray, b: np.ndarray, shift: int, size: tuple[int, int], layout: str = "planes") -> np.ndarray:
+    """The last layer's accumulator plus bias, round(. / 2^shift) clipped to 0..255: uint8 pixels of the
+    top-left ``size`` crop in ``layout`` (see ``synthesize``).
 
     In place: the full-resolution float64 planes (9.4 MB each for a Kodak image) are the largest arrays of a
     decode, and each temporary is memory a browser tab must grow. ``acc`` is consumed.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if _pixels_kernel_ok():
-        return _native.pixels(acc, b, shift)
-    return _pixels_numpy(acc, b, shift)
+        return _native.pixels(acc, b, shift, size, layout)
+    return _pixels_numpy(acc, b, shift, size, layout)
 
 
-def _pixels_numpy(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+def _pixels_numpy(acc: np.ndarray, b: np.ndarray, shift: int, size: tuple[int, int], layout: str) -> np.ndarray:
     """The reference arithmetic of ``to_pixels`` (the wasm kernel ``nic_pixels`` repeats it op for op)."""
     acc += b[:, None, None]
     acc += float(1 << (shift - 1))
@@ -72,7 +85,17 @@ def _pixels_numpy(acc: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
     np.floor(acc, out=acc)
     np.minimum(acc, 255.0, out=acc)  # not np.clip: see conv.requantize
     np.maximum(acc, 0.0, out=acc)
-    return acc.astype(np.uint8)
+    height, width = size
+    planes = acc.astype(np.uint8)[:, :height, :width]
+    if layout == "planes":
+        return np.ascontiguousarray(planes)
+    colours = planes.transpose(1, 2, 0)
+    if layout == "rgb":
+        return np.ascontiguousarray(colours)
+    out = np.empty((height, width, planes.shape[0] + 1), np.uint8)
+    out[..., -1] = 255
+    out[..., :-1] = colours
+    return out
 
 
 def hidden_layer(model: Model, x: np.ndarray) -> np.ndarray:
@@ -127,11 +150,14 @@ def _pixels_kernel_ok() -> bool:
 
 
 def _pixels_check() -> bool:
-    """``nic_pixels`` against ``_pixels_numpy``: both clip ends, the rounding boundary, an odd pixel count."""
+    """``nic_pixels`` against ``_pixels_numpy``: both clip ends, the rounding boundary, every layout, odd sizes
+    cropped from larger planes (the SIMD body and the scalar tail of each row)."""
     rng = _native.CheckInts()
     shift = 13
-    acc = rng.integers(-(1 << 22), 1 << 22, (3, 7, 13)).astype(np.float64)
+    acc = rng.integers(-(1 << 22), 1 << 22, (3, 9, 14)).astype(np.float64)
     acc[0, 0, :3] = [-(1 << (shift - 1)), (1 << (shift - 1)) - 1, 255 * (1 << shift) + (1 << (shift - 1))]
     b = rng.integers(-(1 << 21), 1 << 21, 3).astype(np.float64)
     b[0] = 0
-    return np.array_equal(_native.pixels(acc, b, shift), _pixels_numpy(acc.copy(), b, shift))
+    return all(np.array_equal(_native.pixels(acc, b, shift, size, layout),
+                              _pixels_numpy(acc.copy(), b, shift, size, layout))
+               for layout in LAYOUTS for size in ((9, 14), (7, 13)))

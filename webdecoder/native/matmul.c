@@ -347,32 +347,48 @@ int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const i
 }
 
 /* The last synthesis layer's accumulators to pixels (webdecoder/synthesis.py to_pixels, same arithmetic):
- * out = clip(floor((acc + b_c + 2^(shift-1)) * 2^-shift), 0, 255) as uint8, for acc (C, npx). Every step is
- * exact on float64 integers (the scale is a power of two), so the result equals NumPy's bit for bit. */
-void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int npx, int shift) {
+ * clip(floor((acc + b_c + 2^(shift-1)) * 2^-shift), 0, 255) as uint8, for acc (C, H, W). Every step is exact on
+ * float64 integers (the scale is a power of two), so the result equals NumPy's bit for bit. Only the image
+ * (y < oh, x < ow: the padded planes cropped) is written, pixel (y, x) of channel c at
+ * out[c * cstride + (y * ow + x) * pstride]: planes (cstride = oh * ow, pstride = 1), RGB (1, 3) or RGBA
+ * (1, 4, with alpha set: byte C of every pixel 255), so the browser gets its canvas layout in this one pass. */
+void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int H, int W, int oh, int ow,
+                int cstride, int pstride, int alpha, int shift) {
   double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
   v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), lo = wasm_f64x2_splat(0), hi = wasm_f64x2_splat(255);
   for (int c = 0; c < C; c++) {
-    const double *a = acc + (long)c * npx;
-    uint8_t *o = out + (long)c * npx;
     double bc = b[c];
     v128_t vb = wasm_f64x2_splat(bc);
-    int j = 0;
-    for (; j + 4 <= npx; j += 4) { /* the same operations, two lanes at a time */
-      v128_t v0 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + j), vb), vh), vi);
-      v128_t v1 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + j + 2), vb), vh), vi);
-      v0 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v0)));
-      v1 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v1)));
-      v128_t i = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(v0), wasm_i32x4_trunc_sat_f64x2_zero(v1), 0, 1, 4, 5);
-      i = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(i, i), wasm_i16x8_narrow_i32x4(i, i));
-      uint32_t four = (uint32_t)wasm_i32x4_extract_lane(i, 0);
-      __builtin_memcpy(o + j, &four, 4);
-    }
-    for (; j < npx; j++) {
-      double v = __builtin_floor(((a[j] + bc) + half) * inv);
-      o[j] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+    for (int y = 0; y < oh; y++) {
+      const double *a = acc + ((long)c * H + y) * W;
+      uint8_t *o = out + (long)c * cstride + (long)y * ow * pstride;
+      int x = 0;
+      for (; x + 4 <= ow; x += 4) { /* the same operations, two lanes at a time */
+        v128_t v0 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + x), vb), vh), vi);
+        v128_t v1 = wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(wasm_v128_load(a + x + 2), vb), vh), vi);
+        v0 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v0)));
+        v1 = wasm_f64x2_pmax(lo, wasm_f64x2_pmin(hi, wasm_f64x2_floor(v1)));
+        v128_t i = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(v0), wasm_i32x4_trunc_sat_f64x2_zero(v1), 0, 1, 4, 5);
+        i = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(i, i), wasm_i16x8_narrow_i32x4(i, i));
+        uint8_t *d = o + (long)x * pstride;
+        if (pstride == 1) {
+          uint32_t four = (uint32_t)wasm_i32x4_extract_lane(i, 0);
+          __builtin_memcpy(d, &four, 4);
+        } else {
+          d[0] = wasm_u8x16_extract_lane(i, 0);
+          d[pstride] = wasm_u8x16_extract_lane(i, 1);
+          d[2 * pstride] = wasm_u8x16_extract_lane(i, 2);
+          d[3 * pstride] = wasm_u8x16_extract_lane(i, 3);
+        }
+      }
+      for (; x < ow; x++) {
+        double v = __builtin_floor(((a[x] + bc) + half) * inv);
+        o[(long)x * pstride] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+      }
     }
   }
+  if (alpha)
+    for (long p = 0; p < (long)oh * ow; p++) out[p * pstride + C] = 255;
 }
 
 /* Requantization of a fixed-point accumulator (webdecoder/conv.py requantize_channels, same arithmetic):
