@@ -28,6 +28,11 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEPTH_NAMES = {1: "jpeg", 2: "two"}
 COMPLEXITY_WEIGHT = 0.02  # bpp per kMAC/px: depth 2 must buy more than ~0.018 bpp of RD cost to be chosen
 Z_MAX = 1 << 11  # |z| cap: keeps hyper-decoder inputs inside the exactness bounds
+# The torch model and image in NHWC (channels_last) layout: oneDNN's convolutions run faster on it in eager
+# mode, which is what analysis and SGA run in. kodim01, quality 4, depth 2, alternating A/B in one process:
+# effort fast 5.9 -> 4.75 s with 2 threads, 9.5 -> 8.5 s with 1; effort none 0.46 -> 0.38 s. Same files up
+# to float rounding (convolution algorithms differ), as between any two machines.
+CHANNELS_LAST = True
 
 
 class Encoder:
@@ -41,6 +46,8 @@ class Encoder:
             raise RuntimeError(f"{ENCODER_FILE} does not belong to {DECODER_FILE} (model id mismatch)")
         self.model = load_float32(NicModel(ModelConfig(**state["config"])), state["model"])
         self.model.eval()
+        if CHANNELS_LAST:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     @property
     def qualities(self) -> int:
@@ -54,6 +61,8 @@ class Encoder:
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255.0
         # replicate padding works for any size, 1x1 included, and adds no fake edges
         x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+        if CHANNELS_LAST:
+            x = x.contiguous(memory_format=torch.channels_last)
         y, z = refine(self.model, x, quality, DEPTH_NAMES[depth], sga_steps, progress=progress)
         return y[0].numpy().astype(np.float64), z[0].numpy().astype(np.float64)
 
