@@ -59,8 +59,8 @@ def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | 
     name, x, stride, crop = ("jpeg", x, 16, 1) if depth == 1 else ("two.out", hidden_layer(model, x), 2, 2)
     w, wmat = model.convt(f"{name}.w")
     acc = conv_transpose(x, w, stride, crop, wmat)
-    size = size or (acc.shape[1], acc.shape[2])  # acc is new memory: to_pixels consumes it
-    return to_pixels(acc, model.f64(f"{name}.b"), model.int(f"{name}.shift"), size, layout)
+    size = size or (acc.shape[1], acc.shape[2])
+    return to_pixels(acc, model.f64(f"{name}.b"), model.int(f"{name}.shift"), size, layout)  # acc: new memory, consumed
 
 
 def to_pixels(acc: np.ndarray, b: np.ndarray, shift: int, size: tuple[int, int], layout: str = "planes") -> np.ndarray:
