@@ -30,9 +30,9 @@ COMPLEXITY_WEIGHT = 0.02  # bpp per kMAC/px: depth 2 must buy more than ~0.018 b
 Z_MAX = 1 << 11  # |z| cap: keeps hyper-decoder inputs inside the exactness bounds
 # The torch model and image in NHWC (channels_last) layout: oneDNN's convolutions run faster on it in eager
 # mode, which is what analysis and SGA run in. kodim01, quality 4, depth 2, alternating A/B in one process:
-# effort fast 5.9 -> 4.75 s with 2 threads, 9.5 -> 8.5 s with 1; effort none 0.46 -> 0.38 s (depth 1, whose
-# synthesis is a matmul + fold, gains nothing and loses nothing). Same files up
-# to float rounding (convolution algorithms differ), as between any two machines.
+# effort fast 5.9 -> 4.75 s with 2 threads, 9.5 -> 8.5 s with 1; effort none 0.46 -> 0.38 s. Depth 1, whose
+# synthesis is a matmul + fold, neither gains nor loses. The files are the same up to float rounding
+# (the convolution algorithms differ), as between any two machines.
 CHANNELS_LAST = True
 
 

@@ -20,8 +20,6 @@ from encoder.codec import encode
 import webdecoder
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
 HASHES = ROOT / "tests" / "data" / "legacy-pixels.json"
 
 

@@ -43,7 +43,7 @@ def _nic_preview(buf):
     t0 = time.perf_counter()
     rgba = webdecoder.decode_preview(data, rgba=True)
     return [rgba, {"width": rgba.shape[1], "height": rgba.shape[0], "bytes": len(data),
-                         "stages_ms": {"preview": (time.perf_counter() - t0) * 1000}}]
+                   "stages_ms": {"preview": (time.perf_counter() - t0) * 1000}}]
 `;
   let py = null;
   let pyDecode = null;
