@@ -47,8 +47,9 @@ class Encoder:
             raise RuntimeError(f"{ENCODER_FILE} does not belong to {DECODER_FILE} (model id mismatch)")
         self.model = load_float32(NicModel(ModelConfig(**state["config"])), state["model"])
         self.model.eval()
-        if CHANNELS_LAST:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # One layout for the model and every image it sees, decided here (see CHANNELS_LAST).
+        self.memory_format = torch.channels_last if CHANNELS_LAST else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
 
     @property
     def qualities(self) -> int:
@@ -62,8 +63,7 @@ class Encoder:
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255.0
         # replicate padding works for any size, 1x1 included, and adds no fake edges
         x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
-        if CHANNELS_LAST:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         y, z = refine(self.model, x, quality, DEPTH_NAMES[depth], sga_steps, progress=progress)
         return y[0].numpy().astype(np.float64), z[0].numpy().astype(np.float64)
 

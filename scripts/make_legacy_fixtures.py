@@ -20,7 +20,8 @@ from encoder.codec import encode
 import webdecoder
 
 ROOT = Path(__file__).resolve().parent.parent
-HASHES = ROOT / "tests" / "data" / "legacy-pixels.json"
+DATA = ROOT / "tests" / "data"
+HASHES = DATA / "legacy-pixels.json"
 
 
 def main(kodak: Path) -> None:
@@ -29,7 +30,7 @@ def main(kodak: Path) -> None:
     for depth in (1, 2):
         data = encode(crop, quality=3, depth=depth, effort="none")
         model_id = webdecoder.info(data)["model_id"]
-        out = ROOT / "tests" / "data" / f"legacy-{model_id}-d{depth}.nic"
+        out = DATA / f"legacy-{model_id}-d{depth}.nic"
         out.write_bytes(data)
         rgb = webdecoder.decode(data)
         hashes[out.name] = hashlib.sha256(rgb.tobytes()).hexdigest()
