@@ -7,7 +7,7 @@
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
 #   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
 # Usage: scripts/refresh_after_export.sh [step ...]
-#   steps: fixtures floors corpus rd lanes sga sga-best sga-eval speed browser (default: all)
+#   steps: fixtures floors corpus rd lanes sga sga-kodak sga-best sga-eval speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
 # Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
@@ -17,7 +17,7 @@ PY=.venv/bin/python
 NIC=.venv/bin/nic
 DATA=${NIC_DATA:-../shared/data}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(fixtures floors corpus rd lanes sga sga-best sga-eval speed browser)
+[ ${#steps[@]} -eq 0 ] && steps=(fixtures floors corpus rd lanes sga sga-kodak sga-best sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
 reuse() {  # reuse() SRC DST: per-image results are keyed by their settings and model, so another run's apply
@@ -40,11 +40,14 @@ for step in "${steps[@]}"; do
     corpus) $PY -m bench.fuzz --write-corpus --budget-s 0 ;;
     rd)
       $NIC eval "$DATA/kodak" -o runs/eval/kodak --workers 2 --effort none --resume
-      $NIC eval "$DATA/eval" -o runs/eval/eval --workers 2 --effort none --limit 6 --resume
-      for set in kodak eval; do
-        publish "$set"
-        cp "runs/eval/$set/rd.png" "docs/rd-$set.png"
-      done ;;
+      $NIC eval "$DATA/eval" -o runs/eval/eval --workers 2 --effort none --limit 6 --resume  # the models' history
+      reuse eval eval-all  # all 20 images of the second set (its first 6 from the run above)
+      $NIC eval "$DATA/eval" -o runs/eval/eval-all --workers 2 --effort none --resume
+      publish kodak
+      publish eval
+      publish eval-all
+      cp runs/eval/kodak/rd.png docs/rd-kodak.png
+      cp runs/eval/eval-all/rd.png docs/rd-eval.png ;;
     lanes)  # the compact rANS lane policy (browser-only deployments) against the default, same run
       reuse kodak kodak-lanes
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-lanes --workers 2 --depths 2 --effort none --lanes auto compact \
@@ -54,13 +57,20 @@ for step in "${steps[@]}"; do
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
+    sga-kodak)  # the training issue's Must targets on all of Kodak: the default preset, both depths (~30 min;
+      # kodim01-06 come from the sga step's parts, the classical codecs' from the rd step's)
+      reuse kodak-sga kodak-sga-all
+      reuse kodak kodak-sga-all
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga-all --workers 2 --depths 1 2 --effort none default \
+        --qualities 0 2 4 6 --codecs nic jpeg webp avif jxl --resume
+      publish kodak-sga-all ;;
     sga-best)  # the slowest preset (1000 steps, ~1.5 min per Kodak image): two images, depth 2
       reuse kodak-sga kodak-sga-best
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga-best --workers 2 --depths 2 --effort none best \
         --qualities 0 2 4 6 --limit 2 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga-best ;;
-    sga-eval)  # the second set with SGA: 2 images (up to 1024x1024, ~2.7x Kodak's pixels) for time
-      $NIC eval "$DATA/eval" -o runs/eval/eval-sga --workers 2 --depths 2 --effort none default \
+    sga-eval)  # the second set with SGA, both depths: 2 images (up to 1024x1024, ~2.7x Kodak's pixels) for time
+      $NIC eval "$DATA/eval" -o runs/eval/eval-sga --workers 2 --depths 1 2 --effort none default \
         --qualities 0 2 4 6 --limit 2 --codecs nic jpeg webp avif jxl --resume
       publish eval-sga ;;
     speed)
