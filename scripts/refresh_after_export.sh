@@ -43,9 +43,7 @@ for step in "${steps[@]}"; do
       $NIC eval "$DATA/eval" -o runs/eval/eval --workers 2 --effort none --limit 6 --resume  # the models' history
       reuse eval eval-all  # all 20 images of the second set (its first 6 from the run above)
       $NIC eval "$DATA/eval" -o runs/eval/eval-all --workers 2 --effort none --resume
-      publish kodak
-      publish eval
-      publish eval-all
+      for set in kodak eval eval-all; do publish "$set"; done
       cp runs/eval/kodak/rd.png docs/rd-kodak.png
       cp runs/eval/eval-all/rd.png docs/rd-eval.png ;;
     lanes)  # the compact rANS lane policy (browser-only deployments) against the default, same run
