@@ -13,6 +13,9 @@ with Playwright (offline: any request off 127.0.0.1 is aborted and reported), an
   warm-up, next to ``createImageBitmap`` of the same image's AVIF, WebP and JPEG (the site makes them no
   larger than the .nic), same page, same repeats; plus the decoder's own stage profile
   (``webdecoder.decode(timings=...)``: parse, z, hyper, y, synthesis) from inside Pyodide;
+* **NumPy only**: the same worker decode of the ``--throttle-quality`` files with the WebAssembly kernels off
+  (the latency page's ``?kernels=off``, i.e. ``NIC_NO_KERNEL`` in Pyodide): the reference path, in the
+  same run, so the table shows what the kernels buy;
 * **CPU throttling** 1x/4x/6x via CDP ``Emulation.setCPUThrottlingRate``. Chromium refuses that on worker
   targets ("only supported for pages, not workers", see tests/e2e/test_throttle.py), so throttled runs
   decode IN THE PAGE (nic.js ``configure({mode: "page"})``, same nic-core.js and wheel); the native
@@ -227,7 +230,7 @@ def image_row(key: str, e: dict, res: dict) -> dict:
             "nativeMs": nat, "nativeBytes": {f: e["comparisons"][f]["bytes"] for f in FORMATS
                                              if f in e["comparisons"]},
             "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat.get("avif") else None,
-            "wasmBytes": res["wasmBytes"]}
+            "kernels": (res["info"] or {}).get("kernels"), "wasmBytes": res["wasmBytes"]}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -289,6 +292,19 @@ def run(args: argparse.Namespace) -> dict:
         out["worker"] = rows
         page.close()
 
+        # The same worker decode with NumPy alone (kernels off), on the throttle-quality files.
+        tentries = [e for e in entries if e.get("quality") == args.throttle_quality] or entries[:3]
+        npage = ctx.new_page()
+        npage.set_default_timeout(600_000)
+        npage.goto(url + "/latency?autorun=0&kernels=off")
+        nrows = []
+        for e in tentries:
+            r = npage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.numpy_reps, "warm": 1, "native": {}})
+            nrows.append(image_row(e["key"], e, r))
+            print(f"  worker 1x, NumPy only, {e['key']}: nic {nrows[-1]['nicMs']} ms", flush=True)
+        out["workerNumpyOnly"] = nrows
+        npage.close()
+
         # Throttled runs: in-page decoding (worker targets refuse CPU throttling), same context (warm cache).
         tpage = ctx.new_page()
         tpage.set_default_timeout(600_000)
@@ -303,7 +319,6 @@ def run(args: argparse.Namespace) -> dict:
             heap_peak["used"] = max(heap_peak["used"], h["usedSize"])
             heap_peak["total"] = max(heap_peak["total"], h["totalSize"])
 
-        tentries = [e for e in entries if e.get("quality") == args.throttle_quality] or entries[:3]
         throttled: dict[str, list[dict]] = {}
         for rate in args.rates:
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
@@ -342,7 +357,12 @@ def summarize(out: dict) -> dict:
                 "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat["avif"] else None,
                 "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES}}
 
-    return {"worker1x": agg(out["worker"]), **{f"page{k}x": agg(v) for k, v in out["pageThrottled"].items()}}
+    summary = {"worker1x": agg(out["worker"]), **{f"page{k}x": agg(v) for k, v in out["pageThrottled"].items()}}
+    if out.get("workerNumpyOnly"):
+        keys = {r["key"] for r in out["workerNumpyOnly"]}
+        summary["worker1xSameFiles"] = agg([r for r in out["worker"] if r["key"] in keys])
+        summary["worker1xNumpyOnly"] = agg(out["workerNumpyOnly"])
+    return summary
 
 
 def markdown(out: dict) -> str:
@@ -354,6 +374,15 @@ def markdown(out: dict) -> str:
         lines.append(f"| {r['key']} | {r['bytes']} | {r['kmacPerPx']} | {r['nicMs']} | {n.get('avif')} | "
                      f"{n.get('webp')} | {n.get('jpeg')} | {r['ratioVsAvif']} | "
                      + " | ".join(str(r["stagesMs"][s]) for s in STAGES) + " |")
+    if out.get("workerNumpyOnly"):
+        kern = {r["key"]: r for r in out["worker"]}
+        lines += ["", "## NumPy only: the same worker decode with the WebAssembly kernels off (?kernels=off)", "",
+                  "| image | kernels ms | NumPy only ms | NumPy / kernels | parse | z | hyper | y | synthesis |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in out["workerNumpyOnly"]:
+            k = kern.get(r["key"], {}).get("nicMs")
+            lines.append(f"| {r['key']} | {k} | {r['nicMs']} | {r2(r['nicMs'] / k) if k and r['nicMs'] else None} | "
+                         + " | ".join(str(r["stagesMs"][s]) for s in STAGES) + " |")
     lines += ["", "## CPU throttling (in-page decode: Chromium refuses to throttle workers)", "",
               "| rate | image | nic ms | AVIF ms | WebP ms | JPEG ms | nic/AVIF |", "|---|---|---|---|---|---|---|"]
     for rate, rows in out["pageThrottled"].items():
@@ -396,6 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="timed decodes per image in the worker (after 1 warm-up)")
     ap.add_argument("--throttle-reps", type=int, default=2)
+    ap.add_argument("--numpy-reps", type=int, default=2, help="timed decodes per file with the kernels off")
     ap.add_argument("--rates", type=float, nargs="+", default=[1, 4, 6])
     ap.add_argument("--qualities", type=int, nargs="*", default=None, help="catalog qualities to time (default all)")
     ap.add_argument("--throttle-quality", type=int, default=4)
@@ -411,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.quick:
         args.qualities, args.reps, args.throttle_reps, args.rates = [args.throttle_quality], 2, 1, [1, 4]
+        args.numpy_reps = 1
     args.rates = [int(r) if float(r).is_integer() else r for r in args.rates]
     out = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

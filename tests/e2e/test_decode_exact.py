@@ -11,7 +11,7 @@ async (items) => {
   for (const [key, url] of items) {
     const r = await nic.decodeDetailed(url);
     out[key] = { sha: await window.rgbSha256(r.imageData), width: r.width, height: r.height,
-                 decodeMs: r.decodeMs };
+                 decodeMs: r.decodeMs, kernels: r.info.kernels };
   }
   return { out, stats: nic.stats() };
 }
@@ -33,6 +33,20 @@ def test_every_sample_is_bit_exact_in_the_worker(page, server, catalog, cpython_
         assert (got[e["key"]]["width"], got[e["key"]]["height"]) == (e["width"], e["height"])
     mismatched = [k for k, sha in cpython_hashes.items() if got[k]["sha"] != sha]
     assert not mismatched, f"browser pixels differ from CPython for {mismatched}"
+    assert all(v["kernels"] for v in got.values()), "the worker decoded without its WebAssembly kernels"
     ms = sorted(v["decodeMs"] for v in got.values())
     print(f"\n{len(got)} images bit-exact; worker decode ms min/median/max "
           f"{ms[0]:.0f}/{ms[len(ms) // 2]:.0f}/{ms[-1]:.0f}; cold start {res['stats']['coldStartMs']:.0f} ms")
+
+
+def test_numpy_only_worker_is_bit_exact(page, server, catalog, cpython_hashes):
+    """The latency page's ?kernels=off: the worker boots with NIC_NO_KERNEL and NumPy alone decodes, to the
+    same pixels (the reference path that the kernels' self-checks compare against, here in Chromium)."""
+    entries = sorted(catalog, key=lambda e: e["nic"]["bytes"])
+    entries = [entries[0], entries[-1]]  # the smallest and the largest file: a few seconds without kernels
+    page.goto(server + "/latency?autorun=0&kernels=off")
+    page.evaluate(RGB_SHA256_JS)
+    res = page.evaluate(DECODE_ALL_JS, [[e["key"], e["nic"]["url"]] for e in entries])
+    got = res["out"]
+    assert not any(v["kernels"] for v in got.values()), "kernels=off still loaded the WebAssembly kernels"
+    assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}

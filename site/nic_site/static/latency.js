@@ -2,11 +2,15 @@
 // Results go to window.nicBench (JSON-serialisable) and can be downloaded; window.nicBenchDone flips to true
 // and a "nicbench" event fires on window when a run finishes (the e2e tests wait for it).
 
-import { decodeDetailed, ready } from "./nic.js";
+import { configure, decodeDetailed, ready } from "./nic.js";
 
 const FORMATS = ["jpeg", "webp", "avif"];
 const COLORS = { nic: "#d0572c", jpeg: "#4a7bd0", webp: "#3aa66a", avif: "#9a5bc9" };
 const $ = (id) => document.getElementById(id);
+const q = new URLSearchParams(location.search);
+// ?kernels=off: decode with NumPy alone (the reference path), to see what the WebAssembly kernels buy.
+const KERNELS = q.get("kernels") !== "off";
+configure({ kernels: KERNELS });
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,8 +36,8 @@ async function nativeDecodeMs(blob) {
 async function run(reps) {
   const status = $("status");
   const bench = { version: 1, userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency,
-                  reps, startedAt: new Date().toISOString(), coldStartMs: null, coldStart: null, calibration: null,
-                images: [] };
+                  reps, startedAt: new Date().toISOString(), kernelsRequested: KERNELS, kernels: null,
+                  coldStartMs: null, coldStart: null, calibration: null, images: [] };
   status.textContent = "starting the decoder…";
   const t0 = performance.now();
   const timings = await ready(); // cold start: runtime download + Pyodide + NumPy + wheel + weights
@@ -52,6 +56,7 @@ async function run(reps) {
       rec.decodeMs.push(round(r.decodeMs));
       rec.roundTripMs.push(round(r.roundTripMs));
       rec.totalMac = r.info.total_mac;
+      bench.kernels = r.info.kernels; // what decoded: the WebAssembly kernels, or NumPy alone
       rec.stagesMs = r.info.stages_ms;
       // Per-session calibration: the file header states its cost (total_mac), the first decode of the
       // session gives this machine's MAC/s; every later image's time is predicted from its cost before
@@ -101,7 +106,7 @@ async function run(reps) {
       .map((r) => r.nativeMsMedian[f]).filter((x) => x != null)))])),
   };
   status.textContent = `done: cold start ${Math.round(bench.coldStartMs)} ms, nic median ` +
-    `${Math.round(bench.summary.nicMedianMs)} ms per image`;
+    `${Math.round(bench.summary.nicMedianMs)} ms per image (${bench.kernels ? "WebAssembly kernels" : "NumPy only"})`;
   return bench;
 }
 
@@ -180,6 +185,5 @@ $("download").addEventListener("click", () => {
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
 $("run").addEventListener("click", start);
-const q = new URLSearchParams(location.search);
 if (q.has("reps")) $("reps").value = q.get("reps");
 if (q.get("autorun") !== "0") start();

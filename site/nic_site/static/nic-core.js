@@ -2,9 +2,11 @@
  *
  * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
  * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
- *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs})  -> load timings
+ *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs, kernels})  -> load timings
+ *     kernels: false sets NIC_NO_KERNEL in Pyodide's environment: NumPy alone, no WebAssembly kernels
  *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info, wasmBytes}
  *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
+ *           + kernels: whether the WebAssembly kernels were loaded (false: the NumPy reference decoded)
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
@@ -17,6 +19,7 @@
 import time
 
 import webdecoder
+from webdecoder import _native
 
 def _nic_register(buf, digest):
     return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
@@ -25,6 +28,7 @@ def _meta(meta, stages):
     out = {k: meta[k] for k in ("width", "height", "quality", "depth", "bytes", "bpp", "kmac_per_px",
                                 "total_mac", "model_id")}
     out["stages_ms"] = {k: v * 1000 for k, v in stages.items()}  # where the time went (profile)
+    out["kernels"] = _native.lib() is not None
     return out
 
 def _nic_decode(buf):
@@ -77,6 +81,8 @@ def _nic_preview(buf):
     weightsPromise.catch(() => {});
     py = await loadPyodide({
       indexURL: cfg.indexURL,
+      // webdecoder reads NIC_NO_KERNEL from os.environ, which Pyodide fills from this option only
+      ...(cfg.kernels === false ? { env: { NIC_NO_KERNEL: "1" } } : {}),
       stdout: () => {},
       stderr: (s) => console.warn("[nic]", s),
     });

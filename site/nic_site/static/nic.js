@@ -26,6 +26,7 @@ const state = {
   nextId: 1,
   pageQueue: Promise.resolve(),
   macPerMs: null, // this session's decode speed (total MAC / decodeMs of the last full decode)
+  kernels: true, // false: NumPy only (NIC_NO_KERNEL in Pyodide), for latency tests of the reference path
 };
 
 // Before the first decode of a session, progressive "auto" assumes this speed (MAC per ms; ~1 GMAC/s is a
@@ -35,12 +36,15 @@ const DEFAULT_MAC_PER_MS = 1e6;
 // decode): measured 85-95% of a full decode's time.
 const PREVIEW_COST = 0.9;
 
-/** Options {mode: "worker"|"page", manifestURL, workerURL, runtime} before the first decode; timeoutMs any time. */
+/** Options {mode: "worker"|"page", kernels: true|false, manifestURL, workerURL, runtime} before the first
+ *  decode; timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
+ *  WebAssembly kernels: same pixels, several times slower), to measure what the kernels buy. */
 export function configure(opts = {}) {
   if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs; // may change at any time
   const rest = Object.keys(opts).filter((k) => k !== "timeoutMs");
   if (state.ready && rest.length) throw new Error(`nic.configure(${rest}) must come before the first decode`);
   if (opts.mode) state.mode = opts.mode === "page" ? "page" : "worker";
+  if (opts.kernels !== undefined) state.kernels = opts.kernels !== false;
   if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
   if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
   if (opts.runtime) state.runtime = opts.runtime;
@@ -110,7 +114,8 @@ async function startWorker(runtime) {
       e.preventDefault();
       reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
     };
-    runtime.then((rt) => worker.postMessage({ type: "init", ...rt, pageTimeOrigin: performance.timeOrigin }),
+    runtime.then((rt) => worker.postMessage({ type: "init", ...rt, kernels: state.kernels,
+                                              pageTimeOrigin: performance.timeOrigin }),
                  reject);
   });
   worker.onerror = (e) => {
@@ -125,7 +130,7 @@ async function startPage(rt) {
   const t0 = performance.now();
   const { loadPyodide } = await import(rt.indexURL + "pyodide.mjs");
   const pyodideJsMs = performance.now() - t0;
-  return { pyodideJsMs, ...(await globalThis.NicCore.init(loadPyodide, rt)) };
+  return { pyodideJsMs, ...(await globalThis.NicCore.init(loadPyodide, { ...rt, kernels: state.kernels })) };
 }
 
 /** Start the decoder (idempotent); resolves with its load timings, including coldStartMs. */
