@@ -52,6 +52,7 @@ for step in "${steps[@]}"; do
         --codecs nic jpeg webp avif jxl --anchors none --resume
       publish kodak-lanes ;;
     sga)
+      reuse kodak-sga-all kodak-sga  # kodim01-06's default-preset encodes, when sga-kodak ran first
       $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
