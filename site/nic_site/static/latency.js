@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
 // ?kernels=off: decode with NumPy alone (the reference path), to see what the WebAssembly kernels buy.
 const KERNELS = q.get("kernels") !== "off";
-configure({ kernels: KERNELS });
+if (!KERNELS) configure({ kernels: false }); // only when asked: configure throws once a decode has started
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

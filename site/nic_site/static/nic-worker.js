@@ -3,7 +3,8 @@
  * Loads Pyodide, NumPy, the webdecoder wheel and the model weights ONCE (nic-core.js), then decodes .nic
  * bytes with the very same `webdecoder.decode` that CPython runs, and transfers the RGBA pixels back.
  *
- * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs}   (absolute URLs, from nic.js)
+ * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs, kernels}   (absolute URLs, from nic.js;
+ *                kernels: false = NumPy only, see nic-core.js)
  *               {type: "decode", id, bytes: ArrayBuffer}
  *               {type: "preview", id, bytes: ArrayBuffer}   (header + z prefix: webdecoder.decode_preview)
  * Messages out: {type: "ready", timings} | {type: "init-error", message}
