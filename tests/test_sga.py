@@ -20,6 +20,9 @@ def test_schedule_is_the_papers_compressed_to_the_budget():
         assert sga.temperature(steps, steps) == pytest.approx(sga.temperature(3000))
         temps = [sga.temperature(t, steps) for t in range(steps + 1)]
         assert all(a >= b for a, b in zip(temps[:-1], temps[1:], strict=True))
+    # The presets' slower decay ends warmer: 0.5 exp(-0.7) = 0.25 at any budget.
+    for steps in (100, 300, 3000):
+        assert sga.temperature(steps, steps, r=sga.DECAY) == pytest.approx(0.5 * np.exp(-sga.DECAY * 2800))
     assert sga.learning_rate(3000) == sga.learning_rate(10000) == 5e-3
     assert sga.learning_rate(100) > sga.learning_rate(300) > sga.learning_rate(1000) > 5e-3
 
