@@ -194,3 +194,17 @@ def test_decode_speed_smoke(tiny_dir, tmp_path):
     assert s["nic-d2"]["time_vs_nic-d2"] == 1.0
     assert "| nic stage (ms) |" in markdown(res)
     assert json.loads((tmp_path / "d.json").read_text())["images"] == 1
+
+
+def test_sga_schedule_smoke(tiny_dir, tmp_path, capsys):
+    from bench.sga_schedule import main
+    from encoder import sga
+
+    before = sga.DECAY
+    main([str(tiny_dir), "--every", "1", "--images", "1", "--crop", "64", "128", "--steps", "4", "--qualities", "2",
+          "--decay", "5e-4", "2.5e-4", "-o", str(tmp_path / "s.json")])
+    assert sga.DECAY == before  # restored after the run
+    res = json.loads((tmp_path / "s.json").read_text())["results"]
+    assert set(res) == {"0.0005", "0.00025"} and all(len(r["costs"]) == 1 and r["costs"][0] > 0 for r in res.values())
+    out = capsys.readouterr().out
+    assert "| 0.0005 | 0.123 | +0.00 % | 0 of 1 |" in out
