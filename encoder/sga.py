@@ -16,8 +16,8 @@ The presets anneal half as fast as the paper (``DECAY``), ending at temperature 
 Measured with `bench.sga_schedule` on six training photos, not Kodak (256x384 crops, qualities 1
 and 4, the RD cost of the real files, seeded, against the paper's rate): 300 steps depth 1 -0.53 %,
 depth 2 -0.58 %; 100 steps depth 1 -0.74 %; 1000 steps depth 1 (quality 1) -0.67 %; lower in 12 of 12
-pairs at depth 2. Ending at 0.33 gave the same as 0.25, at 0.05 +0.7 % (worse), and no annealing at
-all +0.6 %; the learning rate scaled by 0.67 or 1.5 changed nothing (+-0.1 %).
+pairs at depth 2. Ending at 0.33 gave the same as 0.25, at 0.05 +0.75 % (worse), and no annealing at
+all +0.07 %; the learning rate scaled by 0.67 or 1.5 changed nothing (+-0.1 %).
 """
 
 from __future__ import annotations
