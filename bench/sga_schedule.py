@@ -79,12 +79,13 @@ def main(argv: list[str] | None = None) -> None:
                           "seconds": time.perf_counter() - t0}
     base = np.array(results[args.decay[0]]["costs"])
     print(f"\nSGA {args.steps} steps, depth {args.depth}, qualities {args.qualities}, {len(images)} crops "
-          f"{args.crop[0]}x{args.crop[1]} (end temperature 0.5 exp(-2800 decay))\n")
+          f"{args.crop[0]}x{args.crop[1]}\n")
     print("| decay | end temperature | RD cost vs first | lower in | s |")
     print("|---:|---:|---:|---:|---:|")
     for decay, r in results.items():
         c = np.array(r["costs"])
-        print(f"| {decay:g} | {0.5 * np.exp(-2800 * decay):.3f} | {100 * np.mean(c / base - 1):+.2f} % | "
+        end = sga.temperature(args.steps, args.steps, r=decay)
+        print(f"| {decay:g} | {end:.3f} | {100 * np.mean(c / base - 1):+.2f} % | "
               f"{int(np.sum(c < base))} of {len(c)} | {r['seconds']:.0f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
