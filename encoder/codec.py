@@ -141,13 +141,16 @@ class Encoder:
         return format.pack(header, z_rans, z_esc, y_rans, y_esc)
 
 
-BYTES_PER_LANE = 96  # a lane costs 4 bytes of final state: aim at about 4% overhead
+# One lane per this many estimated bytes, rounded to the nearest count (not to a power of two: a stream just
+# under a step then had half the lanes and twice the NumPy steps; BENCHMARKS.md, session 16). 128 keeps the
+# bytes of the earlier power-of-two policy at 96 B, whose lanes averaged ~140 B.
+BYTES_PER_LANE = 128
 
 # How many rANS lanes the y stream gets. Every lane ends with ~2-3 bytes that no symbol paid for (its
 # state starts at 2^16), but CPython's NumPy decoder runs one step per symbol of a lane, at ~20 us a step
 # whatever the width, so its speed wants many lanes. The browser's C step loop costs the same per symbol
 # at any lane count. "auto": one lane per ~BYTES_PER_LANE estimated bytes (CPython decodes a Kodak image
-# at quality 4 in ~13 ms of y); "compact": the fewest the format allows (ceil(symbols / MAX_STEPS)),
+# at quality 4 in ~13-24 ms of y); "compact": the fewest the format allows (ceil(symbols / MAX_STEPS)),
 # 1-3 % smaller files for deployments that decode in browsers only (CPython's y decode then runs up to
 # MAX_STEPS steps: 13 -> 124 ms for kodim01 at quality 4). BENCHMARKS.md "Entropy coder" has the figures.
 LANE_POLICIES = ("auto", "compact")
@@ -169,10 +172,9 @@ def choose_lanes(values: np.ndarray, tables: np.ndarray, freqs: np.ndarray, offs
     r = entropy.half_ranges(offsets)[tables]
     sym = np.where(np.abs(values) > r, 2 * r + 1, values + r)
     est_bytes = float(np.sum(PRECISION_BITS - np.log2(freqs[offsets[tables] + sym]))) / 8
-    lanes = 1 << max(0, int(np.log2(max(1.0, est_bytes / BYTES_PER_LANE))))
-    # the format caps the steps of the decoder's loop: at least ceil(n / MAX_STEPS) lanes, a power of two
-    floor = 1 << int(np.ceil(np.log2(min_lanes(values.size))))
-    return int(min(max_lanes, max(lanes, floor)))
+    lanes = round(est_bytes / BYTES_PER_LANE)
+    # the format caps the steps of the decoder's loop: at least ceil(n / MAX_STEPS) lanes
+    return int(min(max_lanes, max(lanes, min_lanes(values.size))))
 
 
 PRECISION_BITS = 16

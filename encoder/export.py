@@ -11,6 +11,7 @@ are built here once, as integers, and stored in the file.
 
 from __future__ import annotations
 
+import lzma
 import math
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 
 from encoder.batch import write_atomic
 from encoder.model import ModelConfig, NicModel, decode_kmac_per_px
-from webdecoder.model import model_id_of, save_model
+from webdecoder.model import MODEL_SUFFIX, RETIRED_SUFFIX, model_id_of, save_model
 from webdecoder.synthesis import SYN_FRAC_BITS
 from webdecoder.tables import FRAC_BITS, gaussian_tables, quantize_pmf
 
@@ -80,13 +81,23 @@ def z_tables(model: NicModel) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(parts), np.cumsum([0] + [q.size for q in parts]).astype(np.int64)
 
 
+def retire(data: bytes, legacy_dir: Path) -> Path:
+    """Keep a replaced decoder file as legacy_dir/nic-<id>.npz.xz: files encoded with it must still decode.
+
+    xz at its strongest preset (the int16 weights and int64 tables shrink to 60 %); for one liblzma its output
+    is a pure function of the input, so retiring the same file twice writes the same bytes.
+    """
+    stem = f"nic-{model_id_of(data).hex()}"
+    retired = legacy_dir / (stem + RETIRED_SUFFIX)
+    if not retired.exists():
+        write_atomic(retired, lzma.compress(data, format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME))
+    (legacy_dir / (stem + MODEL_SUFFIX)).unlink(missing_ok=True)  # an uncompressed copy from before
+    return retired
+
+
 def _retire_previous(decoder_file: Path) -> None:
-    """Keep the decoder file being replaced as legacy/nic-<id>.npz: files encoded with it must still decode."""
     if decoder_file.is_file():
-        data = decoder_file.read_bytes()
-        legacy = decoder_file.parent / "legacy" / f"nic-{model_id_of(data).hex()}.npz"
-        if not legacy.exists():
-            write_atomic(legacy, data)
+        retire(decoder_file.read_bytes(), decoder_file.parent / "legacy")
 
 
 def export(ckpt_path: str | Path, out_dir: str | Path = "models") -> str:

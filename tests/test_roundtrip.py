@@ -109,3 +109,16 @@ def test_compact_lanes_same_pixels_fewer_bytes(encoder, kodak):
         assert np.array_equal(webdecoder.decode(compact), webdecoder.decode(auto))
     with pytest.raises(ValueError, match="lanes must be one of auto, compact"):
         encoder.encode(img[:16, :16], 0, 2, effort="none", lanes="few")
+
+
+def test_auto_lanes_follow_the_stream_size_smoothly(encoder, kodak):
+    """lanes="auto": about one lane per BYTES_PER_LANE bytes of the y stream at every size, not a power of
+    two (which gave a stream just under a step half the lanes, and CPython twice the decode steps)."""
+    from encoder.codec import BYTES_PER_LANE
+
+    img = np.asarray(Image.open([p for p in kodak if p.name == "kodim23.png"][0]).convert("RGB"))
+    per_lane = []
+    for q in range(8):
+        data = encoder.encode(img, q, 2, effort="none")
+        per_lane.append(len(data) / webdecoder.info(data)["y_lanes"])  # the whole file: z and header are ~5 %
+    assert all(0.9 * BYTES_PER_LANE < b < 1.3 * BYTES_PER_LANE for b in per_lane), per_lane
