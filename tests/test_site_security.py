@@ -28,12 +28,10 @@ def tiny_nic(width: int = 8, height: int = 8) -> bytes:
     """A valid .nic without torch: all-zero latents, entropy-coded by the decoder's own coder."""
     from webdecoder import entropy, format
     from webdecoder.hyper import hyper_decode
-    from webdecoder.model import get_model, model_dirs
+    from webdecoder.model import get_model, model_dirs, model_id_of
 
-    model_file = sorted(model_dirs()[-1].glob("*.npz"))[0]
-    from webdecoder.model import model_id_of
-
-    model = get_model(model_id_of(model_file.read_bytes()))
+    shipped = model_dirs()[-2] / "nic.npz"  # the dirs end with models/ and models/legacy/
+    model = get_model(model_id_of(shipped.read_bytes()))
     _, _, hz, wz = format.latent_shape(width, height)
     cz = model["z.offsets"].size - 1
     z = np.zeros((cz, hz, wz), np.int64)
