@@ -11,6 +11,8 @@ import webdecoder
 from webdecoder import NicError
 from webdecoder import model as model_module
 
+SHIPPED = Path(model_module.__file__).parent.parent / "models" / "nic.npz"
+
 
 def test_export_retires_the_replaced_decoder_to_legacy(tmp_path):
     torch = pytest.importorskip("torch")
@@ -63,7 +65,7 @@ def test_retire_replaces_an_uncompressed_legacy_copy_and_is_repeatable(tmp_path)
     pytest.importorskip("torch")
     from encoder.export import retire
 
-    data = (Path(model_module.__file__).parent.parent / "models" / "nic.npz").read_bytes()
+    data = SHIPPED.read_bytes()
     plain = tmp_path / f"nic-{model_module.model_id_of(data).hex()}.npz"
     plain.write_bytes(data)
     first = retire(data, tmp_path).read_bytes()
@@ -78,7 +80,7 @@ def test_retire_replaces_an_uncompressed_legacy_copy_and_is_repeatable(tmp_path)
     (lambda xz: b"not xz at all" + xz, "not valid xz"),
 ])
 def test_a_damaged_retired_model_file_is_a_clear_error(tmp_path, damage, message):
-    data = (Path(model_module.__file__).parent.parent / "models" / "nic.npz").read_bytes()
+    data = SHIPPED.read_bytes()
     path = tmp_path / "nic-0000000000000000.npz.xz"
     path.write_bytes(damage(lzma.compress(data, format=lzma.FORMAT_XZ)))
     with pytest.raises(NicError, match=message):

@@ -156,8 +156,13 @@ def get_model(model_id: bytes) -> Model:
     if model_id in _registry:
         return _registry[model_id]
     for d in model_dirs():
-        paths = [*d.glob("*" + MODEL_SUFFIX), *d.glob("*" + RETIRED_SUFFIX)] if d.is_dir() else []
-        for path in sorted(paths):
+        if not d.is_dir():
+            continue
+        # a file named after the id first (export and retire name them so): a legacy file then inflates
+        # only its own decoder, not every retired one sorted before it; any other name is found by the scan
+        named = [d / f"nic-{model_id.hex()}{suffix}" for suffix in (MODEL_SUFFIX, RETIRED_SUFFIX)]
+        scan = sorted([*d.glob("*" + MODEL_SUFFIX), *d.glob("*" + RETIRED_SUFFIX)])
+        for path in [p for p in named if p.is_file()] + scan:
             key = str(path.resolve())
             if key not in _scanned:
                 _scanned.add(key)
