@@ -205,6 +205,8 @@ def test_sga_schedule_smoke(tiny_dir, tmp_path, capsys):
           "--decay", "5e-4", "2.5e-4", "-o", str(tmp_path / "s.json")])
     assert sga.DECAY == before  # restored after the run
     res = json.loads((tmp_path / "s.json").read_text())["results"]
-    assert set(res) == {"0.0005", "0.00025"} and all(len(r["costs"]) == 1 and r["costs"][0] > 0 for r in res.values())
+    assert set(res) == {"4 steps, decay 0.0005", "4 steps, decay 0.00025"}
+    assert all(len(r["costs"]) == 1 and r["costs"][0] > 0 for r in res.values())
     out = capsys.readouterr().out
-    assert "| 0.0005 | 0.123 | +0.00 % | 0 of 1 |" in out
+    assert "| 4 | 0.0005 | 0.123 | +0.00 % | 0 of 1 |" in out
+    assert "| steps | decay | q2 |" in out  # the per-quality table against no SGA
