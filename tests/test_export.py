@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import lzma
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ import webdecoder
 from webdecoder import NicError
 from webdecoder import model as model_module
 
-SHIPPED = Path(model_module.__file__).parent.parent / "models" / "nic.npz"
+SHIPPED = model_module.SHIPPED_DIR / "nic.npz"
 
 
 def test_export_retires_the_replaced_decoder_to_legacy(tmp_path):

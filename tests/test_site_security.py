@@ -28,9 +28,9 @@ def tiny_nic(width: int = 8, height: int = 8) -> bytes:
     """A valid .nic without torch: all-zero latents, entropy-coded by the decoder's own coder."""
     from webdecoder import entropy, format
     from webdecoder.hyper import hyper_decode
-    from webdecoder.model import get_model, model_dirs, model_id_of
+    from webdecoder.model import SHIPPED_DIR, get_model, model_id_of
 
-    shipped = model_dirs()[-2] / "nic.npz"  # the dirs end with models/ and models/legacy/
+    shipped = SHIPPED_DIR / "nic.npz"
     model = get_model(model_id_of(shipped.read_bytes()))
     _, _, hz, wz = format.latent_shape(width, height)
     cz = model["z.offsets"].size - 1

@@ -124,6 +124,9 @@ def register_model(data: bytes, sha256: bytes | None = None) -> str:
     return model.model_id.hex()
 
 
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"  # the default model (nic.npz) and legacy/
+
+
 def model_dirs() -> list[Path]:
     """Where ``get_model`` looks: NIC_MODEL_DIR entries, the shipped models/, then models/legacy/.
 
@@ -131,8 +134,7 @@ def model_dirs() -> list[Path]:
     before a retrained model was shipped still decode (the site serves only models/*.npz to browsers).
     """
     dirs = [Path(p) for p in os.environ.get("NIC_MODEL_DIR", "").split(os.pathsep) if p]
-    shipped = Path(__file__).resolve().parent.parent / "models"
-    return dirs + [shipped, shipped / "legacy"]
+    return dirs + [SHIPPED_DIR, SHIPPED_DIR / "legacy"]
 
 
 def read_model_file(path: Path) -> bytes:
