@@ -54,7 +54,9 @@ DEFAULT_ANCHORS = (
 IMAGE_EXTS = (".png", ".ppm", ".bmp", ".tif", ".tiff")
 
 CLASSICAL = ("jpeg", "webp", "avif", "jxl")
-NIC_EFFORTS = ("none", "fast", "default", "best")
+NIC_EFFORTS = ("none", "light", "fast", "default", "best")  # = encoder.sga.EFFORT_STEPS (tests check)
+# "<preset>-nearest": the preset's SGA steps with y rounded to the nearest integer (the A/B of encoder/rounding.py)
+NIC_EVAL_EFFORTS = (*NIC_EFFORTS, "fast-nearest", "default-nearest", "best-nearest")
 
 # Quality sweeps chosen (on Kodak) to span roughly 0.05-2 bpp; each codec's own knob.
 # JPEG cannot go below ~0.1 bpp on Kodak and JPEG XL's largest distance (25) gives ~0.13 bpp.
@@ -132,8 +134,8 @@ def build_configs(
             qs = tuple(qualities) if qualities is not None else tuple(_nic_qualities(model_dir))
             for d in depths:
                 for e in nic_efforts:
-                    if e not in NIC_EFFORTS:
-                        raise ValueError(f"unknown nic effort {e!r}; expected one of {NIC_EFFORTS}")
+                    if e not in NIC_EVAL_EFFORTS:
+                        raise ValueError(f"unknown nic effort {e!r}; expected one of {NIC_EVAL_EFFORTS}")
                     for lane in lanes:
                         out.append(Config(nic_config_name(d, e, lane), "nic", qs, d, e, model_dir, lane))
         elif c in CLASSICAL:
@@ -202,11 +204,13 @@ def _nic_encoder(model_dir: str):
 
 
 def _nic_encode(cfg: Config, x: np.ndarray, q: float) -> bytes:
+    effort, _, nearest = (cfg.effort or "none").partition("-")
+    rounding = "nearest" if nearest else None
     if cfg.model_dir:
-        return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, cfg.effort, lanes=cfg.lanes)
+        return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, effort, lanes=cfg.lanes, rounding=rounding)
     import encoder
 
-    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=cfg.effort, lanes=cfg.lanes)
+    return encoder.encode(x, quality=int(q), depth=cfg.depth, effort=effort, lanes=cfg.lanes, rounding=rounding)
 
 
 _warm: set[str | None] = set()
@@ -355,6 +359,8 @@ def _task_key(cfg: Config, fingerprint: str | None) -> str:
     }
     if cfg.lanes != "auto":  # only then: results saved before the setting existed keep their keys
         spec["lanes"] = cfg.lanes
+    if cfg.codec == "nic" and cfg.effort not in ("none", None) and not cfg.effort.endswith("-nearest"):
+        spec["rounding"] = "optimised"  # session 19: these presets' files changed (encoder/rounding.py)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -721,8 +727,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="efforts",
         nargs="+",
         default=["none"],
-        choices=NIC_EFFORTS,
-        help="nic encoder efforts to evaluate (SGA efforts are slow on CPU)",
+        choices=NIC_EVAL_EFFORTS,
+        help="nic encoder presets to evaluate (SGA efforts are slow on CPU); <preset>-nearest: without the "
+        "rate-distortion optimised rounding",
     )
     p.add_argument("--depths", nargs="+", type=int, default=[1, 2], choices=[1, 2])
     p.add_argument("--lanes", nargs="+", default=["auto"], choices=["auto", "compact"],

@@ -160,9 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-kmac", type=float, default=None, help="cap on the decode cost in kMAC/px")
     e.add_argument("--complexity-weight", type=float, default=0.02,
                    help="bpp one pays per kMAC/px of decode cost when --depth auto (default 0.02)")
-    e.add_argument("--effort", choices=("none", "fast", "default", "best"), default="fast",
-                   help="iterative encoding (SGA) preset")
-    e.add_argument("--sga-steps", type=int, default=None, help="SGA steps (overrides --effort)")
+    e.add_argument("--effort", choices=("none", "light", "fast", "default", "best"), default="fast",
+                   help="encoder preset: SGA steps none 0, light 0, fast 100, default 300, best 1000; every "
+                   "preset but none then optimises the latents' rounding for rate and distortion (a few seconds "
+                   "per Kodak image)")
+    e.add_argument("--sga-steps", type=int, default=None,
+                   help="SGA steps (overrides the preset's; the rounding stays the preset's)")
     e.add_argument("--lanes", choices=("auto", "compact"), default="auto",
                    help="rANS lanes of the y stream: auto (fast in CPython and browsers) or compact (the fewest the "
                    "format allows: 1-3%% smaller files that browsers decode as fast, CPython's NumPy decoder slower)")

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from encoder.export import DECODER_FILE, ENCODER_FILE
 from encoder.image import to_rgb
 from encoder.model import ModelConfig, NicModel, load_float32
-from encoder.sga import EFFORT_STEPS, refine
+from encoder.rounding import optimise_rounding
+from encoder.sga import EFFORT_ROUNDING, EFFORT_STEPS, refine
 from webdecoder import entropy, format
 from webdecoder.hyper import hyper_decode
 from webdecoder.model import Model, load_model
@@ -73,8 +74,12 @@ class Encoder:
     def encode(self, image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2,
                effort: str = "fast", sga_steps: int | None = None, progress: bool = False,
                max_kmac: float | None = None, complexity_weight: float = COMPLEXITY_WEIGHT,
-               lanes: str = "auto") -> bytes:
+               lanes: str = "auto", rounding: str | None = None) -> bytes:
         """Encode to .nic bytes.
+
+        ``effort``: a preset of ``encoder.sga.EFFORT_STEPS`` (SGA steps, overridden by ``sga_steps``) and
+        ``EFFORT_ROUNDING`` (y's rounding: nearest, or rate-distortion optimised, ``encoder.rounding``);
+        ``rounding`` ("nearest" or "optimised") overrides the preset's rounding.
 
         ``depth="auto"`` encodes with every synthesis depth allowed by ``max_kmac`` (decode cost
         cap in kMAC/px) and keeps the one with the lowest ``bpp + lambda * MSE + w * kMAC/px``,
@@ -87,10 +92,13 @@ class Encoder:
             raise ValueError(f"quality must be in 0..{self.qualities - 1}")
         if depth != "auto" and depth not in format.DEPTHS:
             raise ValueError("depth must be 1, 2 or 'auto'")
+        if effort not in EFFORT_STEPS:
+            raise ValueError(f"effort must be one of {', '.join(EFFORT_STEPS)}")
         if sga_steps is None:
-            if effort not in EFFORT_STEPS:
-                raise ValueError(f"effort must be one of {', '.join(EFFORT_STEPS)}")
             sga_steps = EFFORT_STEPS[effort]
+        if rounding not in (None, *ROUNDINGS):
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}")
+        rdo = EFFORT_ROUNDING[effort] if rounding is None else rounding == "optimised"
         depths = list(format.DEPTHS) if depth == "auto" else [depth]
         if max_kmac is not None:
             depths = [d for d in depths if self.kmac(d) <= max_kmac]
@@ -102,13 +110,27 @@ class Encoder:
         for d in depths:
             with torch.inference_mode(False):
                 y, z = self.latents(rgb, quality, d, sga_steps, progress)
-            data = self.write(y, z, rgb.shape[1], rgb.shape[0], quality, d, lanes)
+            data = self.write(y, z, rgb.shape[1], rgb.shape[0], quality, d, lanes,
+                              optimise_for=rgb if rdo else None)
             if len(depths) == 1:
                 return data
             cost = self.rd_cost(data, rgb, quality) + complexity_weight * self.kmac(d)
             if cost < best_cost:
                 best, best_cost = data, cost
         return best
+
+    def optimise_rounding(self, q: np.ndarray, mean: np.ndarray, scale_idx: np.ndarray, rgb: np.ndarray,
+                          quality: int, depth: int) -> np.ndarray:
+        """``encoder.rounding.optimise_rounding`` with this model's synthesis, lambda and y tables."""
+        qt = torch.tensor([quality])
+        name = DEPTH_NAMES[depth]
+        target = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+        m = self.int_model
+        # callers may run under torch.inference_mode / no_grad (servers do): this step needs a gradient
+        with torch.inference_mode(False), torch.enable_grad():
+            return optimise_rounding(lambda t: self.model.synthesise(t, qt, name), target,
+                                     self.model.cfg.lambdas[quality], q, mean, scale_idx,
+                                     np.asarray(m["y.freqs"]), np.asarray(m["y.offsets"]))
 
     def rd_cost(self, data: bytes, rgb: np.ndarray, quality: int) -> float:
         """bpp + lambda * MSE (0-255 scale) of a file, measured on its real decoded pixels."""
@@ -119,13 +141,19 @@ class Encoder:
         return 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) + self.model.cfg.lambdas[quality] * mse
 
     def write(self, y: np.ndarray, z: np.ndarray, width: int, height: int, quality: int, depth: int,
-              lanes: str = "auto") -> bytes:
-        """Quantise continuous latents and write the file (the decoder's steps, mirrored)."""
+              lanes: str = "auto", optimise_for: np.ndarray | None = None) -> bytes:
+        """Quantise continuous latents and write the file (the decoder's steps, mirrored).
+
+        y - mean is rounded to the nearest integer, then, given ``optimise_for`` (the image, HxWx3 uint8),
+        moved where that lowers the file's real rate-distortion cost (``encoder.rounding``).
+        """
         m = self.int_model
         z_hat = np.clip(np.round(z), -Z_MAX, Z_MAX).astype(np.int64)
         means_fx, scale_idx = hyper_decode(m, z_hat)
-        q = np.round(y - means_fx / float(1 << FRAC_BITS)).astype(np.int64)
-        q = np.clip(q, -entropy.MAX_ABS, entropy.MAX_ABS)
+        mean = means_fx / float(1 << FRAC_BITS)
+        q = np.clip(np.round(y - mean), -entropy.MAX_ABS, entropy.MAX_ABS).astype(np.int64)
+        if optimise_for is not None:
+            q = self.optimise_rounding(q, mean, scale_idx, optimise_for, quality, depth)
         cz = z_hat.shape[0]
         z_tables = np.repeat(np.arange(cz, dtype=np.int64), z_hat[0].size)
         z_lanes = choose_lanes(z_hat.ravel(), z_tables, m["z.freqs"], m["z.offsets"], 64)
@@ -154,6 +182,7 @@ BYTES_PER_LANE = 128
 # 1-3 % smaller files for deployments that decode in browsers only (CPython's y decode then runs up to
 # MAX_STEPS steps: 13 -> 124 ms for kodim01 at quality 4). BENCHMARKS.md "Entropy coder" has the figures.
 LANE_POLICIES = ("auto", "compact")
+ROUNDINGS = ("nearest", "optimised")  # y's rounding: to the nearest integer, or encoder.rounding's search
 
 
 def min_lanes(symbols: int) -> int:
@@ -186,6 +215,8 @@ def default_encoder(model_dir: str = str(DEFAULT_MODEL_DIR)) -> Encoder:
 
 
 def encode(image: Image.Image | np.ndarray, quality: int = 4, depth: int | str = 2, effort: str = "fast",
-           sga_steps: int | None = None, max_kmac: float | None = None, lanes: str = "auto") -> bytes:
+           sga_steps: int | None = None, max_kmac: float | None = None, lanes: str = "auto",
+           rounding: str | None = None) -> bytes:
     """Encode a PIL image or HxWx3 uint8 array to .nic bytes with the shipped model."""
-    return default_encoder().encode(image, quality, depth, effort, sga_steps, max_kmac=max_kmac, lanes=lanes)
+    return default_encoder().encode(image, quality, depth, effort, sga_steps, max_kmac=max_kmac, lanes=lanes,
+                                    rounding=rounding)

@@ -30,7 +30,10 @@ from tqdm import tqdm
 
 from encoder.model import NicModel, bits, gaussian_likelihood, sigma_from_log
 
-EFFORT_STEPS = {"none": 0, "fast": 100, "default": 300, "best": 1000}
+# Encoder presets: SGA steps, and whether y's rounding is then rate-distortion optimised (encoder/rounding.py,
+# a few seconds per Kodak image). "light" is that rounding alone, without SGA.
+EFFORT_STEPS = {"none": 0, "light": 0, "fast": 100, "default": 300, "best": 1000}
+EFFORT_ROUNDING = {"none": False, "light": True, "fast": True, "default": True, "best": True}
 
 
 PAPER_STEPS = 3000

@@ -53,7 +53,9 @@ for step in "${steps[@]}"; do
       publish kodak-lanes ;;
     sga)
       reuse kodak-sga-all kodak-sga  # kodim01-06's default-preset encodes, when sga-kodak ran first
-      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none fast default \
+      # light/fast/default optimise y's rounding; default-nearest is default without it (the A/B of that step)
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 \
+        --effort none light fast default default-nearest \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
     sga-kodak)  # the training issue's Must targets on all of Kodak: the default preset, both depths (~30 min;

@@ -8,14 +8,15 @@ When off, the endpoint answers 404 as if it did not exist.
 
 Request: multipart/form-data with the image in field `image` (or the raw image as the body), optional
 `quality` (0..7, default 4) and `depth` (default the site's DEPTH) as form or query fields.
-Optional `effort` (none, fast, default, best; default fast) and `lanes` (auto, default: files CPython also
+Optional `effort` (none, light, fast, default, best; default fast) and `lanes` (auto, default: files CPython also
 decodes fast; compact: 1-3 % smaller files for browser-only use).
 Limits, all config keys (NIC_<KEY>):
   * MAX_CONTENT_LENGTH caps the body (Flask answers 413), MAX_ENCODE_PIXELS the pixel count (400, checked
     from the image header before any pixel is decoded: a decompression bomb costs nothing).
   * Time per request: SGA steps = min(effort's steps, ENCODE_MAX_SGA_STEPS, ENCODE_STEP_BUDGET / megapixels).
     An encode's work is (analysis transform + steps x SGA step), both linear in pixels, so pixel cap x step
-    budget bound its time. (A torch computation cannot be interrupted from outside, so the bound is on
+    budget bound its time; every effort but none adds the rounding step, at most 27 synthesis passes (forward
+    and backward), like 27 more steps. (A torch computation cannot be interrupted from outside, so the bound is on
     work, not on a wall-clock deadline.)
   * Load: ENCODE_CONCURRENCY encodes run at once, at most ENCODE_QUEUE more wait (up to
     ENCODE_QUEUE_TIMEOUT_S); anything beyond is answered at once with 503 and `Retry-After`, so a burst of
@@ -35,7 +36,8 @@ import time
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-EFFORT_STEPS = {"none": 0, "fast": 100, "default": 300, "best": 1000}  # = encoder.sga.EFFORT_STEPS (no torch here)
+# = encoder.sga.EFFORT_STEPS, copied: no torch here (tests/test_rounding.py checks they agree)
+EFFORT_STEPS = {"none": 0, "light": 0, "fast": 100, "default": 300, "best": 1000}
 
 
 class EncodeGate:
