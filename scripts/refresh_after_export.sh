@@ -7,7 +7,7 @@
 #   3. the RD evaluations (Kodak, eval set, SGA presets) into bench/results/ and docs/rd-*.png
 #   4. the decode-speed, depth-choice, browser-latency and boot-speed benchmarks (JSON under build/ and runs/)
 # Usage: scripts/refresh_after_export.sh [step ...]
-#   steps: fixtures floors corpus rd lanes sga sga-kodak sga-best sga-eval speed browser (default: all)
+#   steps: fixtures floors corpus rd lanes sga sga-ab sga-kodak sga-best sga-eval speed browser (default: all)
 # The RD runs pass --resume: the classical codecs' per-image results are reused (they are
 # deterministic and keyed by every setting); nic's are keyed by the model files, so they rerun.
 # Text in README.md and BENCHMARKS.md is still written by hand from the printed figures.
@@ -17,7 +17,7 @@ PY=.venv/bin/python
 NIC=.venv/bin/nic
 DATA=${NIC_DATA:-../shared/data}
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(fixtures floors corpus rd lanes sga sga-kodak sga-best sga-eval speed browser)
+[ ${#steps[@]} -eq 0 ] && steps=(fixtures floors corpus rd lanes sga sga-ab sga-kodak sga-best sga-eval speed browser)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # two workers on two cores, no oversubscription
 
 reuse() {  # reuse() SRC DST: per-image results are keyed by their settings and model, so another run's apply
@@ -53,11 +53,15 @@ for step in "${steps[@]}"; do
       publish kodak-lanes ;;
     sga)
       reuse kodak-sga-all kodak-sga  # kodim01-06's default-preset encodes, when sga-kodak ran first
-      # light/fast/default optimise y's rounding; default-nearest is default without it (the A/B of that step)
-      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 \
-        --effort none light fast default default-nearest \
+      # every preset but none optimises y's rounding (encoder/rounding.py); light is that step without SGA
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga --workers 2 --depths 1 2 --effort none light fast default \
         --qualities 0 2 4 6 --limit 6 --codecs nic jpeg webp avif jxl --resume
       publish kodak-sga ;;
+    sga-ab)  # the optimised rounding's A/B: the default preset with and without it, depth 2, same run
+      reuse kodak-sga kodak-sga-ab
+      $NIC eval "$DATA/kodak" -o runs/eval/kodak-sga-ab --workers 2 --depths 2 --effort default default-nearest \
+        --qualities 0 2 4 6 --limit 6 --codecs nic webp --anchors none --resume
+      publish kodak-sga-ab ;;
     sga-kodak)  # the training issue's Must targets on all of Kodak: the default preset, both depths (~30 min;
       # kodim01-06 come from the sga step's parts, the classical codecs' from the rd step's)
       reuse kodak-sga kodak-sga-all
