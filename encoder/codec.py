@@ -48,6 +48,7 @@ class Encoder:
             raise RuntimeError(f"{ENCODER_FILE} does not belong to {DECODER_FILE} (model id mismatch)")
         self.model = load_float32(NicModel(ModelConfig(**state["config"])), state["model"])
         self.model.eval()
+        self.model.requires_grad_(False)  # SGA and the rounding differentiate the latents, never the weights
         # One layout for the model and every image it sees, decided here (see CHANNELS_LAST).
         self.memory_format = torch.channels_last if CHANNELS_LAST else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
