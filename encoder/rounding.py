@@ -119,28 +119,31 @@ def optimise_rounding(
     bits = code_lengths(q, tables, freqs, offsets)
     dist, grad = distortion(q, True)
     cost = bits.sum() + dist
-    rows, cols = np.meshgrid(np.arange(q.shape[1]), np.arange(q.shape[2]), indexing="ij")
     for _ in range(sweeps):
         before = cost
         for phase in range(SPACING * SPACING):
-            on = (rows % SPACING == phase // SPACING) & (cols % SPACING == phase % SPACING)
+            # this phase's positions as strided views: a ninth of the latents, none overlapping another's footprint
+            on = (slice(None), slice(phase // SPACING, None, SPACING), slice(phase % SPACING, None, SPACING))
+            q_on, t_on, bits_on, grad_on = q[on], tables[on], bits[on], grad[on]
+            if q_on.size == 0:
+                continue
             # predicted change of each latent's best move: exact bits, quadratic distortion
-            gain = np.zeros(q.shape)
-            step = np.zeros(q.shape, np.int64)
+            gain = np.zeros(q_on.shape)
+            step = np.zeros(q_on.shape, np.int64)
             for s in (1, -1):
-                moved = np.clip(q + s, -entropy.MAX_ABS, entropy.MAX_ABS)
-                change = code_lengths(moved, tables, freqs, offsets) - bits + s * grad + 0.5 * curv
-                better = (change < gain) & (moved != q)
+                moved = np.clip(q_on + s, -entropy.MAX_ABS, entropy.MAX_ABS)
+                change = code_lengths(moved, t_on, freqs, offsets) - bits_on + s * grad_on + 0.5 * curv
+                better = (change < gain) & (moved != q_on)
                 gain = np.where(better, change, gain)
                 step = np.where(better, s, step)
-            gain[:, ~on] = 0.0
-            chosen = np.zeros(q.shape, bool)
+            chosen = np.zeros(q_on.shape, bool)
             np.put_along_axis(chosen, np.argsort(gain, axis=0)[:PER_POSITION], True, axis=0)
             chosen &= gain < 0
             if not chosen.any():
                 continue
-            trial = q + np.where(chosen, step, 0)
-            trial_bits = code_lengths(trial, tables, freqs, offsets)
+            trial, trial_bits = q.copy(), bits.copy()
+            trial[on] = q_on + np.where(chosen, step, 0)
+            trial_bits[on] = code_lengths(trial[on], t_on, freqs, offsets)
             trial_dist, trial_grad = distortion(trial, True)
             if trial_bits.sum() + trial_dist < cost:
                 q, bits, grad, cost = trial, trial_bits, trial_grad, trial_bits.sum() + trial_dist
