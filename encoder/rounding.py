@@ -35,7 +35,7 @@ from webdecoder import entropy
 
 SPACING = 3  # latent positions between moves proposed together (footprints must not overlap)
 PER_POSITION = 4  # channels moved at one position per phase at most
-SWEEPS = 3  # passes over all phases; each later one gains less (kodim01: 70 %, 20 %, 7 % of the total)
+SWEEPS = 3  # passes over all phases; most of the gain comes in the first (a fourth added ~0.01 % on kodim01)
 
 
 def code_lengths(values: np.ndarray, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -102,11 +102,10 @@ def optimise_rounding(
     scale = lam * 255.0**2 / 3.0
     mean_t = torch.from_numpy(mean[None]).float()
 
-    def distortion(latents: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
-        y_hat = (torch.from_numpy(latents[None]).float() + mean_t).requires_grad_(grad)
+    def distortion(latents: np.ndarray) -> tuple[float, np.ndarray]:
+        """lam * SSE / 3 of the latents' picture, and its gradient with respect to every latent."""
+        y_hat = (torch.from_numpy(latents[None]).float() + mean_t).requires_grad_(True)
         sse = ((synthesise(y_hat)[..., :h, :w] - target) ** 2).sum(dtype=torch.float64)
-        if not grad:
-            return scale * sse.item(), None
         (g,) = torch.autograd.grad(sse, y_hat)
         return scale * sse.item(), scale * g[0].double().numpy()
 
@@ -117,7 +116,7 @@ def optimise_rounding(
     q = q.copy()
     curv = _curvature(patch_cost, torch.from_numpy(q[None]).float() + mean_t)[:, None, None]
     bits = code_lengths(q, tables, freqs, offsets)
-    dist, grad = distortion(q, True)
+    dist, grad = distortion(q)
     cost = bits.sum() + dist
     for _ in range(sweeps):
         before = cost
@@ -144,7 +143,7 @@ def optimise_rounding(
             trial, trial_bits = q.copy(), bits.copy()
             trial[on] = q_on + np.where(chosen, step, 0)
             trial_bits[on] = code_lengths(trial[on], t_on, freqs, offsets)
-            trial_dist, trial_grad = distortion(trial, True)
+            trial_dist, trial_grad = distortion(trial)
             if trial_bits.sum() + trial_dist < cost:
                 q, bits, grad, cost = trial, trial_bits, trial_grad, trial_bits.sum() + trial_dist
         if before - cost < 1e-4 * before:
