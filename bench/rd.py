@@ -203,9 +203,14 @@ def _nic_encoder(model_dir: str):
     return Encoder(model_dir)
 
 
+def _nic_preset(effort: str | None) -> tuple[str, str | None]:
+    """An evaluated effort as (encoder preset, rounding override): "default-nearest" -> ("default", "nearest")."""
+    preset, _, nearest = (effort or "none").partition("-")
+    return preset, "nearest" if nearest else None
+
+
 def _nic_encode(cfg: Config, x: np.ndarray, q: float) -> bytes:
-    effort, _, nearest = (cfg.effort or "none").partition("-")
-    rounding = "nearest" if nearest else None
+    effort, rounding = _nic_preset(cfg.effort)
     if cfg.model_dir:
         return _nic_encoder(cfg.model_dir).encode(x, int(q), cfg.depth, effort, lanes=cfg.lanes, rounding=rounding)
     import encoder
@@ -359,8 +364,10 @@ def _task_key(cfg: Config, fingerprint: str | None) -> str:
     }
     if cfg.lanes != "auto":  # only then: results saved before the setting existed keep their keys
         spec["lanes"] = cfg.lanes
-    if cfg.codec == "nic" and cfg.effort not in ("none", None) and not cfg.effort.endswith("-nearest"):
-        spec["rounding"] = "optimised"  # session 19: these presets' files changed (encoder/rounding.py)
+    if cfg.codec == "nic":
+        preset, rounding = _nic_preset(cfg.effort)
+        if preset != "none" and rounding is None:  # session 19: these presets' files changed (encoder/rounding.py)
+            spec["rounding"] = "optimised"
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -41,16 +41,13 @@ SWEEPS = 3  # passes over all phases; most of the gain comes in the first (a fou
 def code_lengths(values: np.ndarray, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Bits each value costs in the y (or z) stream: its symbol under its table, plus its escape bytes.
 
-    The same symbol mapping as ``webdecoder.entropy.encode_values`` (values -R..R, then an escape coded as
-    a zig-zag varint of 1-3 bytes), with the rANS coder's ideal code length ``-log2(f / 2^16)``.
+    The writer's own symbol mapping (``webdecoder.entropy.to_symbols``: values -R..R, then an escape whose
+    value goes to the escape stream as a varint), with the rANS coder's ideal code length ``-log2(f / 2^16)``.
     """
-    r = entropy.half_ranges(offsets)[tables]
-    esc = np.abs(values) > r
-    symbols = np.where(esc, 2 * r + 1, values + r)
+    symbols, esc = entropy.to_symbols(values, tables, offsets)
     out = 16.0 - np.log2(freqs[offsets[tables] + symbols].astype(np.float64))
     if esc.any():
-        zigzag = np.where(values >= 0, 2 * values, -2 * values - 1)
-        out += np.where(esc, 8.0 * (1 + (zigzag >= 1 << 7) + (zigzag >= 1 << 14)), 0.0)
+        out += np.where(esc, 8.0 * entropy.varint_lengths(values), 0.0)
     return out
 
 

@@ -20,6 +20,19 @@ def half_ranges(offsets: np.ndarray) -> np.ndarray:
     return (np.diff(offsets) - 2) // 2
 
 
+def to_symbols(values: np.ndarray, tables: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's symbol in its table, and which values escape (their symbol is ``2R + 1``)."""
+    r = half_ranges(offsets)[tables]
+    esc = np.abs(values) > r
+    return np.where(esc, 2 * r + 1, values + r), esc
+
+
+def varint_lengths(values: np.ndarray) -> np.ndarray:
+    """Bytes of each value's escape varint (zig-zag, 7 bits a byte: 1-3 for |value| <= MAX_ABS)."""
+    zigzag = np.where(values >= 0, 2 * values, -2 * values - 1)
+    return 1 + (zigzag >= 1 << 7).astype(np.int64) + (zigzag >= 1 << 14)
+
+
 def _varints(values: np.ndarray) -> bytes:
     out = bytearray()
     for v in values.tolist():
@@ -63,9 +76,7 @@ def encode_values(
     values = np.asarray(values, np.int64).ravel()
     if values.size and np.abs(values).max() > MAX_ABS:
         raise ValueError(f"latent beyond +-{MAX_ABS}")
-    r = half_ranges(offsets)[tables]
-    esc = np.abs(values) > r
-    symbols = np.where(esc, 2 * r + 1, values + r)
+    symbols, esc = to_symbols(values, tables, offsets)
     return RansEncoder(lanes).encode(symbols, freqs, offsets, tables), _varints(values[esc])
 
 
