@@ -93,11 +93,15 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
     assert len(seen) == 4 and max(seen) < 1 << 15, seen
 
 
+@pytest.mark.parametrize("band_cols", [conv.PHASE_BAND_COLS, 7, 14])
 @pytest.mark.parametrize(("cin", "k", "s", "pad"), [(6, 5, 2, 2), (7, 13, 8, 3), (2, 18, 16, 1), (3, 7, 2, 5)])
-def test_phase_gather_equals_scatter(monkeypatch, cin, k, s, pad):
+def test_phase_gather_equals_scatter(monkeypatch, cin, k, s, pad, band_cols):
     """CPython's phase-gathered transposed conv (few input channels) against the scatter form it replaces,
-    on one phase group (5x5/s2, pad 2) and on several (k13/s8 pad 3: phases 0-4 and 5-7 read different rows)."""
+    on one phase group (5x5/s2, pad 2) and on several (k13/s8 pad 3: phases 0-4 and 5-7 read different rows),
+    in one band of input rows, in bands of 1 row (7 columns) and in bands of 2 rows, the last one overhanging
+    the 5 rows (its extra row reads the zero border and is cropped)."""
     monkeypatch.setattr(conv, "NO_BLAS", False)
+    monkeypatch.setattr(conv, "PHASE_BAND_COLS", band_cols)
     rng = np.random.default_rng(k * 10 + s)
     a = rng.integers(-(1 << 22), (1 << 22) + 1, (cin, 5, 7)).astype(np.float64)
     w = rng.integers(-(1 << 14) + 1, 1 << 14, (cin, 3, k, k)).astype(np.float64)

@@ -200,6 +200,9 @@ DIRECT_MAX_CIN = 8  # up to this many input channels, the wasm kernel convolves 
 # a Kodak decode: the 5x5/s2 layers (6, 48 and 64 input channels) run 2-2.5x faster that way; the 192-channel
 # k13/s8 and k18/s16 layers, whose products dominate, 1.15x and 3x slower (their zero taps cost 1.5x / 3.2x).
 PHASE_MAX_CIN = 64
+# Columns (input rows x width) per band of ``_conv_phases``: the output layer's shifted copies of a band,
+# 54 x 6,144 float64 (2.6 MB), stay in cache. 16 rows of a Kodak image; 8-32 measured the same, 64 slower.
+PHASE_BAND_COLS = 6144
 
 
 def _conv_kernels_pass() -> bool:
@@ -404,6 +407,10 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     Gathered by phase, each group of output phases is one product over ceil(k/s)^2 shifted copies of the
     input (54 rows), written straight to the output with no overlap-add; (ceil(k/s)*s/k)^2 more multiply-adds
     (the zero taps), which is why only few-channel layers take this path. Same integer sums: exact.
+
+    In bands of input rows (``PHASE_BAND_COLS``): the shifted copies of one band stay in the CPU's cache
+    between being written and being read by the product, instead of a 42 MB matrix for the output layer of a
+    Kodak image going out to memory and back (that layer: 12 -> 8 ms in CPython, session 21).
     """
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
@@ -412,24 +419,31 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     key = (s, pad)
     if key not in groups:
         groups[key] = _phase_groups(w, s, pad)
+    band = max(1, min(h, -(-PHASE_BAND_COLS // wd)))  # input rows per band
+    bands = -(-h // band)
+    hp = bands * band  # rows past h (the last band's overhang) read the zero border and are cropped
     lo, hi = pad // s - (taps - 1), (pad + s - 1) // s  # input offsets read: m - t over all phases and taps
     before, after = max(0, -lo), max(0, hi)
-    ap = np.zeros((cin, h + before + after, wd + before + after), np.float64)
+    ap = np.zeros((cin, hp + before + after, wd + before + after), np.float64)
     ap[:, before : before + h, before : before + wd] = a
     # Both buffers are consumed before this returns (the interleaving reshape copies): scratch is safe.
-    out = _scratch_or_new(cout * s * s, h * wd, "phase out").reshape(cout, s, s, h, wd)  # phase-major
-    cols = _scratch_or_new(taps * taps * cin, h * wd, "phase cols")
-    stacked = cols.reshape(taps, taps, cin, h, wd)
-    for ys, xs, my, mx, g in groups[key]:
-        for ty in range(taps):
-            for tx in range(taps):
-                y0, x0 = before + my - ty, before + mx - tx
-                stacked[ty, tx] = ap[:, y0 : y0 + h, x0 : x0 + wd]
-        if ys.stop - ys.start == xs.stop - xs.start == s:  # one group holds every phase (the 5x5/s2 layer)
-            np.matmul(g, cols, out=out.reshape(cout * s * s, h * wd))
-        else:
-            out[:, ys, xs] = (g @ cols).reshape(cout, ys.stop - ys.start, xs.stop - xs.start, h, wd)
-    return out.transpose(0, 3, 1, 4, 2).reshape(cout, s * h, s * wd)
+    out = _scratch_or_new(bands * cout * s * s, band * wd, "phase out").reshape(bands, cout, s, s, band * wd)
+    cols = _scratch_or_new(taps * taps * cin, band * wd, "phase cols")
+    stacked = cols.reshape(taps, taps, cin, band, wd)
+    for i in range(bands):
+        r0 = before + i * band
+        for ys, xs, my, mx, g in groups[key]:
+            for ty in range(taps):
+                for tx in range(taps):
+                    y0, x0 = r0 + my - ty, before + mx - tx
+                    stacked[ty, tx] = ap[:, y0 : y0 + band, x0 : x0 + wd]
+            if ys.stop - ys.start == xs.stop - xs.start == s:  # one group holds every phase (the 5x5/s2 layer)
+                np.matmul(g, cols, out=out[i].reshape(cout * s * s, band * wd))
+            else:
+                out[i, :, ys, xs] = (g @ cols).reshape(cout, ys.stop - ys.start, xs.stop - xs.start, band * wd)
+    # (band, Cout, phase y, phase x, row, column) -> (Cout, band, row, phase y, column, phase x): one copy
+    full = out.reshape(bands, cout, s, s, band, wd).transpose(1, 0, 4, 2, 5, 3).reshape(cout, s * hp, s * wd)
+    return full if hp == h else full[:, : s * h]
 
 
 def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
