@@ -135,3 +135,25 @@ def test_rgba_output_is_the_rgb_decode_with_opaque_alpha(small_files):
         preview_rgba = webdecoder.decode_preview(head, rgba=True)
         np.testing.assert_array_equal(preview_rgba[..., :3], webdecoder.decode_preview(head))
         assert (preview_rgba[..., 3] == 255).all()
+
+
+@pytest.mark.parametrize("band_cols", [conv.PHASE_BAND_COLS, 7, 14])
+@pytest.mark.parametrize("layout", ["planes", "rgb", "rgba"])
+def test_pixels_by_band_equal_conv_then_to_pixels(monkeypatch, layout, band_cols):
+    """CPython's depth-2 output layer rounds each band of the phase-gathered product to uint8 as it goes
+    (``synthesis._pixels_by_band``): the same pixels as the whole transposed conv followed by ``to_pixels``,
+    in every layout, cropped and not, in one band and in several (the last one overhanging)."""
+    from webdecoder import synthesis
+
+    monkeypatch.setattr(conv, "PHASE_BAND_COLS", band_cols)
+    rng = np.random.default_rng(band_cols)
+    x = rng.integers(-(1 << 15), 1 << 15, (6, 5, 7)).astype(np.float64)
+    w = rng.integers(-(1 << 13), 1 << 13, (6, 3, 5, 5)).astype(np.float64)
+    b = rng.integers(-(1 << 20), 1 << 20, 3).astype(np.float64)
+    shift = 22  # pixels spread over 0..255 with both clip ends hit
+    for size in ((1, 1), (9, 13), (10, 14)):  # the last: whole, uncropped
+        want = synthesis._pixels_numpy(conv._conv_phases(x, w, 2, 2), b, shift, size, layout)
+        got = synthesis._pixels_by_band(x, w, 2, 2, b, shift, size, layout)
+        assert got.flags.c_contiguous and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
+    assert 0 < (want == 0).mean() and 0 < (want == 255).mean() and 0.2 < ((want > 0) & (want < 255)).mean()

@@ -24,13 +24,14 @@ never uses them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 import sys
 import threading
 
 import numpy as np
 
 from webdecoder import _native
+from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
 NO_BLAS = sys.platform == "emscripten"
@@ -200,7 +201,7 @@ DIRECT_MAX_CIN = 8  # up to this many input channels, the wasm kernel convolves 
 # a Kodak decode: the 5x5/s2 layers (6, 48 and 64 input channels) run 2-2.5x faster that way; the 192-channel
 # k13/s8 and k18/s16 layers, whose products dominate, 1.15x and 3x slower (their zero taps cost 1.5x / 3.2x).
 PHASE_MAX_CIN = 64
-# Columns (input rows x width) per band of ``_conv_phases``: the output layer's shifted copies of a band,
+# Columns (input rows x width) per band of ``phase_bands``: the output layer's shifted copies of a band,
 # 54 x 6,144 float64 (2.6 MB), stay in cache. 16 rows of a Kodak image; 8-32 measured the same, 64 slower.
 PHASE_BAND_COLS = 6144
 
@@ -253,7 +254,7 @@ def kernels_on() -> bool:
 _scratch = threading.local()  # per thread: concurrent decodes (the site's encode workers) never share one
 
 
-SCRATCH_SHAPES = 8  # matrices kept per thread: every layer of both depths (~100 MB for a Kodak image)
+SCRATCH_SHAPES = 12  # matrices kept per thread: every layer of both depths (~70 MB for a Kodak image)
 SCRATCH_MAX_BYTES = 64 << 20  # larger ones (big images) are allocated per call, never held
 
 
@@ -334,13 +335,18 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
         out = _fused_convt(a, w, wmat, s, pad)
         if out is not None:
             return out
-    if not NO_BLAS and cin <= PHASE_MAX_CIN:
+    if uses_phases(cin, cout, s):
         return _conv_phases(a, w, s, pad)
     # The patch matrix is consumed by the overlap-add below (which returns new memory): scratch is safe.
     patches = _product(wmat, a.reshape(cin, h * wd), scratch=True).reshape(cout, k, k, h, wd)
     if kern:
         return _native.overlap_add(patches, s, pad)
     return _overlap_add(patches, s, pad)
+
+
+def uses_phases(cin: int, cout: int, stride: int) -> bool:
+    """Whether ``conv_transpose`` runs such a layer by output phase (``_conv_phases``, CPython's BLAS path)."""
+    return not NO_BLAS and cin <= PHASE_MAX_CIN and not (stride == 1 and cin < cout)
 
 
 def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
@@ -407,10 +413,37 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     Gathered by phase, each group of output phases is one product over ceil(k/s)^2 shifted copies of the
     input (54 rows), written straight to the output with no overlap-add; (ceil(k/s)*s/k)^2 more multiply-adds
     (the zero taps), which is why only few-channel layers take this path. Same integer sums: exact.
+    The work is done band by band (``phase_bands``); this interleaves the bands into (Cout, s*H, s*W).
+    """
+    cin, h, wd = a.shape
+    band, bands = phase_band_rows(h, wd)
+    # Consumed before this returns (the interleaving reshape copies): scratch is safe.
+    out = _scratch_or_new(bands * w.shape[1] * s * s, band * wd, "phase out")
+    out = out.reshape(bands, w.shape[1], s, s, band, wd)
+    for _ in phase_bands(a, w, s, pad, out):
+        pass
+    # (band, Cout, phase y, phase x, row, column) -> (Cout, band, row, phase y, column, phase x): one copy
+    full = out.transpose(1, 0, 4, 2, 5, 3).reshape(w.shape[1], s * bands * band, s * wd)
+    return full if bands * band == h else full[:, : s * h]
 
-    In bands of input rows (``PHASE_BAND_COLS``): the shifted copies of one band stay in the CPU's cache
-    between being written and being read by the product, instead of a 42 MB matrix for the output layer of a
-    Kodak image going out to memory and back (that layer: 12 -> 8 ms in CPython, session 21).
+
+def phase_band_rows(h: int, wd: int) -> tuple[int, int]:
+    """(input rows per band, number of bands) of ``phase_bands`` for an (h, wd) input."""
+    band = max(1, min(h, -(-PHASE_BAND_COLS // wd)))
+    return band, -(-h // band)
+
+
+def phase_bands(a: np.ndarray, w: np.ndarray, s: int, pad: int,
+                out: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``_conv_phases`` band by band: yields (i, block), block i of the output in phase-major layout,
+    (Cout, phase y, phase x, rows, W): output pixel (s*(i*band + q) + py, s*x + px) is block[:, py, px, q, x].
+
+    Bands of ``phase_band_rows`` input rows keep the shifted copies of one band in the CPU's cache between
+    being written and being read by the product, instead of a 42 MB matrix for the output layer of a Kodak
+    image going out to memory and back (that layer: 12 -> 8 ms in CPython, session 21); a caller can
+    finish each block while it is still in cache too (``synthesis``: the pixels). The last band's rows past
+    ``h`` read the zero border. ``out`` (bands, Cout, s, s, band, W) receives the blocks; without it each
+    block is a scratch buffer overwritten by the next, so consume it before asking for the next.
     """
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
@@ -419,31 +452,27 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     key = (s, pad)
     if key not in groups:
         groups[key] = _phase_groups(w, s, pad)
-    band = max(1, min(h, -(-PHASE_BAND_COLS // wd)))  # input rows per band
-    bands = -(-h // band)
-    hp = bands * band  # rows past h (the last band's overhang) read the zero border and are cropped
+    band, bands = phase_band_rows(h, wd)
     lo, hi = pad // s - (taps - 1), (pad + s - 1) // s  # input offsets read: m - t over all phases and taps
     before, after = max(0, -lo), max(0, hi)
-    ap = np.zeros((cin, hp + before + after, wd + before + after), np.float64)
+    ap = np.zeros((cin, bands * band + before + after, wd + before + after), np.float64)
     ap[:, before : before + h, before : before + wd] = a
-    # Both buffers are consumed before this returns (the interleaving reshape copies): scratch is safe.
-    out = _scratch_or_new(bands * cout * s * s, band * wd, "phase out").reshape(bands, cout, s, s, band * wd)
     cols = _scratch_or_new(taps * taps * cin, band * wd, "phase cols")
     stacked = cols.reshape(taps, taps, cin, band, wd)
+    block = None if out is not None else _scratch_or_new(cout * s * s, band * wd, "phase block")
     for i in range(bands):
         r0 = before + i * band
+        blk = (out[i] if out is not None else block).reshape(cout, s, s, band * wd)
         for ys, xs, my, mx, g in groups[key]:
             for ty in range(taps):
                 for tx in range(taps):
                     y0, x0 = r0 + my - ty, before + mx - tx
                     stacked[ty, tx] = ap[:, y0 : y0 + band, x0 : x0 + wd]
             if ys.stop - ys.start == xs.stop - xs.start == s:  # one group holds every phase (the 5x5/s2 layer)
-                np.matmul(g, cols, out=out[i].reshape(cout * s * s, band * wd))
+                np.matmul(g, cols, out=blk.reshape(cout * s * s, band * wd))
             else:
-                out[i, :, ys, xs] = (g @ cols).reshape(cout, ys.stop - ys.start, xs.stop - xs.start, band * wd)
-    # (band, Cout, phase y, phase x, row, column) -> (Cout, band, row, phase y, column, phase x): one copy
-    full = out.reshape(bands, cout, s, s, band, wd).transpose(1, 0, 4, 2, 5, 3).reshape(cout, s * hp, s * wd)
-    return full if hp == h else full[:, : s * h]
+                blk[:, ys, xs] = (g @ cols).reshape(cout, ys.stop - ys.start, xs.stop - xs.start, band * wd)
+        yield i, blk.reshape(cout, s, s, band, wd)
 
 
 def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
@@ -485,10 +514,22 @@ def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:
     # last layer took 235 ms that way in Pyodide).
     # Taps with the same offset (ky // s, kx // s) cover distinct phases, so each offset is one NumPy add of
     # a block of phases: tiles^2 calls (4 for k13/s8) instead of k^2 (169).
-    canvas = np.zeros((cout, s, s, h + tiles - 1, wd + tiles - 1), np.float64)
+    # The canvas is scratch (consumed by the interleaving copy below), not a fresh 10 MB array per call: with
+    # fresh ones, glibc grew and trimmed its heap around every depth-2 decode (6,400 page faults each).
+    # The first offset covers every phase (k >= s in every layer; the crop needs it), so it is assigned
+    # rather than added to zeros, and only the strips it leaves (the last row and column of blocks) are cleared.
+    if k < s:
+        raise NicError(f"model file: transposed conv kernel {k} smaller than its stride {s}")
+    shape = (cout, s, s, h + tiles - 1, wd + tiles - 1)
+    canvas = _scratch_or_new(cout * s * s, shape[3] * shape[4], "canvas").reshape(shape)
+    canvas[:, :, :, :h, :wd] = patches[:, :s, :s]
+    canvas[:, :, :, h:] = 0.0
+    canvas[:, :, :, :h, wd:] = 0.0
     for ty in range(tiles):
         ny = min(s, k - ty * s)
         for tx in range(tiles):
+            if ty == tx == 0:
+                continue
             nx = min(s, k - tx * s)
             canvas[:, :ny, :nx, ty : ty + h, tx : tx + wd] += patches[:, ty * s : ty * s + ny, tx * s : tx * s + nx]
     full = canvas.transpose(0, 3, 1, 4, 2).reshape(cout, (h + tiles - 1) * s, (wd + tiles - 1) * s)
