@@ -415,7 +415,7 @@ def _conv_phases(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
     (the zero taps), which is why only few-channel layers take this path. Same integer sums: exact.
     The work is done band by band (``phase_bands``); this interleaves the bands into (Cout, s*H, s*W).
     """
-    cin, h, wd = a.shape
+    _, h, wd = a.shape
     band, bands = phase_band_rows(h, wd)
     # Consumed before this returns (the interleaving reshape copies): scratch is safe.
     out = _scratch_or_new(bands * w.shape[1] * s * s, band * wd, "phase out")
