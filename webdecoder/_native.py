@@ -35,6 +35,13 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_convt_i16.restype = None
                 handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                                  + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
+                handle.nic_wino_data.restype = ctypes.c_int
+                handle.nic_wino_data.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
+                                                 + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
+                handle.nic_wino_convt.restype = None
+                handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 5
+                                                  + [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+                                                  + [ctypes.c_void_p] * 2 + [ctypes.c_int])
                 handle.nic_requantize.restype = None
                 handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
                 handle.nic_pixels.restype = None
@@ -88,6 +95,48 @@ def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, sc
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0
     lib().nic_convt_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
                         at16.shape[0], chunk, scale, tap.ctypes.data, pix.ctypes.data, out.shape[1], out.shape[2])
+
+
+def wino_data(a: np.ndarray, kp: int, desc: np.ndarray, border: int,
+              limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Winograd-transformed inputs of a (Cin, h, w) float64 input (``winograd.convt``): (nd * nd, tiles, Kp)
+    int16 and the largest |value| of each of the nd * nd transforms; None if some |a| exceeds ``limit``."""
+    cin, h, w = a.shape
+    nd = desc.shape[0]
+    a = np.ascontiguousarray(a, np.float64)
+    desc = np.ascontiguousarray(desc, np.int32)
+    assert kp % 8 == 0 and kp >= cin and desc.shape == (nd, 2) and border >= 0 and 0 <= limit < 1 << 13
+    assert all(-border <= j and j + kind <= border for kind, j in desc.tolist())
+    scratch = np.empty((h + 2 * border) * (w + 2 * border) * kp, np.int16)
+    out = np.empty((nd * nd, -(-h // 2) * -(-w // 2), kp), np.int16)
+    maxabs = np.empty(nd * nd, np.int32)
+    if lib().nic_wino_data(a.ctypes.data, cin, h, w, kp, desc.ctypes.data, nd, border, limit,
+                           scratch.ctypes.data, out.ctypes.data, maxabs.ctypes.data):
+        return None
+    return out, maxabs
+
+
+def wino_convt(w16: np.ndarray, off: np.ndarray, gstart: np.ndarray, combo: np.ndarray, chunk: np.ndarray,
+               count: np.ndarray, data: np.ndarray, pix: np.ndarray, out: np.ndarray, band: int) -> None:
+    """out += the Winograd products (``winograd.convt``): rows gstart[g]..gstart[g+1] of w16 (rows, Kp) against
+    transform combo[g] of data (combos, N, Kp), each product added to out.flat[pix[n] + off[p, t]] for
+    t < count[g] (``off`` (rows, 4) int32, ``pix`` (N,) int32 the tiles' origins); int32 sums flushed every
+    chunk[g] blocks of 8. The kernel checks no bounds: they are asserted here, once per call."""
+    ng = combo.shape[0]
+    assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64
+    assert all(v.dtype == np.int32 for v in (off, gstart, combo, chunk, count, pix))
+    assert gstart.shape == (ng + 1,) and chunk.shape == count.shape == (ng,) and off.shape == (w16.shape[0], 4)
+    assert gstart[0] == 0 and gstart[-1] == w16.shape[0] and bool(np.all(np.diff(gstart) >= 0))
+    assert bool(np.all((chunk >= 1) & (chunk <= 1 << 24)))  # the kernel steps by 8 * chunk in a C int
+    assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.shape == (data.shape[1],)
+    assert bool(np.all((count == 1) | (count == 2) | (count == 4)))
+    assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
+    if pix.size and off.size:
+        assert int(pix.min()) + int(off.min()) >= 0 and int(pix.max()) + int(off.max()) < out.size
+    assert all(v.flags.c_contiguous for v in (w16, off, gstart, combo, chunk, count, data, pix, out))
+    lib().nic_wino_convt(w16.ctypes.data, w16.shape[1], off.ctypes.data, gstart.ctypes.data, combo.ctypes.data,
+                         chunk.ctypes.data, count.ctypes.data, ng, data.ctypes.data, data.shape[1], pix.ctypes.data,
+                         out.ctypes.data, band)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase

@@ -17,9 +17,9 @@ channels skip the patch matrix: they gather the input by output phase (``_conv_p
 
 In Pyodide, optional WebAssembly kernels (``_native``; self-checked against this NumPy code on load)
 take over whole transposed convs: int16 products (8 multiply-adds per instruction) added straight onto the
-output (``_fused_convt``, no patch matrix), the stride-1 gather on an int16 operand built in place
-(``_gather_i16``), a direct loop for few input channels; and the per-channel requantization. CPython
-never uses them.
+output (``_fused_convt``, no patch matrix; the k13/s8 layer in a third fewer products, ``winograd``), the
+stride-1 gather on an int16 operand built in place (``_gather_i16``), a direct loop for few input channels;
+and the per-channel requantization. CPython never uses them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from webdecoder import _native
+from webdecoder import _native, winograd
 from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
@@ -234,6 +234,16 @@ def _conv_kernels_pass() -> bool:
         got = [_fused_convt(a, wt, wm, s, pad)] + ([_gather_i16(a, wt, pad)] if s == 1 else [])
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
+    # Winograd at its bounds (inputs within 2^13, transforms of 4 weights up to 2^13: chunk 1), odd and even sizes.
+    for cin, cout, h, w in ((21, 4, 3, 5), (16, 3, 4, 6)):
+        a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64)
+        wt = rng.integers(-(1 << 11) + 1, 1 << 11, (cin, cout, 13, 13)).astype(np.float64)
+        want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(cin, -1)).reshape(cout, 13, 13, h, w),
+                            8, 3)
+        got = winograd.convt(a, wt, 8, 3)
+        if got is None or not np.array_equal(got, want):
+            return False
+    winograd._plan_cache.clear()
     _w16_cache.clear()
     _gather16_cache.clear()
     return True
@@ -332,7 +342,9 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     if wmat is None:
         wmat = weight_matrix(w)
     if kern:
-        out = _fused_convt(a, w, wmat, s, pad)
+        out = winograd.convt(a, w, s, pad)
+        if out is None:
+            out = _fused_convt(a, w, wmat, s, pad)
         if out is not None:
             return out
     if uses_phases(cin, cout, s):

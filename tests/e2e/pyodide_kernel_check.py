@@ -2,7 +2,7 @@
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel": bool,
-"files": {name: [sha_kernel, sha_numpy]}}.
+"files": {name: [sha_kernel, sha_numpy, Winograd layers run in the kernel decode]}}.
 """
 
 import hashlib
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 import webdecoder
-from webdecoder import _native, conv
+from webdecoder import _native, conv, winograd
 
 models, files = sys.argv[1].split(","), sys.argv[2:]
 for m in models:
@@ -32,6 +32,10 @@ if conv.kernels_on():
     zero = np.zeros((4, 5, 7))
     equal = equal and not conv._fused_convt(zero, wt, conv.weight_matrix(wt), 8, 3).any()
     equal = equal and not conv._gather_i16(zero, wt[:, :, :3, :3].copy(), 1).any()
+    small = wt // 8  # transforms within int16
+    equal = equal and not winograd.convt(zero, small, 8, 3).any()
+    # Beyond its input bound, Winograd declines (conv_transpose then takes the direct kernel).
+    equal = equal and winograd.convt(np.full((4, 5, 7), winograd.MAX_INPUT + 1.0), small, 8, 3) is None
 # rANS: the C step loop against the NumPy one on random streams, whole and truncated (must raise alike).
 from webdecoder import rans  # noqa: E402
 
@@ -63,13 +67,26 @@ igdn_ok = synthesis._igdn_kernel_ok()
 pixels_ok = synthesis._pixels_kernel_ok()
 requantize_ok = conv._requantize_kernel_ok()
 out = {}
+wino_runs = []
+convt = winograd.convt
+
+
+def counted(*args):
+    got = convt(*args)
+    wino_runs.append(got is not None)
+    return got
+
+
+winograd.convt = counted
 for f in files:
     data = open(f, "rb").read()
     conv._kernel, rans._kernel_state = kernel, rans_ok
+    wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    ran = sum(wino_runs)
     conv._kernel, rans._kernel_state = None, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    out[f] = [with_kernel, without]
+    out[f] = [with_kernel, without, ran]
 conv._kernel = kernel
 print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,

@@ -416,3 +416,127 @@ void nic_requantize(const double *acc, const double *m, const double *b, double 
     }
   }
 }
+
+/* Winograd F(2,2) for the transposed convs with at most two taps per output phase and axis (s < k <= 2s: the
+ * k13/s8 layer): conv.py ``_wino_convt`` plans it, docs in its docstring. Output phase p of an axis sums
+ * d[q + m] g0 + d[q + m - 1] g1; for the two outputs q0, q0 + 1 of a tile that is
+ *   out0 = (d[q0+m-1] - d[q0+m]) g1 + d[q0+m] (g0 + g1),   out1 = d[q0+m] (g0 + g1) + (d[q0+m+1] - d[q0+m]) g0,
+ * three products for four, shared across both axes: 9 for 16 (a 1-tap phase keeps its 2 for 2). Integers
+ * throughout, so the sums equal the direct ones exactly.
+ *
+ * nic_wino_data: the transformed inputs. a (cin, h, w) float64 integers; returns 1 (nothing usable) if any
+ * |a| exceeds `limit` (at most 2^13 - 1, so that every transform, at most 4 terms, fits int16), else 0. desc (nd pairs): per axis, data vector i is
+ * d[q0 + j] (kind 0) or d[q0 + j + 1] - d[q0 + j] (kind 1) for (kind, j) = desc[2i], desc[2i + 1], with
+ * reads at most `border` rows outside the input (zeros there). out (nd * nd, tiles, Kp) int16, tiles =
+ * ceil(h/2) * ceil(w/2) row-major, channels innermost (zero past cin); maxabs[combo] = the largest |value|.
+ * scratch: (h + 2 border) * (w + 2 border) * Kp int16, the input transposed pixel-major with its border. */
+int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t *desc, int nd, int border,
+                  int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
+  int wp = w + 2 * border, th = (h + 1) / 2, tw = (w + 1) / 2;
+  for (long i = 0; i < (long)(h + 2 * border) * wp * Kp; i++) scratch[i] = 0;
+  for (int c = 0; c < cin; c++)
+    for (int y = 0; y < h; y++) {
+      const double *row = a + ((long)c * h + y) * w;
+      int16_t *t = scratch + ((long)(y + border) * wp + border) * Kp + c;
+      for (int x = 0; x < w; x++) {
+        if (!(row[x] >= -limit && row[x] <= limit)) return 1; /* the caller takes another path */
+        t[(long)x * Kp] = (int16_t)row[x];
+      }
+    }
+  for (int iy = 0; iy < nd; iy++)
+    for (int ix = 0; ix < nd; ix++) {
+      /* up to 4 (sign, row offset, column offset) reads */
+      int ny = desc[2 * iy] ? 2 : 1, nx = desc[2 * ix] ? 2 : 1, nt = 0, sg[4], oy[4], ox[4];
+      for (int u = 0; u < ny; u++)
+        for (int v = 0; v < nx; v++, nt++) {
+          sg[nt] = ((ny == 2 && u == 0) ? -1 : 1) * ((nx == 2 && v == 0) ? -1 : 1);
+          oy[nt] = desc[2 * iy + 1] + u;
+          ox[nt] = desc[2 * ix + 1] + v;
+        }
+      int16_t *o = out + (long)(iy * nd + ix) * th * tw * Kp;
+      v128_t mx = wasm_i16x8_splat(0);
+      for (int ty = 0; ty < th; ty++)
+        for (int tx = 0; tx < tw; tx++, o += Kp) {
+          const int16_t *src[4];
+          for (int t = 0; t < nt; t++)
+            src[t] = scratch + ((long)(2 * ty + oy[t] + border) * wp + 2 * tx + ox[t] + border) * Kp;
+          for (int c = 0; c < Kp; c += 8) {
+            v128_t acc = wasm_i16x8_splat(0);
+            for (int t = 0; t < nt; t++) {
+              v128_t v = wasm_v128_load(src[t] + c);
+              acc = sg[t] > 0 ? wasm_i16x8_add(acc, v) : wasm_i16x8_sub(acc, v);
+            }
+            wasm_v128_store(o + c, acc);
+            mx = wasm_i16x8_max(mx, wasm_i16x8_abs(acc));
+          }
+        }
+      int m = 0;
+      for (int l = 0; l < 8; l++) {
+        int v = (int)(uint16_t)wasm_i16x8_extract_lane(mx, 0);
+        m = v > m ? v : m;
+        mx = wasm_i8x16_shuffle(mx, mx, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1);
+      }
+      maxabs[iy * nd + ix] = m;
+    }
+  return 0;
+}
+
+/* The products of nic_wino_data's transforms with the transformed weights, each added to the one to four
+ * output pixels its terms feed. W (rows, Kp) int16 holds every group's rows, group g being rows
+ * gstart[g] .. gstart[g + 1] - 1, all multiplying transform combo[g] of data (ncombo, N, Kp) and all adding
+ * to count[g] pixels: out[pix[n] + off[4p + t]] for t < count[g], pix[n] the flat index of tile n's origin
+ * and off row p's flat offsets (channel plane included). The caller sizes out so that every target lies
+ * inside (whole tiles), so there is no bounds check, and the uniform count lets each group's loop be
+ * unrolled. The tiles go in bands of `band` (a multiple of 4) and every group runs over a band before the
+ * next: the output rows a band touches (590 KB for a Kodak image) stay in cache while all the products
+ * that land there are added. int32 sums flush to float64 every chunk[g] blocks, as in nic_convt_i16. */
+static inline void put_n(double *out, const int32_t *off, int pix, int cnt, double v) {
+  out[pix + off[0]] += v;
+  if (cnt > 1) out[pix + off[1]] += v;
+  if (cnt > 2) {
+    out[pix + off[2]] += v;
+    out[pix + off[3]] += v;
+  }
+}
+
+static inline void wino_group(const int16_t *W, int Kp, const int32_t *off, int p_lo, int p_hi,
+                              const int16_t *At, int nb, int ne, const int32_t *pix, double *out, int chunk,
+                              int cnt) {
+  v128_t f[4];
+  int p2 = p_lo + (p_hi - p_lo) / 2 * 2, n4 = nb + (ne - nb) / 4 * 4;
+  for (int p0 = p_lo; p0 < p2; p0 += 2) {
+    const int32_t *o0 = off + 4 * p0, *o1 = o0 + 4;
+    for (int n0 = nb; n0 < n4; n0 += 4) {
+      tile2x4_i16_sums(W, At, Kp, p0, n0, chunk, f);
+      const int32_t *q = pix + n0;
+      put_n(out, o0, q[0], cnt, wasm_f64x2_extract_lane(f[0], 0));
+      put_n(out, o0, q[1], cnt, wasm_f64x2_extract_lane(f[0], 1));
+      put_n(out, o0, q[2], cnt, wasm_f64x2_extract_lane(f[1], 0));
+      put_n(out, o0, q[3], cnt, wasm_f64x2_extract_lane(f[1], 1));
+      put_n(out, o1, q[0], cnt, wasm_f64x2_extract_lane(f[2], 0));
+      put_n(out, o1, q[1], cnt, wasm_f64x2_extract_lane(f[2], 1));
+      put_n(out, o1, q[2], cnt, wasm_f64x2_extract_lane(f[3], 0));
+      put_n(out, o1, q[3], cnt, wasm_f64x2_extract_lane(f[3], 1));
+    }
+  }
+  for (int p = p_lo; p < p_hi; p++)  /* ragged edges in int64, exact */
+    for (int n = (p < p2 ? n4 : nb); n < ne; n++)
+      put_n(out, off + 4 * p, pix[n], cnt, (double)dot_i16(W + (long)p * Kp, At + (long)n * Kp, Kp));
+}
+
+void nic_wino_convt(const int16_t *W, int Kp, const int32_t *off, const int32_t *gstart, const int32_t *combo,
+                    const int32_t *chunk, const int32_t *count, int ngroups, const int16_t *data, int N,
+                    const int32_t *pix, double *out, int band) {
+  for (int nb = 0; nb < N; nb += band) {
+    int ne = nb + band < N ? nb + band : N;
+    for (int g = 0; g < ngroups; g++) {
+      const int16_t *At = data + (long)combo[g] * N * Kp;
+      if (count[g] == 1)
+        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 1);
+      else if (count[g] == 2)
+        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 2);
+      else
+        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 4);
+    }
+  }
+}
