@@ -42,6 +42,8 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 5
                                                   + [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
                                                   + [ctypes.c_void_p] * 2 + [ctypes.c_int])
+                handle.nic_convt_direct_i16.restype = ctypes.c_int
+                handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
                 handle.nic_requantize.restype = None
                 handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
                 handle.nic_pixels.restype = None
@@ -153,6 +155,39 @@ def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndar
     w = np.ascontiguousarray(w, np.float64)
     out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
     lib().nic_convt_direct(ap.ctypes.data, w.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad, e)
+    return out
+
+
+def weight_pairs(w: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(Cin, Cout, k, k) integer weights as ``nic_convt_direct_i16`` reads them: (Cout, k, k, pairs) int32
+    w[2q] | w[2q + 1] << 16 (a zero channel past an odd Cin), and max|w|; None if a weight needs more than 15
+    bits. conv.py keeps it per weight array."""
+    cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
+    wmax = int(np.abs(w).max()) if w.size else 0
+    if wmax >= 1 << 15:
+        return None
+    pairs = -(-cin // 2)
+    wz = np.zeros((2 * pairs, cout, k, k), np.int64)
+    wz[:cin] = w
+    wz = wz.reshape(pairs, 2, cout, k, k).transpose(2, 3, 4, 0, 1)
+    return np.ascontiguousarray(((wz[..., 1] << 16) | (wz[..., 0] & 0xFFFF)).astype(np.int32)), wmax
+
+
+def convt_direct_i16(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad: int) -> np.ndarray | None:
+    """``convt_direct`` in int16 products (same result) with ``weight_pairs``' weights, or None where some
+    input exceeds 2^15 - 1 or a product could overflow int32: the caller then runs ``convt_direct``."""
+    cin, h, wd = a.shape
+    cout, k, pairs = wpk.shape[0], wpk.shape[1], wpk.shape[3]
+    assert wpk.dtype == np.int32 and wpk.flags.c_contiguous and wpk.shape == (cout, k, k, pairs)
+    assert pairs == -(-cin // 2) and pairs * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
+    assert 0 <= wmax < 1 << 15
+    e = -(-k // stride) + 1  # zero pixels each side: every tap's shifted row stays inside
+    a = np.ascontiguousarray(a, np.float64)
+    ap = np.empty(pairs * h * (wd + 2 * e) * 2, np.int16)
+    out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
+    if lib().nic_convt_direct_i16(a.ctypes.data, wpk.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad,
+                                  e, wmax, ap.ctypes.data):
+        return None
     return out
 
 

@@ -56,6 +56,7 @@ _w16_cache: dict[int, tuple] = {}  # id(wmat) -> (wmat, (int16 copy or None, max
 _gather_cache: dict[int, tuple] = {}  # id(w) -> (w, gather matrix)
 _gather16_cache: dict[int, tuple] = {}  # id(w) -> (w, (int16 gather matrix, taps-major, or None; max|w|))
 _phase_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): phase groups of ``_conv_phases``})
+_pairs_cache: dict[int, tuple] = {}  # id(w) -> (w, ``_native.weight_pairs(w)``)
 
 
 def _derived(cache: dict[int, tuple], arr: np.ndarray, make: Callable[[np.ndarray], object]) -> object:
@@ -222,6 +223,8 @@ def _conv_kernels_pass() -> bool:
         want = _overlap_add(np.einsum("pk,kn->pn", wm, a.reshape(3, -1)).reshape(cout, k, k, h, w), s, pad)
         if not np.array_equal(_native.convt_direct(a, wt, s, pad), want):
             return False
+        if _direct_i16(a, wt, s, pad) is not None:  # 22-bit activations: beyond int16
+            return False
         got = _fused_convt(a, wt, wm, s, pad)  # 22-bit activations: split in two int16 passes
         if got is None or not np.array_equal(got, want):
             return False
@@ -234,6 +237,17 @@ def _conv_kernels_pass() -> bool:
         got = [_fused_convt(a, wt, wm, s, pad)] + ([_gather_i16(a, wt, pad)] if s == 1 else [])
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
+    # The int16 direct conv: 15-bit inputs (a flush every two dots) and 10-bit ones (64 dots per flush), an
+    # even and an odd channel count, rows with and without the 8-pixel SIMD body.
+    for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2)):
+        a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
+        wt = rng.integers(-(1 << 14), 1 << 14, (cin, cout, k, k)).astype(np.float64)
+        want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(cin, -1)).reshape(cout, k, k, h, w),
+                            s, pad)
+        got = _direct_i16(a, wt, s, pad)
+        if got is None or not np.array_equal(got, want):
+            return False
+    _pairs_cache.clear()
     # Winograd at its bounds (inputs within 2^13, transforms of 4 weights up to 2^13: chunk 1), odd and even sizes.
     for cin, cout, h, w in ((21, 4, 3, 5), (16, 3, 4, 6)):
         a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64)
@@ -338,7 +352,8 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
         return _conv_gather(a, w, pad)
     kern = kernels_on()
     if kern and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS:
-        return _native.convt_direct(a, w, s, pad)
+        out = _direct_i16(a, w, s, pad)  # int16 products where the operands fit
+        return _native.convt_direct(a, w, s, pad) if out is None else out
     if wmat is None:
         wmat = weight_matrix(w)
     if kern:
@@ -354,6 +369,13 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     if kern:
         return _native.overlap_add(patches, s, pad)
     return _overlap_add(patches, s, pad)
+
+
+def _direct_i16(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
+    """The direct transposed conv in int16 products (``_native.convt_direct_i16``), or None where it cannot be
+    exact (weights or inputs beyond int16, a product beyond int32)."""
+    pairs = _derived(_pairs_cache, w, _native.weight_pairs)
+    return None if pairs is None else _native.convt_direct_i16(a, *pairs, s, pad)
 
 
 def uses_phases(cin: int, cout: int, stride: int) -> bool:

@@ -2,7 +2,7 @@
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel": bool,
-"files": {name: [sha_kernel, sha_numpy, Winograd layers run in the kernel decode]}}.
+"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]}}.
 """
 
 import hashlib
@@ -73,17 +73,27 @@ convt = winograd.convt
 
 def counted(*args):
     got = convt(*args)
-    wino_runs.append(got is not None)
+    wino_runs.append(1 if got is not None else 0)  # 1: a Winograd layer ran
     return got
 
 
 winograd.convt = counted
+direct_i16 = conv._direct_i16
+
+
+def counted_direct(*args):
+    got = direct_i16(*args)
+    wino_runs.append(2 if got is not None else 0)  # 2: the output layer ran in int16
+    return got
+
+
+conv._direct_i16 = counted_direct
 for f in files:
     data = open(f, "rb").read()
     conv._kernel, rans._kernel_state = kernel, rans_ok
     wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    ran = sum(wino_runs)
+    ran = [sum(v == 1 for v in wino_runs), sum(v == 2 for v in wino_runs)]
     conv._kernel, rans._kernel_state = None, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]

@@ -49,8 +49,10 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
     assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
-    for f, (with_kernel, numpy_only, winograd_runs) in r["files"].items():
+    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs)) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
-        # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py); depth 1
-        # (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond int16) do not.
+        # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16
+        # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
+        # int16) take neither Winograd path, and depth 1 has no output layer.
         assert winograd_runs == (Path(f).name == "d2.nic"), (Path(f).name, winograd_runs)
+        assert direct_i16_runs == (Path(f).name != "d1.nic"), (Path(f).name, direct_i16_runs)

@@ -257,6 +257,125 @@ void nic_convt_direct(const double *ap, const double *wt, double *out, int cin, 
     }
 }
 
+/* nic_convt_direct in int16 (depth 2's output layer: 6 -> 3 channels, k5/s2), 8 multiply-adds per
+ * i32x4.dot_i16x8_s instead of 2 per float64 pair. The input is re-laid as channel pairs interleaved per
+ * pixel, ap[pair][y][e + x] = (a[2 pair][y][x], a[2 pair + 1][y][x]) with e zero pixels each side, so one
+ * 16-byte load holds 4 consecutive pixels of a pair and one dot against the splatted weight pair
+ * (wpk[((c k + ky) k + kx) pairs + pair] = w0 | w1 << 16) adds that pair's two products to each of 4
+ * output pixels of one phase: no horizontal sums. A dot adds at most (|w0| + |w1|) max|a| to an int32
+ * lane; the terms of each output phase are cut into runs whose bounds sum below 2^31, and the lanes are
+ * flushed to float64 after each run (usually once: most weights are far below the largest). float64 then
+ * holds integers below 2^53: the result equals nic_convt_direct's. Returns 1, with out untouched, where some
+ * |a| exceeds 2^15 - 1 or one dot alone could overflow: the caller falls back to the float64 kernel. */
+#define I32_LIMIT 2147483647.0
+
+static double pairs_to_i16(const double *a, int cin, int h, int w, int e, int16_t *ap) {
+  int wp = w + 2 * e, pairs = (cin + 1) / 2;
+  v128_t m = wasm_f64x2_splat(0);
+  double ms = 0;
+  for (int q = 0; q < pairs; q++)
+    for (int y = 0; y < h; y++) {
+      const double *r0 = a + ((long)(2 * q) * h + y) * w, *r1 = 2 * q + 1 < cin ? r0 + (long)h * w : 0;
+      int16_t *d = ap + ((long)q * h + y) * wp * 2;
+      for (int i = 0; i < 2 * e; i++) d[i] = d[2 * (e + w) + i] = 0; /* the zero border, both sides */
+      d += 2 * e;
+      int x = 0;
+      for (; r1 && x + 4 <= w; x += 4) {
+        v128_t a0 = wasm_v128_load(r0 + x), a1 = wasm_v128_load(r0 + x + 2);
+        v128_t b0 = wasm_v128_load(r1 + x), b1 = wasm_v128_load(r1 + x + 2);
+        m = wasm_f64x2_max(m, wasm_f64x2_max(wasm_f64x2_max(wasm_f64x2_abs(a0), wasm_f64x2_abs(a1)),
+                                             wasm_f64x2_max(wasm_f64x2_abs(b0), wasm_f64x2_abs(b1))));
+        /* (x, x+1) of both channels as int32, interleaved pixel by pixel, then narrowed (saturating: an input
+         * beyond int16 shows in the maximum and the call returns before any use) */
+        v128_t p0 = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(a0), wasm_i32x4_trunc_sat_f64x2_zero(b0),
+                                       0, 4, 1, 5);
+        v128_t p1 = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(a1), wasm_i32x4_trunc_sat_f64x2_zero(b1),
+                                       0, 4, 1, 5);
+        wasm_v128_store(d + 2 * x, wasm_i16x8_narrow_i32x4(p0, p1));
+      }
+      for (; x < w; x++) {
+        double u = r0[x], v = r1 ? r1[x] : 0;
+        double au = u < 0 ? -u : u, av = v < 0 ? -v : v;
+        ms = au > ms ? au : ms;
+        ms = av > ms ? av : ms;
+        d[2 * x] = (int16_t)(au <= 32767.0 ? u : 0);
+        d[2 * x + 1] = (int16_t)(av <= 32767.0 ? v : 0);
+      }
+    }
+  double mv = wasm_f64x2_extract_lane(m, 0) > wasm_f64x2_extract_lane(m, 1) ? wasm_f64x2_extract_lane(m, 0)
+                                                                            : wasm_f64x2_extract_lane(m, 1);
+  return mv > ms ? mv : ms;
+}
+
+int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int cin, int cout, int k, int s, int h,
+                         int w, int pad, int e, int wmax, int16_t *ap) {
+  int H = s * h, W = s * w, wp = w + 2 * e, pairs = (cin + 1) / 2;
+  double amax = pairs_to_i16(a, cin, h, w, e, ap);
+  if (!(amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
+  v128_t tw[MAX_TERMS];
+  int32_t tws[MAX_TERMS];
+  int run_end[MAX_TERMS + 1];
+  const int16_t *tp[MAX_TERMS];
+  for (int c = 0; c < cout; c++)
+    for (int oy = 0; oy < H; oy++) {
+      double *row = out + ((long)c * H + oy) * W;
+      int ty = oy + pad;
+      for (int px = 0; px < s; px++) {
+        int tx = px + pad, nt = 0, nrun = 0;
+        double load = 0;
+        for (int ky = ty % s; ky < k; ky += s) {
+          int y = (ty - ky) / s;
+          if (y < 0 || y >= h) continue;
+          for (int kx = tx % s; kx < k; kx += s) {
+            int dx = (tx - kx) / s; /* exact: kx = tx (mod s); |dx| <= e by the caller's choice of e */
+            for (int q = 0; q < pairs && nt < MAX_TERMS; q++, nt++) {
+              int32_t v = wpk[(((long)c * k + ky) * k + kx) * pairs + q];
+              int w0 = (int16_t)(v & 0xFFFF), w1 = (int16_t)(v >> 16);
+              double bound = ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1)) * amax;
+              if (load + bound > I32_LIMIT) { run_end[nrun++] = nt; load = 0; }
+              load += bound;
+              tws[nt] = v;
+              tw[nt] = wasm_i32x4_splat(v);
+              tp[nt] = ap + (((long)q * h + y) * wp + e + dx) * 2;
+            }
+          }
+        }
+        run_end[nrun++] = nt;
+        double *o = row + px;
+        int x = 0;
+        for (; x + 8 <= w; x += 8) {
+          v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
+          for (int r = 0, t = 0; r < nrun; r++) {
+            v128_t c0 = wasm_i32x4_splat(0), c1 = c0;
+            for (; t < run_end[r]; t++) {
+              const int16_t *q = tp[t] + 2 * x;
+              c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(wasm_v128_load(q), tw[t]));
+              c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(wasm_v128_load(q + 8), tw[t]));
+            }
+            f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(c0));
+            f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c0, c0, 2, 3, 0, 1)));
+            f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(c1));
+            f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c1, c1, 2, 3, 0, 1)));
+          }
+          double *d = o + (long)x * s;
+          d[0] = wasm_f64x2_extract_lane(f0, 0); d[s] = wasm_f64x2_extract_lane(f0, 1);
+          d[2 * s] = wasm_f64x2_extract_lane(f1, 0); d[3 * s] = wasm_f64x2_extract_lane(f1, 1);
+          d[4 * s] = wasm_f64x2_extract_lane(f2, 0); d[5 * s] = wasm_f64x2_extract_lane(f2, 1);
+          d[6 * s] = wasm_f64x2_extract_lane(f3, 0); d[7 * s] = wasm_f64x2_extract_lane(f3, 1);
+        }
+        for (; x < w; x++) { /* the tail in int64, exact */
+          int64_t acc = 0;
+          for (int t = 0; t < nt; t++) {
+            const int16_t *q = tp[t] + 2 * x;
+            acc += (int64_t)q[0] * (int16_t)(tws[t] & 0xFFFF) + (int64_t)q[1] * (int16_t)(tws[t] >> 16);
+          }
+          o[(long)x * s] = (double)acc;
+        }
+      }
+    }
+  return 0;
+}
+
 /* The depth-2 hidden layer after its transposed conv (webdecoder/synthesis.py, same arithmetic): for every
  * pixel j, with rq(v, sh) = clip(floor((v + 2^(sh-1)) / 2^sh), -lim, lim) (exact on float64 integers),
  *   u_i = rq(acc_i + b_i, s_up),  r_i = rq(acc_{C+i} + b_{C+i}, s_res),
@@ -283,6 +402,35 @@ void nic_upres_igdn(const double *acc, const double *b, const double *gamma, con
          vnl = wasm_f64x2_splat(-lim);
   v128_t u[16], au[16];
   int j = 0;
+  /* four pixels per step, two vectors: each splat of a gamma or bias serves twice as many pixels */
+  for (; j + 4 <= npx; j += 4) {
+    v128_t u2[16], au2[16];
+    for (int i = 0; i < C; i++) {
+      v128_t bi = wasm_f64x2_splat(b[i]);
+      const double *a = acc + (long)i * npx + j;
+      u[i] = rq2(wasm_f64x2_add(wasm_v128_load(a), bi), vhu, viu, vl, vnl);
+      u2[i] = rq2(wasm_f64x2_add(wasm_v128_load(a + 2), bi), vhu, viu, vl, vnl);
+      au[i] = wasm_f64x2_abs(u[i]);
+      au2[i] = wasm_f64x2_abs(u2[i]);
+    }
+    for (int i = 0; i < C; i++) {
+      v128_t n = wasm_f64x2_splat(0), n2 = n;
+      for (int m = 0; m < C; m++) {
+        v128_t g = wasm_f64x2_splat(gamma[i * C + m]);
+        n = wasm_f64x2_add(n, wasm_f64x2_mul(g, au[m]));
+        n2 = wasm_f64x2_add(n2, wasm_f64x2_mul(g, au2[m]));
+      }
+      v128_t be = wasm_f64x2_splat(beta[i]), br = wasm_f64x2_splat(b[C + i]);
+      n = rq2(wasm_f64x2_add(n, be), vhg, vig, vl, vnl);
+      n2 = rq2(wasm_f64x2_add(n2, be), vhg, vig, vl, vnl);
+      const double *ar = acc + (long)(C + i) * npx + j;
+      v128_t r = rq2(wasm_f64x2_add(wasm_v128_load(ar), br), vhr, vir, vl, vnl);
+      v128_t r2 = rq2(wasm_f64x2_add(wasm_v128_load(ar + 2), br), vhr, vir, vl, vnl);
+      double *o = out + (long)i * npx + j;
+      wasm_v128_store(o, wasm_f64x2_add(rq2(wasm_f64x2_mul(u[i], n), vhf, vif, vl, vnl), r));
+      wasm_v128_store(o + 2, wasm_f64x2_add(rq2(wasm_f64x2_mul(u2[i], n2), vhf, vif, vl, vnl), r2));
+    }
+  }
   for (; j + 2 <= npx; j += 2) { /* two pixels per step: the same operations, lane-wise */
     for (int i = 0; i < C; i++) {
       v128_t v = wasm_f64x2_add(wasm_v128_load(acc + (long)i * npx + j), wasm_f64x2_splat(b[i]));
