@@ -39,9 +39,10 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_wino_data.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
                                                  + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
                 handle.nic_wino_convt.restype = None
-                handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 5
-                                                  + [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-                                                  + [ctypes.c_void_p] * 2 + [ctypes.c_int])
+                handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3
+                                                  + [ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int]
+                                                  + [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 2
+                                                  + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
                 handle.nic_convt_direct_i16.restype = ctypes.c_int
                 handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
                 handle.nic_requantize.restype = None
@@ -118,27 +119,29 @@ def wino_data(a: np.ndarray, kp: int, desc: np.ndarray, border: int,
     return out, maxabs
 
 
-def wino_convt(w16: np.ndarray, off: np.ndarray, gstart: np.ndarray, combo: np.ndarray, chunk: np.ndarray,
-               count: np.ndarray, data: np.ndarray, pix: np.ndarray, out: np.ndarray, band: int) -> None:
-    """out += the Winograd products (``winograd.convt``): rows gstart[g]..gstart[g+1] of w16 (rows, Kp) against
-    transform combo[g] of data (combos, N, Kp), each product added to out.flat[pix[n] + off[p, t]] for
-    t < count[g] (``off`` (rows, 4) int32, ``pix`` (N,) int32 the tiles' origins); int32 sums flushed every
-    chunk[g] blocks of 8. The kernel checks no bounds: they are asserted here, once per call."""
-    ng = combo.shape[0]
-    assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64
-    assert all(v.dtype == np.int32 for v in (off, gstart, combo, chunk, count, pix))
-    assert gstart.shape == (ng + 1,) and chunk.shape == count.shape == (ng,) and off.shape == (w16.shape[0], 4)
-    assert gstart[0] == 0 and gstart[-1] == w16.shape[0] and bool(np.all(np.diff(gstart) >= 0))
+def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarray, combo: np.ndarray,
+               mask: np.ndarray, chunk: np.ndarray, data: np.ndarray, pix: np.ndarray, out: np.ndarray, s: int,
+               band: int) -> None:
+    """out (Cout, 2s th, 2s tw) = the Winograd transposed conv (``winograd.convt``'s plan): unit u (phase pair
+    py[u], px[u]) sums its terms tstart[u]..tstart[u+1]-1, term t being rows t*Cout + c of w16 against transform
+    combo[t] of data (combos, N, Kp) into the tile outputs in mask[t]; tile n's origin is pix[n] in a plane.
+    Every output is written once. The kernel checks no bounds: they are asserted here."""
+    cout, hh, ww = out.shape
+    nu, nt = py.shape[0], combo.shape[0]
+    assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64 and cout % 2 == 0
+    assert all(v.dtype == np.int32 for v in (tstart, py, px, combo, mask, chunk, pix))
+    assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == chunk.shape == (nt,)
+    assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
     assert bool(np.all((chunk >= 1) & (chunk <= 1 << 24)))  # the kernel steps by 8 * chunk in a C int
     assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.shape == (data.shape[1],)
-    assert bool(np.all((count == 1) | (count == 2) | (count == 4)))
+    assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
-    if pix.size and off.size:
-        assert int(pix.min()) + int(off.min()) >= 0 and int(pix.max()) + int(off.max()) < out.size
-    assert all(v.flags.c_contiguous for v in (w16, off, gstart, combo, chunk, count, data, pix, out))
-    lib().nic_wino_convt(w16.ctypes.data, w16.shape[1], off.ctypes.data, gstart.ctypes.data, combo.ctypes.data,
-                         chunk.ctypes.data, count.ctypes.data, ng, data.ctypes.data, data.shape[1], pix.ctypes.data,
-                         out.ctypes.data, band)
+    if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
+        assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
+    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, chunk, data, pix, out))
+    lib().nic_wino_convt(w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data, px.ctypes.data, nu,
+                         combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
+                         data.shape[1], pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase

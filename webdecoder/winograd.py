@@ -41,12 +41,13 @@ MAX_MAC_RATIO = 0.75  # used only where it saves at least a quarter of the multi
 class Plan(NamedTuple):
     desc: np.ndarray  # (nd, 2) int32 (kind, j) per axis data vector
     border: int  # input rows / columns read outside the image (zeros)
-    w16: np.ndarray  # (rows, Kp) int16 transformed weights of every group, group after group
-    targets: np.ndarray  # (rows, 4, 3) int32: (channel, dy, dx) of the output pixels a row's product feeds
-    gstart: np.ndarray  # (groups + 1,) int32: group g is rows gstart[g] .. gstart[g + 1] - 1
-    combo: np.ndarray  # (groups,) int32: the 2-D data transform (iy * nd + ix) that group g multiplies
-    count: np.ndarray  # (groups,) int32: pixels each product of group g feeds (1, 2 or 4)
-    wmax: list[int]  # per group, the largest |weight| (for the int32 flush interval)
+    w16: np.ndarray  # (terms * cout, Kp) int16: term t's transformed weights for channel c in row t * cout + c
+    tstart: np.ndarray  # (units + 1,) int32: unit u (output phase pair) owns terms tstart[u] .. tstart[u + 1] - 1
+    py: np.ndarray  # (units,) int32 its phases
+    px: np.ndarray
+    combo: np.ndarray  # (terms,) int32: the 2-D data transform (iy * nd + ix) term t multiplies
+    mask: np.ndarray  # (terms,) int32: bit oy * 2 + ox set for each tile output (oy, ox) term t feeds
+    wmax: np.ndarray  # (terms,) int64: the largest |weight| of term t (for the int32 flush interval)
 
 
 Term = tuple[int, tuple[int, int], tuple[tuple[int, int], ...], tuple[int, ...]]
@@ -68,62 +69,54 @@ def _axis_terms(k: int, s: int, pad: int) -> list[Term]:
 
 def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
-    if not (s < k <= 2 * s) or w.shape[3] != k:
+    if not (s < k <= 2 * s) or w.shape[3] != k or cout % 2:
         return None
     terms = _axis_terms(k, s, pad)
-    desc = sorted({t[1] for t in terms})
-    border = max(max(-j for _, j in desc), max(j + kind for kind, j in desc), 0)
     direct = 2 * k  # products per axis for a tile's two outputs of every phase (k taps over s phases, twice)
     if (len(terms) / direct) ** 2 > MAX_MAC_RATIO:
         return None
-    kp = -(-cin // 8) * 8
-    rows, targets, gstart, combo, count, wmax = [], [], [0], [], [], []
-    for iy, dy in enumerate(desc):
-        for ix, dx in enumerate(desc):
-            # A group per (data transform, pixels fed), so the kernel's loop over it is uniform.
-            group: dict[int, list] = {}
-            for py, _, wy, oy in (t for t in terms if t[1] == dy):
-                for px, _, wx, ox in (t for t in terms if t[1] == dx):
-                    wc = sum(a * b * w[:, :, ky, kx] for a, ky in wy for b, kx in wx)  # (cin, cout)
-                    where = [(o1 * s + py, o2 * s + px) for o1 in oy for o2 in ox]
-                    for c in range(cout):  # channel-major: consecutive products land in one plane
-                        group.setdefault(len(where), []).append((c, where, wc[:, c]))
-            for n, members in sorted(group.items()):
-                members.sort(key=lambda m: (m[0], m[1]))
-                gw = np.array([m[2] for m in members])
-                wmax.append(int(np.abs(gw).max()))
-                if wmax[-1] >= 1 << 15:
-                    return None
-                rows.append(gw)
-                targets += [[(c, *yx) for yx in where] + [(c, 0, 0)] * (4 - n) for c, where, _ in members]
-                gstart.append(gstart[-1] + len(members))
-                combo.append(iy * len(desc) + ix)
-                count.append(n)
-    w16 = np.zeros((gstart[-1], kp), np.int16)
-    w16[:, :cin] = np.concatenate(rows)
-    return Plan(np.array(desc, np.int32), border, w16, np.array(targets, np.int32), np.array(gstart, np.int32),
-                np.array(combo, np.int32), np.array(count, np.int32), wmax)
+    desc = sorted({t[1] for t in terms})
+    border = max(max(-j for _, j in desc), max(j + kind for kind, j in desc), 0)
+    by_phase = [[t for t in terms if t[0] == p] for p in range(s)]
+    rows, tstart, py, px, combo, mask = [], [0], [], [], [], []
+    for p_y in range(s):
+        for p_x in range(s):
+            for _, dy, wy, oy in by_phase[p_y]:
+                for _, dx, wx, ox in by_phase[p_x]:
+                    rows.append(sum(a * b * w[:, :, ky, kx] for a, ky in wy for b, kx in wx).T)  # (cout, cin)
+                    combo.append(desc.index(dy) * len(desc) + desc.index(dx))
+                    mask.append(sum(1 << (o1 * 2 + o2) for o1 in oy for o2 in ox))
+            tstart.append(len(rows))
+            py.append(p_y)
+            px.append(p_x)
+    wt = np.stack(rows)  # (terms, cout, cin)
+    wmax = np.abs(wt).max(axis=(1, 2)).astype(np.int64)
+    if wmax.max() >= 1 << 15:
+        return None
+    w16 = np.zeros((wt.shape[0] * cout, -(-cin // 8) * 8), np.int16)
+    w16[:, :cin] = wt.reshape(-1, cin)
+    i32 = lambda v: np.array(v, np.int32)  # noqa: E731
+    return Plan(i32(desc), border, w16, i32(tstart), i32(py), i32(px), i32(combo), i32(mask), wmax)
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): Plan or None})
-_offset_cache: dict[tuple, tuple[Plan, np.ndarray, np.ndarray]] = {}
+_pix_cache: dict[tuple, np.ndarray] = {}
 
 
-def _offsets(plan: Plan, th: int, tw: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices into the (Cout, 2s th, 2s tw) canvas: per row its four targets', per tile its origin's.
-    Kept for the last few (plan, shape) pairs: a page decodes many images of one size."""
-    key = (id(plan), th, tw, s)
-    hit = _offset_cache.get(key)
-    if hit is None or hit[0] is not plan:
-        hh, ww = 2 * s * th, 2 * s * tw
-        c, dy, dx = plan.targets[..., 0], plan.targets[..., 1], plan.targets[..., 2]
-        off = np.ascontiguousarray((c * hh + dy) * ww + dx, np.int32)
+def _tile_origins(th: int, tw: int, s: int) -> np.ndarray:
+    """Flat index of each tile's first output pixel in a (2s th, 2s tw) plane. Kept for the last few shapes."""
+    key = (th, tw, s)
+    pix = _pix_cache.get(key)
+    if pix is None:
         ty, tx = np.meshgrid(np.arange(th), np.arange(tw), indexing="ij")
-        pix = np.ascontiguousarray((ty.ravel() * 2 * s * ww + tx.ravel() * 2 * s), np.int32)
-        if len(_offset_cache) >= conv.INDEX_ENTRIES:
-            _offset_cache.pop(next(iter(_offset_cache)))
-        hit = _offset_cache[key] = (plan, off, pix)
-    return hit[1], hit[2]
+        pix = np.ascontiguousarray((ty.ravel() * 2 * s * (2 * s * tw) + tx.ravel() * 2 * s), np.int32)
+        if len(_pix_cache) >= conv.INDEX_ENTRIES:
+            _pix_cache.pop(next(iter(_pix_cache)))
+        _pix_cache[key] = pix
+    return pix
+
+
+BAND_TILES = 24  # tiles per band: their transformed inputs (25 x 24 x 384 B) stay in cache across all units
 
 
 def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
@@ -138,17 +131,17 @@ def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
     if transformed is None:  # no plan, or an input beyond MAX_INPUT
         return None
     data, maxabs = transformed
-    cin, h, wd = a.shape
-    chunks = [conv._chunk(wmax, int(maxabs[c])) for wmax, c in zip(plan.wmax, plan.combo, strict=True)]
-    if any(c is None for c in chunks):
+    bound = 8 * plan.wmax * maxabs[plan.combo].astype(np.int64)  # conv._chunk, for every term at once
+    if bound.max() > conv.I16_SUM_LIMIT:
         return None
+    chunk = np.minimum(conv.MAX_CHUNK, conv.I16_SUM_LIMIT // np.maximum(bound, 1)).astype(np.int32)
+    _, h, wd = a.shape
     th, tw = -(-h // 2), -(-wd // 2)
-    off, pix = _offsets(plan, th, tw, s)
-    # Whole tiles: every product lands inside, so the kernel checks no bounds; odd sizes are cropped after.
-    out = np.zeros((w.shape[1], 2 * s * th, 2 * s * tw), np.float64)
-    band = max(4, tw // 4 * 4)  # about a row of tiles
-    _native.wino_convt(plan.w16, off, plan.gstart, plan.combo, np.array(chunks, np.int32), plan.count, data, pix,
-                       out, band)
+    cout = w.shape[1]
+    # Whole tiles: every output pixel is written once (np.empty is enough); odd sizes are cropped after.
+    out = np.empty((cout, 2 * s * th, 2 * s * tw), np.float64)
+    _native.wino_convt(plan.w16, plan.tstart, plan.py, plan.px, plan.combo, plan.mask, chunk, data,
+                       _tile_origins(th, tw, s), out, s, BAND_TILES)
     if out.shape[1:] != (s * h, s * wd):
         out = np.ascontiguousarray(out[:, : s * h, : s * wd])
     return out

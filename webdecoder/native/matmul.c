@@ -629,62 +629,61 @@ int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t 
   return 0;
 }
 
-/* The products of nic_wino_data's transforms with the transformed weights, each added to the one to four
- * output pixels its terms feed. W (rows, Kp) int16 holds every group's rows, group g being rows
- * gstart[g] .. gstart[g + 1] - 1, all multiplying transform combo[g] of data (ncombo, N, Kp) and all adding
- * to count[g] pixels: out[pix[n] + off[4p + t]] for t < count[g], pix[n] the flat index of tile n's origin
- * and off row p's flat offsets (channel plane included). The caller sizes out so that every target lies
- * inside (whole tiles), so there is no bounds check, and the uniform count lets each group's loop be
- * unrolled. The tiles go in bands of `band` (a multiple of 4) and every group runs over a band before the
- * next: the output rows a band touches (590 KB for a Kodak image) stay in cache while all the products
- * that land there are added. int32 sums flush to float64 every chunk[g] blocks, as in nic_convt_i16. */
-static inline void put_n(double *out, const int32_t *off, int pix, int cnt, double v) {
-  out[pix + off[0]] += v;
-  if (cnt > 1) out[pix + off[1]] += v;
-  if (cnt > 2) {
-    out[pix + off[2]] += v;
-    out[pix + off[3]] += v;
-  }
+/* The products of nic_wino_data's transforms with the transformed weights, summed per output pixel in
+ * registers and stored once (no read-modify-write of the 9.4 MB canvas, no zeroing). Unit u is an output
+ * phase pair (py, px); its terms tstart[u] .. tstart[u + 1] - 1 are its (term y, term x) pairs, term t
+ * multiplying transform combo[t] of data (ncombo, N, Kp) by weight rows t * cout + c (one per channel) and
+ * feeding the tile outputs (oy, ox) whose bit oy * 2 + ox is set in mask[t]. Channels go in pairs, tiles
+ * in fours (the 2 x 4 register tile of nic_matmul_i16), int32 sums flushed every chunk[t] blocks. Output
+ * (c, oy, ox) of tile n of unit u is out[pix[n] + c * plane + (oy * s + py[u]) * row + ox * s + px[u]], which
+ * the caller sizes to whole tiles, so every pixel is written exactly once. cout must be even. */
+static inline void wino_store(double *out, const int32_t *pix, int n, int cnt, long off, const double *v) {
+  for (int i = 0; i < cnt; i++) out[pix[n + i] + off] = v[i];
 }
 
-static inline void wino_group(const int16_t *W, int Kp, const int32_t *off, int p_lo, int p_hi,
-                              const int16_t *At, int nb, int ne, const int32_t *pix, double *out, int chunk,
-                              int cnt) {
+void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
+                    int nunits, const int32_t *combo, const int32_t *mask, const int32_t *chunk, int cout,
+                    const int16_t *data, int N, const int32_t *pix, double *out, int s, long plane, int row,
+                    int band) {
   v128_t f[4];
-  int p2 = p_lo + (p_hi - p_lo) / 2 * 2, n4 = nb + (ne - nb) / 4 * 4;
-  for (int p0 = p_lo; p0 < p2; p0 += 2) {
-    const int32_t *o0 = off + 4 * p0, *o1 = o0 + 4;
-    for (int n0 = nb; n0 < n4; n0 += 4) {
-      tile2x4_i16_sums(W, At, Kp, p0, n0, chunk, f);
-      const int32_t *q = pix + n0;
-      put_n(out, o0, q[0], cnt, wasm_f64x2_extract_lane(f[0], 0));
-      put_n(out, o0, q[1], cnt, wasm_f64x2_extract_lane(f[0], 1));
-      put_n(out, o0, q[2], cnt, wasm_f64x2_extract_lane(f[1], 0));
-      put_n(out, o0, q[3], cnt, wasm_f64x2_extract_lane(f[1], 1));
-      put_n(out, o1, q[0], cnt, wasm_f64x2_extract_lane(f[2], 0));
-      put_n(out, o1, q[1], cnt, wasm_f64x2_extract_lane(f[2], 1));
-      put_n(out, o1, q[2], cnt, wasm_f64x2_extract_lane(f[3], 0));
-      put_n(out, o1, q[3], cnt, wasm_f64x2_extract_lane(f[3], 1));
-    }
-  }
-  for (int p = p_lo; p < p_hi; p++)  /* ragged edges in int64, exact */
-    for (int n = (p < p2 ? n4 : nb); n < ne; n++)
-      put_n(out, off + 4 * p, pix[n], cnt, (double)dot_i16(W + (long)p * Kp, At + (long)n * Kp, Kp));
-}
-
-void nic_wino_convt(const int16_t *W, int Kp, const int32_t *off, const int32_t *gstart, const int32_t *combo,
-                    const int32_t *chunk, const int32_t *count, int ngroups, const int16_t *data, int N,
-                    const int32_t *pix, double *out, int band) {
   for (int nb = 0; nb < N; nb += band) {
     int ne = nb + band < N ? nb + band : N;
-    for (int g = 0; g < ngroups; g++) {
-      const int16_t *At = data + (long)combo[g] * N * Kp;
-      if (count[g] == 1)
-        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 1);
-      else if (count[g] == 2)
-        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 2);
-      else
-        wino_group(W, Kp, off, gstart[g], gstart[g + 1], At, nb, ne, pix, out, chunk[g], 4);
-    }
+    for (int u = 0; u < nunits; u++)
+      for (int c = 0; c < cout; c += 2)
+        for (int n0 = nb; n0 < ne; n0 += 4) {
+          int cnt = ne - n0 < 4 ? ne - n0 : 4;
+          v128_t acc[2][4][2];
+          for (int a = 0; a < 2; a++)
+            for (int o = 0; o < 4; o++) acc[a][o][0] = acc[a][o][1] = wasm_f64x2_splat(0);
+          for (int t = tstart[u]; t < tstart[u + 1]; t++) {
+            const int16_t *At = data + (long)combo[t] * N * Kp;
+            int p0 = t * cout + c;
+            if (cnt == 4) {
+              tile2x4_i16_sums(W, At, Kp, p0, n0, chunk[t], f);
+            } else { /* the last tiles of an odd count, in int64: exact */
+              double v[2][4] = {{0}};
+              for (int r = 0; r < 2; r++)
+                for (int i = 0; i < cnt; i++)
+                  v[r][i] = (double)dot_i16(W + (long)(p0 + r) * Kp, At + (long)(n0 + i) * Kp, Kp);
+              f[0] = wasm_f64x2_make(v[0][0], v[0][1]); f[1] = wasm_f64x2_make(v[0][2], v[0][3]);
+              f[2] = wasm_f64x2_make(v[1][0], v[1][1]); f[3] = wasm_f64x2_make(v[1][2], v[1][3]);
+            }
+            for (int o = 0; o < 4; o++)
+              if (mask[t] >> o & 1) {
+                acc[0][o][0] = wasm_f64x2_add(acc[0][o][0], f[0]);
+                acc[0][o][1] = wasm_f64x2_add(acc[0][o][1], f[1]);
+                acc[1][o][0] = wasm_f64x2_add(acc[1][o][0], f[2]);
+                acc[1][o][1] = wasm_f64x2_add(acc[1][o][1], f[3]);
+              }
+          }
+          for (int a = 0; a < 2; a++)
+            for (int o = 0; o < 4; o++) {
+              double v[4];
+              wasm_v128_store(v, acc[a][o][0]);
+              wasm_v128_store(v + 2, acc[a][o][1]);
+              long off = (c + a) * plane + (long)((o >> 1) * s + py[u]) * row + (o & 1) * s + px[u];
+              wino_store(out, pix, n0, cnt, off, v);
+            }
+        }
   }
 }
