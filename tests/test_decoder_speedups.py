@@ -91,6 +91,76 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
     crop = np.asarray(Image.open(kodak[0]).convert("RGB"))[:128, :192]
     decoder.decode(encoder.encode(crop, top, 2, effort="fast"))
     assert len(seen) == 4 and max(seen) < 1 << 15, seen
+    # ... and within Winograd's bound, so the browser's k13/s8 layer takes the 0.65x path (webdecoder/winograd.py)
+    from webdecoder import winograd
+
+    assert max(seen) <= winograd.MAX_INPUT, seen
+
+
+def _winograd_numpy(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray:
+    """The arithmetic of winograd.convt's plan in NumPy int64 (what nic_wino_data and nic_wino_convt compute in
+    wasm): per-axis value / difference transforms of the input, one product per term, summed into the outputs
+    of its mask."""
+    from webdecoder import winograd
+
+    plan = winograd._make_plan(w, s, pad)
+    assert plan is not None
+    cin, h, wd = a.shape
+    cout = w.shape[1]
+    th, tw = -(-h // 2), -(-wd // 2)
+    b = plan.border
+    ap = np.zeros((cin, 2 * th + 2 * b + 1, 2 * tw + 2 * b + 1), np.int64)
+    ap[:, b : b + h, b : b + wd] = a
+
+    def rows(kind: int, j: int, axis: int) -> np.ndarray:
+        take = lambda off: np.take(ap, np.arange(th if axis == 1 else tw) * 2 + b + off, axis=axis)  # noqa: E731
+        return take(j) if kind == 0 else take(j + 1) - take(j)
+
+    nd = len(plan.desc)
+    data = {}
+    for iy, (ky, jy) in enumerate(plan.desc):
+        ry = rows(ky, jy, 1)[:, :, :]  # (cin, th, width)
+        for ix, (kx, jx) in enumerate(plan.desc):
+            t = np.take(ry, np.arange(tw) * 2 + b + jx + (1 if kx else 0), axis=2)
+            if kx:
+                t = t - np.take(ry, np.arange(tw) * 2 + b + jx, axis=2)
+            data[iy * nd + ix] = t.reshape(cin, -1)  # (cin, tiles)
+    w16 = plan.w16[:, :cin].astype(np.int64)
+    out = np.zeros((cout, th, 2 * s, tw, 2 * s), np.int64)
+    for u in range(len(plan.py)):
+        for t in range(plan.tstart[u], plan.tstart[u + 1]):
+            prod = (w16[t * cout : (t + 1) * cout] @ data[plan.combo[t]]).reshape(cout, th, tw)
+            for o in range(4):
+                if plan.mask[t] >> o & 1:
+                    out[:, :, (o >> 1) * s + plan.py[u], :, (o & 1) * s + plan.px[u]] += prod
+    return out.reshape(cout, 2 * s * th, 2 * s * tw)[:, : s * h, : s * wd]
+
+
+@pytest.mark.parametrize(("h", "wd"), [(1, 1), (2, 3), (3, 4), (4, 6), (5, 5)])
+def test_winograd_plan_equals_the_transposed_conv(h, wd):
+    """The browser's k13/s8 Winograd path (webdecoder/winograd.py) computes the transposed conv exactly: its plan's
+    transforms, products and output masks, replayed in NumPy int64, against the scatter-add reference, at the
+    path's bounds (inputs within 2^13, weights whose 4-term sums fit int16), odd and even sizes (padded tiles)."""
+    from webdecoder import winograd
+
+    rng = np.random.default_rng(h * 10 + wd)
+    a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (9, h, wd)).astype(np.float64)
+    w = rng.integers(-(1 << 13) // 4 + 1, (1 << 13) // 4, (9, 4, 13, 13)).astype(np.float64)
+    assert np.array_equal(_winograd_numpy(a, w, 8, 3), _reference(a, w, 8, 3))
+
+
+def test_winograd_plan_counts_and_declines():
+    """F(2,2) does 110.25 products per input position and channel pair where the direct conv does 169 (k13/s8), and
+    the plan declines where it would not pay (k18/s16: 11 % fewer), cannot apply (k > 2s) or pairs no channels."""
+    from webdecoder import winograd
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-100, 100, (4, 2, 13, 13)).astype(np.float64)
+    plan = winograd._make_plan(w, 8, 3)
+    assert len(plan.combo) / 4 == 110.25 and len(plan.py) == 64 and plan.w16.shape == (441 * 2, 8)
+    assert winograd._make_plan(rng.integers(-9, 9, (4, 2, 18, 18)).astype(np.float64), 16, 1) is None
+    assert winograd._make_plan(rng.integers(-9, 9, (4, 2, 5, 5)).astype(np.float64), 2, 2) is None
+    assert winograd._make_plan(w[:, :1].copy(), 8, 3) is None  # an odd channel count
 
 
 @pytest.mark.parametrize("band_cols", [conv.PHASE_BAND_COLS, 7, 14])
