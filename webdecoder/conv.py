@@ -207,6 +207,13 @@ PHASE_MAX_CIN = 64
 PHASE_BAND_COLS = 6144
 
 
+def _numpy_convt(a: np.ndarray, w: np.ndarray, wmat: np.ndarray, s: int, pad: int) -> np.ndarray:
+    """The kernels' self-check reference: ``conv_transpose``'s NumPy product and overlap-add, whatever is loaded."""
+    cin, h, wd = a.shape
+    cout, k = w.shape[1], w.shape[2]
+    return _overlap_add(np.einsum("pk,kn->pn", wmat, a.reshape(cin, -1)).reshape(cout, k, k, h, wd), s, pad)
+
+
 def _conv_kernels_pass() -> bool:
     """Whether the WebAssembly overlap-add, direct and fused int16 transposed convs (``_native``) reproduce the
     NumPy path on random integers (checked once, before first use, like the matmul kernels)."""
@@ -220,7 +227,7 @@ def _conv_kernels_pass() -> bool:
         a = rng.integers(-(1 << 22), 1 << 22, (3, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14), 1 << 14, (3, cout, k, k)).astype(np.float64)
         wm = weight_matrix(wt)
-        want = _overlap_add(np.einsum("pk,kn->pn", wm, a.reshape(3, -1)).reshape(cout, k, k, h, w), s, pad)
+        want = _numpy_convt(a, wt, wm, s, pad)
         if not np.array_equal(_native.convt_direct(a, wt, s, pad), want):
             return False
         if _direct_i16(a, wt, s, pad) is not None:  # 22-bit activations: beyond int16
@@ -233,7 +240,7 @@ def _conv_kernels_pass() -> bool:
         a = rng.integers(-(1 << 13), 1 << 13, (21, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14) + 1, 1 << 14, (21, cout, k, k)).astype(np.float64)
         wm = weight_matrix(wt)
-        want = _overlap_add(np.einsum("pk,kn->pn", wm, a.reshape(21, -1)).reshape(cout, k, k, h, w), s, pad)
+        want = _numpy_convt(a, wt, wm, s, pad)
         got = [_fused_convt(a, wt, wm, s, pad)] + ([_gather_i16(a, wt, pad)] if s == 1 else [])
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
@@ -242,8 +249,7 @@ def _conv_kernels_pass() -> bool:
     for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2)):
         a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14), 1 << 14, (cin, cout, k, k)).astype(np.float64)
-        want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(cin, -1)).reshape(cout, k, k, h, w),
-                            s, pad)
+        want = _numpy_convt(a, wt, weight_matrix(wt), s, pad)
         got = _direct_i16(a, wt, s, pad)
         if got is None or not np.array_equal(got, want):
             return False
@@ -252,8 +258,7 @@ def _conv_kernels_pass() -> bool:
     for cin, cout, h, w in ((21, 4, 3, 5), (16, 2, 4, 6)):
         a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 11) + 1, 1 << 11, (cin, cout, 13, 13)).astype(np.float64)
-        want = _overlap_add(np.einsum("pk,kn->pn", weight_matrix(wt), a.reshape(cin, -1)).reshape(cout, 13, 13, h, w),
-                            8, 3)
+        want = _numpy_convt(a, wt, weight_matrix(wt), 8, 3)
         got = winograd.convt(a, wt, 8, 3)
         if got is None or not np.array_equal(got, want):
             return False

@@ -80,24 +80,25 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
         return None
     desc = sorted({t[1] for t in terms})
     border = max(max(-j for _, j in desc), max(j + kind for kind, j in desc), 0)
-    by_phase = [[t for t in terms if t[0] == p] for p in range(s)]
+    by_phase = [[i for i, t in enumerate(terms) if t[0] == p] for p in range(s)]
     # Per axis, each term's weight is c0 w[k0] + c1 w[k1] (c1 = 0 for one tap): applied along y, then along x, to
     # all terms at once with a few gathers (the first decode in the browser builds this plan).
-    c0, k0, c1, k1 = (np.array(v) for v in zip(*((*t[2][0], *(t[2][1] if len(t[2]) > 1 else (0, t[2][0][1])))
-                                                   for t in terms), strict=True))
+    c0, k0, c1, k1 = (np.zeros(len(terms), np.int64) for _ in range(4))
+    for i, (_, _, taps, _) in enumerate(terms):
+        (c0[i], k0[i]), (c1[i], k1[i]) = taps[0], taps[1] if len(taps) > 1 else (0, taps[0][1])
     wy = (c0[:, None, None, None] * w[:, :, k0].transpose(2, 0, 1, 3)
           + c1[:, None, None, None] * w[:, :, k1].transpose(2, 0, 1, 3))  # (term y, Cin, Cout, kx)
     w2 = (c0[None, :, None, None] * wy[..., k0].transpose(0, 3, 2, 1)
           + c1[None, :, None, None] * wy[..., k1].transpose(0, 3, 2, 1))  # (term y, term x, Cout, Cin)
-    index = {id(t): i for i, t in enumerate(terms)}
     pairs, tstart, py, px, combo, mask = [], [0], [], [], [], []
     for p_y in range(s):
         for p_x in range(s):
-            for ty in by_phase[p_y]:
-                for tx in by_phase[p_x]:
-                    pairs.append((index[id(ty)], index[id(tx)]))
-                    combo.append(desc.index(ty[1]) * len(desc) + desc.index(tx[1]))
-                    mask.append(sum(1 << (o1 * 2 + o2) for o1 in ty[3] for o2 in tx[3]))
+            for iy in by_phase[p_y]:
+                for ix in by_phase[p_x]:
+                    (_, dy, _, oy), (_, dx, _, ox) = terms[iy], terms[ix]
+                    pairs.append((iy, ix))
+                    combo.append(desc.index(dy) * len(desc) + desc.index(dx))
+                    mask.append(sum(1 << (o1 * 2 + o2) for o1 in oy for o2 in ox))
             tstart.append(len(pairs))
             py.append(p_y)
             px.append(p_x)
