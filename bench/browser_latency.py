@@ -16,6 +16,9 @@ with Playwright (offline: any request off 127.0.0.1 is aborted and reported), an
 * **NumPy only**: the same worker decode of the ``--throttle-quality`` files with the WebAssembly kernels off
   (the latency page's ``?kernels=off``, i.e. ``NIC_NO_KERNEL`` in Pyodide): the reference path, in the
   same run, so the table shows what the kernels buy;
+* **one core**: the same worker decode of the ``--throttle-quality`` files without the worker's helper thread
+  (the latency page's ``?cores=1``): what the second core buys (the site is cross-origin isolated, so the
+  default worker decodes on two threads, nic-helper.js);
 * **CPU throttling** 1x/4x/6x via CDP ``Emulation.setCPUThrottlingRate``. Chromium refuses that on worker
   targets ("only supported for pages, not workers", see tests/e2e/test_throttle.py), so throttled runs
   decode IN THE PAGE (nic.js ``configure({mode: "page"})``, same nic-core.js and wheel); the native
@@ -230,7 +233,8 @@ def image_row(key: str, e: dict, res: dict) -> dict:
             "nativeMs": nat, "nativeBytes": {f: e["comparisons"][f]["bytes"] for f in FORMATS
                                              if f in e["comparisons"]},
             "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat.get("avif") else None,
-            "kernels": (res["info"] or {}).get("kernels"), "wasmBytes": res["wasmBytes"]}
+            "kernels": (res["info"] or {}).get("kernels"), "threads": (res["info"] or {}).get("threads"),
+            "wasmBytes": res["wasmBytes"]}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -305,6 +309,19 @@ def run(args: argparse.Namespace) -> dict:
         out["workerNumpyOnly"] = nrows
         npage.close()
 
+        # The same worker decode on one thread (no helper), on the throttle-quality files, AVIF timed again.
+        opage = ctx.new_page()
+        opage.set_default_timeout(600_000)
+        opage.goto(url + "/latency?autorun=0&cores=1")
+        orows = []
+        for e in tentries:
+            native = {"avif": e["comparisons"]["avif"]["url"]} if "avif" in e["comparisons"] else {}
+            r = opage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native})
+            orows.append(image_row(e["key"], e, r))
+            print(f"  worker 1x, one thread, {e['key']}: nic {orows[-1]['nicMs']} ms", flush=True)
+        out["workerOneThread"] = orows
+        opage.close()
+
         # Throttled runs: in-page decoding (worker targets refuse CPU throttling), same context (warm cache).
         tpage = ctx.new_page()
         tpage.set_default_timeout(600_000)
@@ -362,6 +379,8 @@ def summarize(out: dict) -> dict:
         keys = {r["key"] for r in out["workerNumpyOnly"]}
         summary["worker1xSameFiles"] = agg([r for r in out["worker"] if r["key"] in keys])
         summary["worker1xNumpyOnly"] = agg(out["workerNumpyOnly"])
+    if out.get("workerOneThread"):
+        summary["worker1xOneThread"] = agg(out["workerOneThread"])
     return summary
 
 
@@ -383,6 +402,17 @@ def markdown(out: dict) -> str:
             k = kern.get(r["key"], {}).get("nicMs")
             lines.append(f"| {r['key']} | {k} | {r['nicMs']} | {r2(r['nicMs'] / k) if k and r['nicMs'] else None} | "
                          + " | ".join(str(r["stagesMs"][s]) for s in STAGES) + " |")
+    if out.get("workerOneThread"):
+        two = {r["key"]: r for r in out["worker"]}
+        lines += ["", "## One thread: the same worker decode without its helper thread (?cores=1)", "",
+                  "| image | threads | nic ms | one thread ms | one / two | AVIF ms | one thread / AVIF | hyper | "
+                  "synthesis |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in out["workerOneThread"]:
+            t = two.get(r["key"], {})
+            k = t.get("nicMs")
+            lines.append(f"| {r['key']} | {t.get('threads')} / {r['threads']} | {k} | {r['nicMs']} | "
+                         f"{r2(r['nicMs'] / k) if k and r['nicMs'] else None} | {r['nativeMs'].get('avif')} | "
+                         f"{r['ratioVsAvif']} | {r['stagesMs']['hyper']} | {r['stagesMs']['synthesis']} |")
     lines += ["", "## CPU throttling (in-page decode: Chromium refuses to throttle workers)", "",
               "| rate | image | nic ms | AVIF ms | WebP ms | JPEG ms | nic/AVIF |", "|---|---|---|---|---|---|---|"]
     for rate, rows in out["pageThrottled"].items():

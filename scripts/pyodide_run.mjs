@@ -1,15 +1,21 @@
 // Run a Python file inside Pyodide 0.27.7 under Node with the working tree's webdecoder (no browser).
-// Usage: node scripts/pyodide_run.mjs [--no-numpy] INDEX_DIR SCRIPT.py [ARGS...]
+// Usage: node scripts/pyodide_run.mjs [--no-numpy | --helper] INDEX_DIR SCRIPT.py [ARGS...]
 // The checkout, the script's folder and the folder of every absolute path among ARGS are mounted at the
 // same paths via NODEFS, so the script can open the repo's files and import `webdecoder` from the
 // checkout. Prints whatever the script prints; exits with its SystemExit code (1 on an exception).
 // Used by the benchmarks and tests, and by nic_site.byte_compile at setup (--no-numpy: it needs none).
+// --helper: a second thread for the decoder (site/nic_site/static/nic-helper.js in a worker_threads Worker,
+// as globalThis.nicHelper, where webdecoder.parallel looks), as the browser's decode worker has where it may.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 
 const argv = process.argv.slice(2);
-const numpy = argv[0] !== "--no-numpy";
-const [indexDir, scriptArg, ...args] = numpy ? argv : argv.slice(1);
+const flag = ["--no-numpy", "--helper"].includes(argv[0]) ? argv[0] : null;
+const numpy = flag !== "--no-numpy";
+const [indexDir, scriptArg, ...args] = flag ? argv.slice(1) : argv;
 const script = path.resolve(scriptArg); // Pyodide's cwd is /home/pyodide: pass absolute paths in
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const { loadPyodide } = await import(pathToFileURL(path.join(indexDir, "pyodide.mjs")).href);
@@ -23,6 +29,17 @@ for (const m of [...mounts].sort()) {
   if ([...mounts].some((o) => o !== m && m.startsWith(o + path.sep))) continue;
   py.FS.mkdirTree(m);
   py.FS.mount(py.FS.filesystems.NODEFS, { root: m }, m);
+}
+let helper = null;
+if (flag === "--helper") {
+  const helperJs = path.join(root, "site/nic_site/static/nic-helper.js");
+  const { create } = createRequire(import.meta.url)(helperJs);
+  helper = await create({
+    wasm: readFileSync(path.join(root, "webdecoder/native/nicmm.wasm.so")),
+    heap: () => py._module.HEAPU8,
+    spawn: () => new Worker(helperJs, { workerData: { nicHelper: true } }),
+  });
+  globalThis.nicHelper = helper; // webdecoder.parallel finds it there, as in the browser's decode worker
 }
 py.globals.set("_argv", py.toPy([script, ...args]));
 try {
@@ -40,4 +57,6 @@ except SystemExit as e:
 } catch (e) {
   console.error(e.message); // the Python traceback, without Node's dump of the minified runtime
   process.exitCode = 1;
+} finally {
+  if (helper) await helper.terminate();
 }

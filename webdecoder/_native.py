@@ -9,10 +9,12 @@ for bit on a self-check at load time (all integer arithmetic, so any correct bui
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import ctypes
 import os
 from pathlib import Path
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +67,12 @@ def lib() -> ctypes.CDLL | None:
     return _lib  # type: ignore[return-value]
 
 
+def _invoke(run: Callable[..., Any] | None, name: str, *args: Any) -> Any:
+    """``lib().name(*args)``, or recorded by ``run`` (a ``parallel.Job``: the call then runs on the helper thread,
+    and its result is only known after the job's ``wait``)."""
+    return getattr(lib(), name)(*args) if run is None else run(name, *args)
+
+
 def matmul(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     """(P, K) @ (K, N) in float64 through the kernel (caller checked ``lib()``)."""
     w = np.ascontiguousarray(w, np.float64)
@@ -74,14 +82,15 @@ def matmul(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     return out
 
 
-def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float) -> None:
+def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float,
+               run: Callable[..., Any] | None = None) -> None:
     """out (P, N) += scale * w16 (P, Kp) @ at16 (N, Kp).T on int16 (conv.py sizes ``chunk`` against overflow)."""
     assert 1 <= chunk <= 1 << 24  # the kernel steps by 8 * chunk in a C int
     assert w16.dtype == at16.dtype == np.int16 and out.dtype == np.float64
     assert w16.flags.c_contiguous and at16.flags.c_contiguous and out.flags.c_contiguous
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0 and out.shape == (w16.shape[0], at16.shape[0])
-    lib().nic_matmul_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
-                         at16.shape[0], chunk, scale)
+    _invoke(run, "nic_matmul_i16", w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
+            at16.shape[0], chunk, scale)
 
 
 def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float, tap: np.ndarray,
@@ -121,7 +130,7 @@ def wino_data(a: np.ndarray, kp: int, desc: np.ndarray, border: int,
 
 def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarray, combo: np.ndarray,
                mask: np.ndarray, chunk: np.ndarray, data: np.ndarray, pix: np.ndarray, out: np.ndarray, s: int,
-               band: int) -> None:
+               band: int, run: Callable[..., Any] | None = None) -> None:
     """out (Cout, 2s th, 2s tw) = the Winograd transposed conv (``winograd.convt``'s plan): unit u (phase pair
     py[u], px[u]) sums its terms tstart[u]..tstart[u+1]-1, term t being rows t*Cout + c of w16 against transform
     combo[t] of data (combos, N, Kp) into the tile outputs in mask[t]; tile n's origin is pix[n] in a plane.
@@ -139,9 +148,9 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
         assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
     assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, chunk, data, pix, out))
-    lib().nic_wino_convt(w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data, px.ctypes.data, nu,
-                         combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
-                         data.shape[1], pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
+    _invoke(run, "nic_wino_convt", w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data,
+            px.ctypes.data, nu, combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
+            data.shape[1], pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase
@@ -180,18 +189,31 @@ def convt_direct_i16(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad
     """``convt_direct`` in int16 products (same result) with ``weight_pairs``' weights, or None where some
     input exceeds 2^15 - 1 or a product could overflow int32: the caller then runs ``convt_direct``."""
     cin, h, wd = a.shape
+    a = np.ascontiguousarray(a, np.float64)
+    out = np.empty((wpk.shape[0], stride * h, stride * wd), np.float64)  # every element is written
+    scratch = np.empty(direct_i16_scratch(cin, h, wd, wpk.shape[1], stride), np.int16)
+    return None if convt_direct_i16_into(a, wpk, wmax, stride, pad, out, scratch) else out
+
+
+def direct_i16_scratch(cin: int, h: int, wd: int, k: int, stride: int) -> int:
+    """int16 elements of ``convt_direct_i16_into``'s scratch: the input as channel pairs, with zero borders."""
+    return -(-cin // 2) * h * (wd + 2 * (-(-k // stride) + 1)) * 2
+
+
+def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad: int, out: np.ndarray,
+                          scratch: np.ndarray, run: Callable[..., Any] | None = None) -> int | None:
+    """``convt_direct_i16`` into ``out`` (Cout, s*h, s*w) with a given ``scratch``: 0, or 1 where the int16
+    products cannot be exact (``out`` is then garbage); None when recorded by ``run``."""
+    cin, h, wd = a.shape
     cout, k, pairs = wpk.shape[0], wpk.shape[1], wpk.shape[3]
     assert wpk.dtype == np.int32 and wpk.flags.c_contiguous and wpk.shape == (cout, k, k, pairs)
     assert pairs == -(-cin // 2) and pairs * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
-    assert 0 <= wmax < 1 << 15
+    assert 0 <= wmax < 1 << 15 and a.dtype == out.dtype == np.float64 and scratch.dtype == np.int16
+    assert out.shape == (cout, stride * h, stride * wd) and scratch.size >= direct_i16_scratch(cin, h, wd, k, stride)
+    assert a.flags.c_contiguous and out.flags.c_contiguous and scratch.flags.c_contiguous
     e = -(-k // stride) + 1  # zero pixels each side: every tap's shifted row stays inside
-    a = np.ascontiguousarray(a, np.float64)
-    ap = np.empty(pairs * h * (wd + 2 * e) * 2, np.int16)
-    out = np.empty((cout, stride * h, stride * wd), np.float64)  # every element is written
-    if lib().nic_convt_direct_i16(a.ctypes.data, wpk.ctypes.data, out.ctypes.data, cin, cout, k, stride, h, wd, pad,
-                                  e, wmax, ap.ctypes.data):
-        return None
-    return out
+    return _invoke(run, "nic_convt_direct_i16", a.ctypes.data, wpk.ctypes.data, out.ctypes.data, cin, cout, k,
+                   stride, h, wd, pad, e, wmax, scratch.ctypes.data)
 
 
 def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None, shift: int, lo: float,
@@ -225,17 +247,32 @@ def pixels(acc: np.ndarray, b: np.ndarray, shift: int, size: tuple[int, int], la
     return out
 
 
+def pixels_rows(acc: np.ndarray, row0: int, b: np.ndarray, shift: int, out: np.ndarray,
+                run: Callable[..., Any] | None = None) -> None:
+    """``pixels`` of rows row0 .. row0 + oh - 1 of ``acc`` (C, H, W) into ``out`` (oh, ow, C or C + 1), the rgb
+    or rgba layout (C + 1 channels: opaque alpha)."""
+    c, hh, ww = acc.shape
+    oh, ow, channels = out.shape
+    assert acc.dtype == b.dtype == np.float64 and out.dtype == np.uint8 and b.shape == (c,) and shift >= 1
+    assert channels in (c, c + 1) and 0 <= row0 and 0 < oh and row0 + oh <= hh and 0 < ow <= ww
+    assert acc.flags.c_contiguous and out.flags.c_contiguous and b.flags.c_contiguous
+    _invoke(run, "nic_pixels", acc.ctypes.data + row0 * ww * 8, b.ctypes.data, out.ctypes.data, c, hh, ww, oh, ow,
+            1, channels, int(channels == c + 1), shift)
+
+
 def upres_igdn(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray, shifts: tuple[int, int, int, int],
-               limit: float) -> np.ndarray:
+               limit: float, out: np.ndarray | None = None, run: Callable[..., Any] | None = None) -> np.ndarray:
     """(2C, H, W) fused up/res accumulators -> (C, H, W) hidden layer (synthesis.py's NumPy arithmetic)."""
     c2 = acc.shape[0]
     c = c2 // 2
     assert c2 == 2 * c and c <= 16 and gamma.shape == (c, c)
     acc = np.ascontiguousarray(acc, np.float64)
     b, gamma, beta = (np.ascontiguousarray(v, np.float64) for v in (b, gamma, beta))
-    out = np.empty((c, *acc.shape[1:]), np.float64)
-    lib().nic_upres_igdn(acc.ctypes.data, b.ctypes.data, gamma.ctypes.data, beta.ctypes.data, out.ctypes.data, c,
-                         acc[0].size, *shifts, limit)
+    if out is None:
+        out = np.empty((c, *acc.shape[1:]), np.float64)
+    assert out.shape == (c, *acc.shape[1:]) and out.dtype == np.float64 and out.flags.c_contiguous
+    _invoke(run, "nic_upres_igdn", acc.ctypes.data, b.ctypes.data, gamma.ctypes.data, beta.ctypes.data,
+            out.ctypes.data, c, acc[0].size, *shifts, limit)
     return out
 
 

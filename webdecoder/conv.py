@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from webdecoder import _native, winograd
+from webdecoder import _native, parallel, winograd
 from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
@@ -379,8 +379,13 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
 def _direct_i16(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
     """The direct transposed conv in int16 products (``_native.convt_direct_i16``), or None where it cannot be
     exact (weights or inputs beyond int16, a product beyond int32)."""
-    pairs = _derived(_pairs_cache, w, _native.weight_pairs)
+    pairs = direct_pairs(w)
     return None if pairs is None else _native.convt_direct_i16(a, *pairs, s, pad)
+
+
+def direct_pairs(w: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``_native.weight_pairs(w)``, kept per weight array."""
+    return _derived(_pairs_cache, w, _native.weight_pairs)  # type: ignore[return-value]
 
 
 def uses_phases(cin: int, cout: int, stride: int) -> bool:
@@ -538,8 +543,33 @@ def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
             x0 = pad - kx + e
             cols[:, :, ky, kx] = ap[y0 : y0 + h, x0 : x0 + wd]
     out = np.zeros((cout, h * wd), np.float64)
-    _native.matmul_i16(w16, at.reshape(h * wd, -1), out, chunk, 1.0)
+    _rows_on_two_threads(w16, at.reshape(h * wd, -1), out, chunk)
     return out.reshape(cout, h, wd)
+
+
+SPLIT_MIN_MACS = 20_000_000  # below this a product runs on one thread: the helper's hand-over costs ~0.3 ms
+
+
+def _rows_on_two_threads(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int) -> None:
+    """``_native.matmul_i16(w16, at16, out, chunk, 1.0)``, the lower half of the output rows on the helper thread
+    where there is one (``parallel``): the hyper-decoder's last layer (255 M multiply-adds for a Kodak image)."""
+    h = parallel.helper() if w16.size * at16.shape[0] >= SPLIT_MIN_MACS else None
+    job, half = None, w16.shape[0] // 2
+    if h is not None:
+        job = parallel.Job()
+        job.buf(w16, "const")
+        job.buf(at16, "in")
+        job.buf(out[half:], "out")
+        _native.matmul_i16(w16[half:], at16, out[half:], chunk, 1.0, run=job)
+        if not job.start(h):
+            job = None
+    if job is None:
+        _native.matmul_i16(w16, at16, out, chunk, 1.0)
+        return
+    _native.matmul_i16(w16[:half], at16, out[:half], chunk, 1.0)
+    if job.wait(h) is None:  # the helper failed: this thread computes its rows (from zeros again)
+        out[half:] = 0.0
+        _native.matmul_i16(w16[half:], at16, out[half:], chunk, 1.0)
 
 
 def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder import _native, conv
+from webdecoder import _native, conv, parallel, winograd
 from webdecoder.conv import conv_transpose, requantize, requantize_channels
 from webdecoder.hyper import ACT_LIMIT
 from webdecoder.model import Model
@@ -56,15 +56,95 @@ def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | 
     "planes" (3, height, width), "rgb" (height, width, 3) or "rgba" (height, width, 4) with opaque alpha,
     a canvas's layout: made in the same pass, so the browser's worker copies nothing more.
     """
+    _check_layout(layout)
+    if depth == 2 and layout != "planes":
+        img = _two_by_bands(model, x, size or (16 * x.shape[1], 16 * x.shape[2]), layout)
+        if img is not None:
+            return img
     name, x, stride, crop = ("jpeg", x, 16, 1) if depth == 1 else ("two.out", hidden_layer(model, x), 2, 2)
     w, wmat = model.convt(f"{name}.w")
     b, shift = model.f64(f"{name}.b"), model.int(f"{name}.shift")
     size = size or (stride * x.shape[1], stride * x.shape[2])
-    _check_layout(layout)
     if conv.uses_phases(x.shape[0], w.shape[1], stride):
         return _pixels_by_band(x, w, stride, crop, b, shift, size, layout)
     acc = conv_transpose(x, w, stride, crop, wmat)
     return to_pixels(acc, b, shift, size, layout)  # acc: new memory, consumed
+
+
+# Below this many Winograd tiles (16x16 hidden pixels each) an image decodes on one core: the helper's
+# hand-over (~0.3 ms) would cost more than half of such a band saves.
+SPLIT_MIN_TILES = 64
+
+
+def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: str) -> np.ndarray | None:
+    """Depth 2 through the WebAssembly kernels, in bands of whole Winograd tile rows; where a helper thread is
+    there (``parallel``), it computes the lower band while this thread computes the upper one. None where
+    the kernels or the Winograd path do not apply: the caller then runs the layer by layer path.
+
+    A band of tile rows t0 .. t1 - 1 makes hidden rows 16 t0 .. 16 t1 - 1, their output layer, and the image
+    rows it owns: those whose taps all lie in the band. So the upper band computes one tile row more and the
+    lower one starts one tile row early (its first 32 output rows lack the taps above it and are dropped):
+    the same integers as one band. (A latent of odd size, which no .nic file has, would leave part of a
+    tile past the hidden layer: it takes the other path.)
+    """
+    if not (conv.kernels_on() and _igdn_kernel_ok() and _pixels_kernel_ok()):
+        return None
+    prep = winograd.prepare(x, _fused_up(model)[0], 8, 3)
+    w_out = model.convt("two.out.w")[0]
+    pairs = conv.direct_pairs(w_out)
+    if prep is None or pairs is None or w_out.shape[0] > conv.DIRECT_MAX_CIN:
+        return None
+    if prep.shape != (2 * prep.tiles[0], 2 * prep.tiles[1]):  # .nic latents are multiples of 4: never here
+        return None
+    th, tw = prep.tiles
+    height, width = size
+    img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
+    h = parallel.helper()
+    split = th // 2 if h is not None and th * tw >= SPLIT_MIN_TILES and 32 * (th // 2) < height else th
+    job = None
+    if split < th:  # the lower band on the helper
+        job = parallel.Job()
+        _band(model, prep, pairs, split - 1, th, 32 * split, height, img, job)
+        if not job.start(h):
+            job = None
+    rc = _band(model, prep, pairs, 0, min(split + 1, th) if job else th, 0, 32 * split if job else height, img)
+    if job is not None:
+        rcs = job.wait(h)
+        if rcs is None:  # the helper failed: this thread computes its band
+            rc |= _band(model, prep, pairs, split - 1, th, 32 * split, height, img)
+        else:
+            rc |= any(rcs)
+    return None if rc else img
+
+
+def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], t0: int, t1: int, y0: int, y1: int,
+          img: np.ndarray, job: parallel.Job | None = None) -> int:
+    """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 (``_two_by_bands``); 0, or 1 where the
+    output layer's int16 products could not be exact. Recorded in ``job`` (returns 0) when given."""
+    rows, cols = 16 * (t1 - t0), 16 * prep.tiles[1]
+    _, _, b_up = _fused_up(model)
+    gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
+    w_out = model.convt("two.out.w")[0]
+    wpk, wmax = pairs
+    b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
+    c = gamma.shape[0]
+    acc = np.empty((2 * c, rows, cols), np.float64)
+    hidden = np.empty((c, rows, cols), np.float64)
+    out = np.empty((w_out.shape[1], 2 * rows, 2 * cols), np.float64)
+    scratch = np.empty(_native.direct_i16_scratch(c, rows, cols, w_out.shape[2], 2), np.int16)
+    dst = img[y0:y1]
+    if job is not None:
+        for arr in (acc, hidden, out, scratch):
+            job.buf(arr, "scratch")
+        for arr in (b_up, gamma, beta, wpk, b_out):
+            job.buf(arr, "const")
+        job.buf(dst, "out")
+    winograd.convt_tiles(prep, t0, t1, 2 * c, 8, out=acc, run=job)
+    shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
+    _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
+    rc = _native.convt_direct_i16_into(hidden, wpk, wmax, 2, 2, out, scratch, run=job)
+    _native.pixels_rows(out, y0 - 32 * t0, b_out, shift, dst, run=job)
+    return rc or 0
 
 
 def _pixels_by_band(x: np.ndarray, w: np.ndarray, stride: int, pad: int, b: np.ndarray, shift: int,

@@ -28,11 +28,14 @@ NumPy reference on load.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from webdecoder import _native, conv
+
+if TYPE_CHECKING:
+    from webdecoder.parallel import Job
 
 MAX_INPUT = (1 << 13) - 1  # |input| bound: a 2-D transform adds at most 4 inputs, within int16
 MAX_MAC_RATIO = 0.75  # used only where it saves at least a quarter of the multiply-adds (k18/s16 would save 11 %)
@@ -133,9 +136,17 @@ def _tile_origins(th: int, tw: int, s: int) -> np.ndarray:
 BAND_TILES = 24  # tiles per band: their transformed inputs (25 x 24 x 384 B) stay in cache across all units
 
 
-def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
-    """``conv.conv_transpose(a, w, s, pad)`` through the Winograd kernels, or None where it does not apply
-    (shape, input range, int32 bounds): the caller then takes the direct path. Same integers, same result."""
+class Prepared(NamedTuple):
+    plan: Plan
+    data: np.ndarray  # (nd * nd, tiles, Kp) int16 transformed inputs, tiles row-major (th, tw)
+    chunk: np.ndarray  # (terms,) int32 flush interval of each term
+    tiles: tuple[int, int]  # (th, tw): tile rows and columns; tile (ty, tx) makes outputs 2s ty .. 2s ty + 2s - 1
+    shape: tuple[int, int]  # (h, w) of the input
+
+
+def prepare(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> Prepared | None:
+    """The plan and transformed inputs of ``conv.conv_transpose(a, w, s, pad)``, or None where the Winograd path
+    does not apply (shape, input range, int32 bounds): the caller then takes the direct path."""
     plans = conv._derived(_plan_cache, w, lambda w: {})
     if (s, pad) not in plans:
         plans[(s, pad)] = _make_plan(w, s, pad)
@@ -152,12 +163,40 @@ def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
     if bound.max() > conv.I16_SUM_LIMIT:
         return None
     chunk = np.minimum(conv.MAX_CHUNK, conv.I16_SUM_LIMIT // np.maximum(bound, 1)).astype(np.int32)
-    th, tw = -(-h // 2), -(-wd // 2)
-    cout = w.shape[1]
-    # Whole tiles: every output pixel is written once (np.empty is enough); odd sizes are cropped after.
-    out = np.empty((cout, 2 * s * th, 2 * s * tw), np.float64)
-    _native.wino_convt(plan.w16, plan.tstart, plan.py, plan.px, plan.combo, plan.mask, chunk, data,
-                       _tile_origins(th, tw, s), out, s, BAND_TILES)
-    if out.shape[1:] != (s * h, s * wd):
+    return Prepared(plan, data, chunk, (-(-h // 2), -(-wd // 2)), (h, wd))
+
+
+def convt_tiles(p: Prepared, t0: int, t1: int, cout: int, s: int, out: np.ndarray | None = None,
+                run: Job | None = None) -> np.ndarray:
+    """Tile rows t0 .. t1 - 1 of the prepared conv: (Cout, 2s (t1 - t0), 2s tw), output rows 2s t0 .. 2s t1 - 1 of
+    the whole-tile output (rows and columns past s*h, s*w included). ``run``: a ``parallel.Job`` to record the call
+    in, with its buffers (``out`` must be declared by the caller)."""
+    tw = p.tiles[1]
+    data = p.data if (t0, t1) == (0, p.tiles[0]) else np.ascontiguousarray(p.data[:, t0 * tw : t1 * tw])
+    if out is None:
+        out = np.empty((cout, 2 * s * (t1 - t0), 2 * s * tw), np.float64)  # every pixel is written once
+    pl = p.plan
+    if run is not None:
+        for arr in (pl.w16, pl.tstart, pl.py, pl.px, pl.combo, pl.mask):
+            run.buf(arr, "const")
+        run.buf(p.chunk, "in")
+        run.buf(data, "in")
+    pix = _tile_origins(t1 - t0, tw, s)
+    if run is not None:
+        run.buf(pix, "const")
+    _native.wino_convt(pl.w16, pl.tstart, pl.py, pl.px, pl.combo, pl.mask, p.chunk, data, pix, out, s, BAND_TILES,
+                       run=run)
+    return out
+
+
+def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
+    """``conv.conv_transpose(a, w, s, pad)`` through the Winograd kernels, or None where it does not apply
+    (shape, input range, int32 bounds): the caller then takes the direct path. Same integers, same result."""
+    p = prepare(a, w, s, pad)
+    if p is None:
+        return None
+    _, h, wd = a.shape
+    out = convt_tiles(p, 0, p.tiles[0], w.shape[1], s)
+    if out.shape[1:] != (s * h, s * wd):  # whole tiles: odd sizes are cropped
         out = np.ascontiguousarray(out[:, : s * h, : s * wd])
     return out

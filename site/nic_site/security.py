@@ -57,6 +57,9 @@ def add_headers(resp: Response) -> Response:
     h.setdefault("Referrer-Policy", "no-referrer")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    # With COOP, makes the pages cross-origin isolated: SharedArrayBuffer, which the decode worker's helper
+    # thread needs (nic-helper.js). Every resource of the site is same-origin, so nothing else changes.
+    h.setdefault("Cross-Origin-Embedder-Policy", "require-corp")
     return resp
 
 

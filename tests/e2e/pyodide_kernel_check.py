@@ -2,7 +2,9 @@
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel": bool,
-"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]}}.
+"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]},
+"helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs]}}.
+Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
 """
 
 import hashlib
@@ -12,7 +14,7 @@ import sys
 import numpy as np
 
 import webdecoder
-from webdecoder import _native, conv, winograd
+from webdecoder import _native, conv, parallel, winograd
 
 models, files = sys.argv[1].split(","), sys.argv[2:]
 for m in models:
@@ -68,26 +70,26 @@ pixels_ok = synthesis._pixels_kernel_ok()
 requantize_ok = conv._requantize_kernel_ok()
 out = {}
 wino_runs = []
-convt = winograd.convt
+prepare = winograd.prepare
 
 
 def counted(*args):
-    got = convt(*args)
-    wino_runs.append(1 if got is not None else 0)  # 1: a Winograd layer ran
+    got = prepare(*args)
+    wino_runs.append(1 if got is not None else 0)  # 1: a Winograd layer ran (whole or in bands)
     return got
 
 
-winograd.convt = counted
-direct_i16 = conv._direct_i16
+winograd.prepare = counted
+direct_i16 = _native.convt_direct_i16_into
 
 
-def counted_direct(*args):
-    got = direct_i16(*args)
-    wino_runs.append(2 if got is not None else 0)  # 2: the output layer ran in int16
-    return got
+def counted_direct(*args, **kw):
+    rc = direct_i16(*args, **kw)
+    wino_runs.append(2 if rc == 0 else 0)  # 2: the output layer ran in int16 (None: recorded for the helper)
+    return rc
 
 
-conv._direct_i16 = counted_direct
+_native.convt_direct_i16_into = counted_direct
 for f in files:
     data = open(f, "rb").read()
     conv._kernel, rans._kernel_state = kernel, rans_ok
@@ -98,7 +100,24 @@ for f in files:
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]
 conv._kernel = kernel
-print(json.dumps({"kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
+# The two-thread schedule (bands, half products): through a LoopbackHelper (the recorded jobs run here, from
+# their JSON) and through the runner's helper thread where there is one (pyodide_run.mjs --helper).
+real = parallel.helper()
+helper_out = {}
+for f in files:
+    data = open(f, "rb").read()
+    row = []
+    for h in (parallel.LoopbackHelper(), real):
+        if h is None:
+            row += [None, 0]
+            continue
+        jobs = len(parallel._log)
+        parallel.set_helper(h)
+        row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
+        row.append(h.jobs if isinstance(h, parallel.LoopbackHelper) else len(parallel._log) - jobs)
+    parallel.set_helper(None)
+    helper_out[f] = row
+print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "requantize_kernel": requantize_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

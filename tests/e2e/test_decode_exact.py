@@ -11,7 +11,7 @@ async (items) => {
   for (const [key, url] of items) {
     const r = await nic.decodeDetailed(url);
     out[key] = { sha: await window.rgbSha256(r.imageData), width: r.width, height: r.height,
-                 decodeMs: r.decodeMs, kernels: r.info.kernels };
+                 decodeMs: r.decodeMs, kernels: r.info.kernels, threads: r.info.threads };
   }
   return { out, stats: nic.stats() };
 }
@@ -34,9 +34,23 @@ def test_every_sample_is_bit_exact_in_the_worker(page, server, catalog, cpython_
     mismatched = [k for k, sha in cpython_hashes.items() if got[k]["sha"] != sha]
     assert not mismatched, f"browser pixels differ from CPython for {mismatched}"
     assert all(v["kernels"] for v in got.values()), "the worker decoded without its WebAssembly kernels"
+    # The site is cross-origin isolated (COOP + COEP), so the worker's helper thread took part in every
+    # decode: these pixels are the two-thread schedule's (bands and half products made by nic-helper.js).
+    assert page.evaluate("crossOriginIsolated"), "the site's pages are not cross-origin isolated"
+    assert all(v["threads"] == 2 for v in got.values()), "the worker decoded without its helper thread"
     ms = sorted(v["decodeMs"] for v in got.values())
     print(f"\n{len(got)} images bit-exact; worker decode ms min/median/max "
           f"{ms[0]:.0f}/{ms[len(ms) // 2]:.0f}/{ms[-1]:.0f}; cold start {res['stats']['coldStartMs']:.0f} ms")
+
+
+def test_one_core_worker_is_bit_exact(page, server, catalog, cpython_hashes):
+    """The latency page's ?cores=1: the worker starts no helper thread and computes every band itself."""
+    entries = sorted(catalog, key=lambda e: e["nic"]["bytes"])[::3]
+    page.goto(server + "/latency?autorun=0&cores=1")
+    page.evaluate(RGB_SHA256_JS)
+    got = page.evaluate(DECODE_ALL_JS, [[e["key"], e["nic"]["url"]] for e in entries])["out"]
+    assert all(v["threads"] == 1 and v["kernels"] for v in got.values())
+    assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}
 
 
 def test_numpy_only_worker_is_bit_exact(page, server, catalog, cpython_hashes):
@@ -49,4 +63,5 @@ def test_numpy_only_worker_is_bit_exact(page, server, catalog, cpython_hashes):
     res = page.evaluate(DECODE_ALL_JS, [[e["key"], e["nic"]["url"]] for e in entries])
     got = res["out"]
     assert not any(v["kernels"] for v in got.values()), "kernels=off still loaded the WebAssembly kernels"
+    assert all(v["threads"] == 1 for v in got.values()), "the helper thread runs only kernels: none without them"
     assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}

@@ -17,7 +17,16 @@ HERE = Path(__file__).resolve().parent
 LEGACY_SPLIT = "c70e283cb922a40b"  # a model without syn.in_frac: its 17-bit latent takes the split int16 path
 
 
-def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
+@pytest.fixture(scope="module")
+def big_file(encoder, kodak) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(kodak[0]).convert("RGB"))[100:356, 200:584]
+    return encoder.encode(img, 4, 2, effort="none")
+
+
+def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
 
     runtime = ROOT / "build" / "web" / "runtime"
     node = shutil.which("node")
@@ -36,7 +45,12 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
     inflated = tmp_path / f"nic-{LEGACY_SPLIT}.npz"
     inflated.write_bytes(read_model_file(ROOT / "models" / "legacy" / f"nic-{LEGACY_SPLIT}.npz.xz"))
     models.append(str(inflated))
-    out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), str(runtime),
+    # A 256x384 crop at depth 2: large enough to be split between the two threads (bands and half products).
+    big = tmp_path / "big-d2.nic"
+    big.write_bytes(big_file)
+    files.append(str(big))
+    want[str(big)] = hashlib.sha256(webdecoder.decode(big_file).tobytes()).hexdigest()
+    out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), "--helper", str(runtime),
                           str(HERE / "pyodide_kernel_check.py"), ",".join(map(str, models)), *files],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -54,5 +68,11 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files):
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16
         # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
         # int16) take neither Winograd path, and depth 1 has no output layer.
-        assert winograd_runs == (Path(f).name == "d2.nic"), (Path(f).name, winograd_runs)
+        assert winograd_runs == (Path(f).name in ("d2.nic", "big-d2.nic")), (Path(f).name, winograd_runs)
         assert direct_i16_runs == (Path(f).name != "d1.nic"), (Path(f).name, direct_i16_runs)
+    # The two-thread schedule: same pixels through recorded jobs run here and through the helper thread;
+    # only the large file is split (two jobs: the hyper-decoder's last product and the lower synthesis band).
+    for f, (loop_sha, loop_jobs, thread_sha, thread_jobs) in r["helper"].items():
+        assert loop_sha == thread_sha == want[f], Path(f).name
+        split = Path(f).name == "big-d2.nic"
+        assert loop_jobs == thread_jobs == (2 if split else 0), (Path(f).name, loop_jobs, thread_jobs)

@@ -10,7 +10,10 @@ const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
 // ?kernels=off: decode with NumPy alone (the reference path), to see what the WebAssembly kernels buy.
 const KERNELS = q.get("kernels") !== "off";
-if (!KERNELS) configure({ kernels: false }); // only when asked: configure throws once a decode has started
+// ?cores=1: no helper thread in the decode worker, to see what the second core buys.
+const CORES = q.get("cores") === "1" ? 1 : 2;
+// Only when asked: configure throws once a decode has started.
+if (!KERNELS || CORES === 1) configure({ kernels: KERNELS, cores: CORES });
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -37,6 +40,7 @@ async function run(reps) {
   const status = $("status");
   const bench = { version: 1, userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency,
                   reps, startedAt: new Date().toISOString(), kernelsRequested: KERNELS, kernels: null,
+                  coresRequested: CORES, threads: null,
                   coldStartMs: null, coldStart: null, calibration: null, images: [] };
   status.textContent = "starting the decoder…";
   const t0 = performance.now();
@@ -57,6 +61,7 @@ async function run(reps) {
       rec.roundTripMs.push(round(r.roundTripMs));
       rec.totalMac = r.info.total_mac;
       bench.kernels = r.info.kernels; // what decoded: the WebAssembly kernels, or NumPy alone
+      bench.threads = r.info.threads; // 2: the worker's helper thread took part
       rec.stagesMs = r.info.stages_ms;
       // Per-session calibration: the file header states its cost (total_mac), the first decode of the
       // session gives this machine's MAC/s; every later image's time is predicted from its cost before
@@ -106,7 +111,8 @@ async function run(reps) {
       .map((r) => r.nativeMsMedian[f]).filter((x) => x != null)))])),
   };
   status.textContent = `done: cold start ${Math.round(bench.coldStartMs)} ms, nic median ` +
-    `${Math.round(bench.summary.nicMedianMs)} ms per image (${bench.kernels ? "WebAssembly kernels" : "NumPy only"})`;
+    `${Math.round(bench.summary.nicMedianMs)} ms per image (${bench.kernels ? "WebAssembly kernels" : "NumPy only"}, ` +
+    `${bench.threads === 2 ? "two threads" : "one thread"})`;
   return bench;
 }
 

@@ -2,11 +2,15 @@
  *
  * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
  * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
- *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs, kernels})  -> load timings
+ *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs, kernels, helperURL})  -> load timings
  *     kernels: false sets NIC_NO_KERNEL in Pyodide's environment: NumPy alone, no WebAssembly kernels
+ *     helperURL (the decode worker's, absent in page mode): nic-helper.js, started as a second decode thread
+ *       where the context is cross-origin isolated (SharedArrayBuffer) and the CPU has two cores or more;
+ *       timings.helper says whether it runs
  *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info, wasmBytes}
  *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
  *           + kernels: whether the WebAssembly kernels were loaded (false: the NumPy reference decoded)
+ *           + threads: 2 when the helper thread took part, else 1
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
@@ -19,7 +23,7 @@
 import time
 
 import webdecoder
-from webdecoder import _native
+from webdecoder import _native, parallel
 
 def _nic_register(buf, digest):
     return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
@@ -29,6 +33,7 @@ def _meta(meta, stages):
                                 "total_mac", "model_id")}
     out["stages_ms"] = {k: v * 1000 for k, v in stages.items()}  # where the time went (profile)
     out["kernels"] = _native.lib() is not None
+    out["threads"] = 1 if parallel.helper() is None else 2
     return out
 
 def _nic_decode(buf):
@@ -94,6 +99,7 @@ def _nic_preview(buf):
     const sitePackages = py.runPython("import sys; next(p for p in sys.path if p.endswith('site-packages'))");
     for (const wheel of await wheelsPromise) py.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
     timings.loadPackagesMs = performance.now() - t;
+    const helperPromise = startHelper(cfg, sitePackages); // its thread starts while this one boots Python
     t = performance.now();
     const weights = await weightsPromise;
     timings.weightsWaitMs = performance.now() - t; // > 0 only if the download outlasted the boot
@@ -112,6 +118,9 @@ def _nic_preview(buf):
     pyPreview = py.globals.get("_nic_preview");
     pyPreviewBytes = py.globals.get("_nic_preview_bytes");
     timings.weightsMs = performance.now() - t;
+    t = performance.now();
+    timings.helper = await helperPromise;
+    timings.helperWaitMs = performance.now() - t;
     timings.initMs = performance.now() - t0;
     // What this global (worker or page) fetched, and what came over the wire: transferSize 0 = from cache.
     // startMs / endMs: on the page's clock (timeOrigin differs between a worker and its page), for waterfalls.
@@ -121,6 +130,27 @@ def _nic_preview(buf):
       startMs: e.startTime + shift, endMs: e.responseEnd + shift }));
     timings.startMs = t0 + shift;
     return timings;
+  }
+
+  /** The second decode thread (nic-helper.js), as globalThis.nicHelper where webdecoder.parallel finds it.
+   *  Resolves true when it runs, false where it cannot (then every decode runs on this thread). */
+  async function startHelper(cfg, sitePackages) {
+    const why = !cfg.helperURL ? null
+      : cfg.kernels === false ? "the kernels are off"
+      : !self.crossOriginIsolated || typeof SharedArrayBuffer !== "function" ? "not cross-origin isolated"
+      : (navigator.hardwareConcurrency || 1) < 2 ? "one CPU core"
+      : !self.NicHelper ? "nic-helper.js not loaded" : "";
+    if (why !== "") return false;
+    try {
+      const wasm = py.FS.readFile(sitePackages + "/webdecoder/native/nicmm.wasm.so");
+      self.nicHelper = await self.NicHelper.create({
+        wasm, heap: () => py._module.HEAPU8, spawn: () => new Worker(cfg.helperURL, { name: "nic-helper" }),
+      });
+      return true;
+    } catch (err) {
+      console.warn("[nic] decoding on one thread: the helper thread failed to start:", err);
+      return false;
+    }
   }
 
   /** WebAssembly memory of the interpreter, in bytes (it only grows, so this is also its peak). */

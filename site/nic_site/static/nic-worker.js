@@ -3,18 +3,19 @@
  * Loads Pyodide, NumPy, the webdecoder wheel and the model weights ONCE (nic-core.js), then decodes .nic
  * bytes with the very same `webdecoder.decode` that CPython runs, and transfers the RGBA pixels back.
  *
- * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs, kernels}   (absolute URLs, from nic.js;
- *                kernels: false = NumPy only, see nic-core.js)
+ * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs, kernels, cores}   (absolute URLs, from
+ *                nic.js; kernels: false = NumPy only; cores: 1 = no helper thread; see nic-core.js)
  *               {type: "decode", id, bytes: ArrayBuffer}
  *               {type: "preview", id, bytes: ArrayBuffer}   (header + z prefix: webdecoder.decode_preview)
  * Messages out: {type: "ready", timings} | {type: "init-error", message}
  *               {type: "result", id, width, height, pixels: ArrayBuffer, decodeMs, info, wasmBytes}
  *               {type: "failed", id, name, message, fatal}
- * Jobs run one at a time (Python is single-threaded here), in arrival order.
+ * Jobs run one at a time (Python is single-threaded here), in arrival order; where the page is cross-origin
+ * isolated, part of each decode runs on a helper thread this worker starts (nic-helper.js).
  */
 "use strict";
 
-importScripts(new URL("nic-core.js", self.location.href).href);
+importScripts(new URL("nic-core.js", self.location.href).href, new URL("nic-helper.js", self.location.href).href);
 
 let readyPromise = null;
 let queue = Promise.resolve();
@@ -27,7 +28,8 @@ onmessage = (e) => {
         const t0 = performance.now();
         importScripts(msg.indexURL + "pyodide.js");
         const pyodideJsMs = performance.now() - t0;
-        return { pyodideJsMs, ...(await self.NicCore.init(self.loadPyodide, msg)) };
+        const helperURL = msg.cores === 1 ? null : new URL("nic-helper.js", self.location.href).href;
+        return { pyodideJsMs, ...(await self.NicCore.init(self.loadPyodide, { ...msg, helperURL })) };
       })();
       readyPromise.then(
         (timings) => postMessage({ type: "ready", timings }),

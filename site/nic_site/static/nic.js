@@ -27,6 +27,7 @@ const state = {
   pageQueue: Promise.resolve(),
   macPerMs: null, // this session's decode speed (total MAC / decodeMs of the last full decode)
   kernels: true, // false: NumPy only (NIC_NO_KERNEL in Pyodide), for latency tests of the reference path
+  cores: 2, // 1: no helper thread in the worker (latency tests of one core)
 };
 
 // Before the first decode of a session, progressive "auto" assumes this speed (MAC per ms; ~1 GMAC/s is a
@@ -36,15 +37,18 @@ const DEFAULT_MAC_PER_MS = 1e6;
 // decode): measured 85-95% of a full decode's time.
 const PREVIEW_COST = 0.9;
 
-/** Options {mode: "worker"|"page", kernels: true|false, manifestURL, workerURL, runtime} before the first
- *  decode; timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
- *  WebAssembly kernels: same pixels, several times slower), to measure what the kernels buy. */
+/** Options {mode: "worker"|"page", kernels: true|false, cores: 1|2, manifestURL, workerURL, runtime} before the
+ *  first decode; timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
+ *  WebAssembly kernels: same pixels, several times slower), to measure what the kernels buy. cores: the
+ *  worker's threads; its second one (same pixels) needs a cross-origin isolated page (COOP + COEP headers,
+ *  as the nic site sends) and is never used in page mode. */
 export function configure(opts = {}) {
   if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs; // may change at any time
   const rest = Object.keys(opts).filter((k) => k !== "timeoutMs");
   if (state.ready && rest.length) throw new Error(`nic.configure(${rest}) must come before the first decode`);
   if (opts.mode) state.mode = opts.mode === "page" ? "page" : "worker";
   if (opts.kernels !== undefined) state.kernels = opts.kernels !== false;
+  if (opts.cores !== undefined) state.cores = opts.cores === 1 ? 1 : 2;
   if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
   if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
   if (opts.runtime) state.runtime = opts.runtime;
@@ -114,7 +118,7 @@ async function startWorker(runtime) {
       e.preventDefault();
       reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
     };
-    runtime.then((rt) => worker.postMessage({ type: "init", ...rt, kernels: state.kernels,
+    runtime.then((rt) => worker.postMessage({ type: "init", ...rt, kernels: state.kernels, cores: state.cores,
                                               pageTimeOrigin: performance.timeOrigin }),
                  reject);
   });

@@ -1,0 +1,223 @@
+/* nic-helper.js: a second core for the decode worker.
+ *
+ * Pyodide runs Python on one thread. The decoder's heaviest stage, the depth-2 synthesis, splits into bands
+ * of image rows that need nothing from each other (webdecoder/synthesis.py), so while Python computes one
+ * band, a helper thread computes the other with the very same WebAssembly kernels (webdecoder's
+ * nicmm.wasm.so, instantiated here a second time, on its own memory). Python describes the helper's part as
+ * a job (webdecoder/parallel.py): buffers (constants kept between jobs, inputs, outputs, scratch) and kernel
+ * calls whose pointer arguments name those buffers. Nothing in this file decides a pixel; it copies bytes
+ * and calls exports in the order Python wrote.
+ *
+ * One classic script, three uses:
+ *   - the client, in the Pyodide worker (importScripts) or in Node:
+ *       const h = await NicHelper.create({wasm, heap, spawn})   wasm: the .so bytes; heap(): Pyodide's HEAPU8;
+ *                                                               spawn(): a Worker running this file as helper
+ *       h.start(jobJson) -> true (started) | false (busy or broken: Python computes the band itself)
+ *       h.wait(timeoutMs) -> JSON {rcs: [...]} once the outputs are copied back into Python's memory; throws
+ *                            on a helper error or timeout (Python then computes the band itself)
+ *     wait blocks on Atomics.wait, so the client needs a thread that may block (a worker, Node): never a page.
+ *   - the helper, in a browser Worker named "nic-helper" or a Node worker_threads Worker (workerData.nicHelper).
+ * Transport: one SharedArrayBuffer for the job's bytes and a small one for the done flag; the browser gives
+ * SharedArrayBuffer only to cross-origin isolated pages (COOP + COEP headers, set by the site).
+ */
+"use strict";
+
+(function () {
+  const STACK_BYTES = 1 << 20; // the helper's C stack: [0, 1 MiB), the kernels' locals are a few KB
+  const ALIGN = 16;
+  const PAGE = 65536;
+  const CONST_CAP = 64 << 20; // constants kept in the helper (weights, plans); past this, all are sent again
+  const align = (n) => Math.ceil(n / ALIGN) * ALIGN;
+
+  // ---------------------------------------------------------------- helper side
+  function serve(port) {
+    let exports = null;
+    let memory = null;
+    let times = null; // Float64Array after ctrl: when the last job began and ended (ms since the epoch)
+    let ctrl = null; // Int32Array on the flag SharedArrayBuffer: [state (0 idle, 1 done, 2 failed), ncalls, rcs...]
+    let data = null; // the job bytes' SharedArrayBuffer (replaced by a larger one when needed)
+    let consts = new Map(); // key -> offset in memory
+    let constTop = STACK_BYTES;
+
+    function ensure(bytes) {
+      const have = memory.buffer.byteLength;
+      if (bytes > have) memory.grow(Math.ceil((bytes - have) / PAGE));
+    }
+
+    async function init(msg) {
+      memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
+      const sp = new WebAssembly.Global({ value: "i32", mutable: true }, STACK_BYTES);
+      const u8 = () => new Uint8Array(memory.buffer);
+      const env = {
+        memory, __stack_pointer: sp,
+        memset: (d, v, n) => { u8().fill(v, d, d + n); return d; },
+        memcpy: (d, s, n) => { u8().copyWithin(d, s, s + n); return d; },
+      };
+      const { instance } = await WebAssembly.instantiate(msg.wasm, { env });
+      exports = instance.exports;
+      if (exports.__wasm_call_ctors) exports.__wasm_call_ctors();
+      ctrl = new Int32Array(msg.ctrl, 0, 48);
+      times = new Float64Array(msg.ctrl, 48 * 4, 2);
+    }
+
+    function run(msg) {
+      if (msg.data) data = msg.data;
+      if (msg.reset) { consts = new Map(); constTop = STACK_BYTES; }
+      const src = new Uint8Array(data);
+      const addr = [];
+      for (const b of msg.bufs) { // constants first: they stay below this job's buffers
+        if (b.role !== "const") continue;
+        if (!consts.has(b.key)) {
+          ensure(constTop + b.n);
+          new Uint8Array(memory.buffer).set(src.subarray(b.at, b.at + b.n), constTop);
+          consts.set(b.key, constTop);
+          constTop = align(constTop + b.n);
+        }
+      }
+      let top = constTop;
+      for (const b of msg.bufs) {
+        if (b.role === "const") { addr.push(consts.get(b.key)); continue; }
+        addr.push(top);
+        top = align(top + b.n);
+      }
+      ensure(top);
+      const mem = new Uint8Array(memory.buffer);
+      msg.bufs.forEach((b, i) => {
+        if (b.role === "in") mem.set(src.subarray(b.at, b.at + b.n), addr[i]);
+        if (b.role === "out") mem.fill(0, addr[i], addr[i] + b.n); // outputs start as zeros (sums add to them)
+      });
+      const rcs = msg.calls.map(([name, args]) => {
+        const fn = exports[name];
+        if (typeof fn !== "function") throw new Error(`nic-helper: no kernel ${name}`);
+        return fn(...args.map((a) => (Array.isArray(a) ? addr[a[0]] + a[1] : a))) | 0;
+      });
+      const out = new Uint8Array(memory.buffer);
+      msg.bufs.forEach((b, i) => { if (b.role === "out") src.set(out.subarray(addr[i], addr[i] + b.n), b.at); });
+      ctrl[1] = rcs.length;
+      rcs.forEach((rc, i) => { ctrl[2 + i] = rc; });
+    }
+
+    const now = () => performance.timeOrigin + performance.now(); // one clock for both threads
+    const onMessage = async (msg) => {
+      if (msg.type === "init") {
+        try {
+          await init(msg);
+          port.postMessage({ type: "ready" });
+        } catch (err) {
+          port.postMessage({ type: "init-error", message: String((err && err.stack) || err) });
+        }
+        return;
+      }
+      if (msg.type === "job") {
+        const t0 = now();
+        let state = 1;
+        try {
+          run(msg);
+        } catch (err) {
+          state = 2;
+          port.postMessage({ type: "error", message: String((err && err.stack) || err) });
+        }
+        times[0] = t0;
+        times[1] = now();
+        Atomics.store(ctrl, 0, state);
+        Atomics.notify(ctrl, 0);
+      }
+    };
+    if (port.on) port.on("message", onMessage); // Node worker_threads
+    else port.onmessage = (e) => onMessage(e.data);
+  }
+
+  // ---------------------------------------------------------------- client side
+  async function create({ wasm, heap, spawn, timeoutMs = 10000 }) {
+    const worker = spawn();
+    const ctrlBuf = new SharedArrayBuffer(4 * 64);
+    const ctrl = new Int32Array(ctrlBuf, 0, 48);
+    const times = new Float64Array(ctrlBuf, 48 * 4, 2);
+    const now = () => performance.timeOrigin + performance.now();
+    let posted = 0;
+    const on = (fn) => (worker.on ? worker.on("message", fn) : worker.addEventListener("message", (e) => fn(e.data)));
+    let errors = [];
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("nic-helper: no answer to init")), timeoutMs);
+      on((msg) => {
+        if (msg.type === "ready") { clearTimeout(timer); resolve(); }
+        else if (msg.type === "init-error") { clearTimeout(timer); reject(new Error(msg.message)); }
+        else if (msg.type === "error") errors.push(msg.message);
+      });
+      worker.postMessage({ type: "init", wasm, ctrl: ctrlBuf });
+    });
+    let data = new SharedArrayBuffer(1 << 20);
+    let sent = new Map(); // const key -> bytes, as the helper holds them
+    let sentBytes = 0;
+    let job = null; // the running job's output buffers: [{ptr, at, n}]
+    let broken = null;
+
+    function start(jobJson) {
+      if (job || broken) return false;
+      const spec = JSON.parse(jobJson);
+      let reset = false;
+      const newBytes = spec.bufs.reduce((s, b) => s + (b.role === "const" && !sent.has(b.key) ? b.n : 0), 0);
+      if (sentBytes + newBytes > CONST_CAP) { sent = new Map(); sentBytes = 0; reset = true; }
+      // Layout in the shared buffer: inputs and new constants (copied in), outputs (copied back).
+      let at = 0;
+      const bufs = spec.bufs.map((b) => {
+        const moves = b.role === "in" || b.role === "out" || (b.role === "const" && !sent.has(b.key));
+        const d = { role: b.role, n: b.n, key: b.key, at: moves ? at : -1 };
+        if (moves) at = align(at + b.n);
+        return d;
+      });
+      let grown = null;
+      if (at > data.byteLength) grown = data = new SharedArrayBuffer(align(Math.max(at, 2 * data.byteLength)));
+      const src = heap();
+      const dst = new Uint8Array(data);
+      spec.bufs.forEach((b, i) => {
+        if (bufs[i].at >= 0 && bufs[i].role !== "out") dst.set(src.subarray(b.ptr, b.ptr + b.n), bufs[i].at);
+        if (b.role === "const" && !sent.has(b.key)) { sent.set(b.key, b.n); sentBytes += b.n; }
+      });
+      job = spec.bufs.map((b, i) => ({ ptr: b.ptr, at: bufs[i].at, n: b.n, role: b.role })).filter((b) => b.role === "out");
+      Atomics.store(ctrl, 0, 0);
+      errors = [];
+      posted = now();
+      worker.postMessage({ type: "job", data: grown, reset, bufs, calls: spec.calls });
+      return true;
+    }
+
+    function wait(limitMs = timeoutMs) {
+      if (!job) throw new Error("nic-helper: no job running");
+      const outs = job;
+      job = null;
+      const waited = now();
+      if (Atomics.wait(ctrl, 0, 0, limitMs) === "timed-out") {
+        broken = "no answer within " + limitMs + " ms";
+        throw new Error("nic-helper: " + broken);
+      }
+      if (Atomics.load(ctrl, 0) !== 1) {
+        sent = new Map(); // the helper's state is unknown: send every constant again
+        sentBytes = 0;
+        throw new Error("nic-helper: the job failed " + errors.join("; "));
+      }
+      const src = new Uint8Array(data);
+      const dst = heap();
+      const copied = now();
+      for (const b of outs) dst.set(src.subarray(b.at, b.at + b.n), b.ptr);
+      const rcs = Array.from(ctrl.subarray(2, 2 + ctrl[1]));
+      // ms: the helper's start delay after the post, its time on the job, this thread's wait, the copy back
+      const ms = [times[0] - posted, times[1] - times[0], copied - waited, now() - copied];
+      return JSON.stringify({ rcs, ms });
+    }
+
+    return { start, wait, terminate: () => worker.terminate() };
+  }
+
+  const api = { create };
+  const g = typeof self !== "undefined" ? self : globalThis;
+  g.NicHelper = api;
+
+  // Running as the helper thread?
+  if (typeof WorkerGlobalScope !== "undefined" && self.name === "nic-helper") serve(self);
+  else if (typeof require === "function") {
+    const wt = require("node:worker_threads");
+    if (!wt.isMainThread && wt.workerData && wt.workerData.nicHelper) serve(wt.parentPort);
+    if (typeof module === "object") module.exports = api;
+  }
+})();

@@ -1,0 +1,144 @@
+"""A second core in the browser: part of a decode's kernel calls run on a helper thread.
+
+Python in Pyodide runs on one thread, and so do the WebAssembly kernels it calls. The browser's decode worker
+(and ``scripts/pyodide_run.mjs`` under Node) can start a helper thread that instantiates the same kernel
+module (site/nic_site/static/nic-helper.js) and ``set_helper`` it here. A caller then records the kernel
+calls of one independent piece of work (a band of the synthesis) in a ``Job``, starts it, does its own part,
+and waits. The helper copies bytes and calls kernels in the recorded order; all the arithmetic is the
+kernels', so a band computed there is bit for bit the band computed here.
+
+Everything is optional: without a helper (CPython, a page that is not cross-origin isolated, a failed helper)
+``helper()`` is None and the caller computes every part itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Any
+
+import numpy as np
+
+from webdecoder import _native
+
+ROLES = ("const", "in", "out", "scratch")
+LOG_JOBS = 64
+_log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
+_UNSET = object()
+_helper: Any = _UNSET
+_const_keys: dict[int, np.ndarray] = {}  # id -> the array itself, so that its id is not reused while keyed
+
+
+def set_helper(helper: Any) -> None:
+    """Use this helper client (an object with ``start`` and ``wait``, like ``NicHelper.create``'s), or none."""
+    global _helper
+    _helper = helper
+
+
+def helper() -> Any:
+    """The helper client, or None: none there, or the kernels are off (the helper runs only kernels).
+
+    Unless ``set_helper`` chose one, it is JavaScript's ``globalThis.nicHelper``, which the decode worker
+    (nic-core.js) and ``scripts/pyodide_run.mjs --helper`` set once the helper thread is up."""
+    if _native.lib() is None:
+        return None
+    if _helper is not _UNSET:
+        return _helper
+    import js  # Pyodide only: lib() is None elsewhere
+
+    return getattr(js.globalThis, "nicHelper", None)
+
+
+class Job:
+    """Kernel calls for the helper, with the buffers they read and write.
+
+    ``buf(arr, role)`` declares an array: "const" (sent once, kept by the helper while ``arr`` lives: weights,
+    plans), "in" (copied in per job), "out" (zeros to start with, copied back into ``arr`` by ``wait``) or
+    "scratch" (the helper's memory only; ``arr`` is never touched). The ``_native`` wrappers take a Job as their
+    ``run`` argument, and
+    their pointer arguments must then lie in declared arrays.
+    """
+
+    def __init__(self) -> None:
+        self.bufs: list[dict] = []
+        self.calls: list[tuple[str, list]] = []
+        self._spans: list[tuple[int, int, int]] = []  # (start, end, index)
+        self._arrays: list[np.ndarray] = []  # alive until the job is done: it holds only their addresses
+
+    def buf(self, arr: np.ndarray, role: str) -> np.ndarray:
+        assert role in ROLES and arr.flags.c_contiguous
+        ptr, n = arr.ctypes.data, arr.nbytes
+        entry = {"ptr": ptr, "n": n, "role": role}
+        if role == "const":
+            if len(_const_keys) > 256:
+                _const_keys.clear()
+            _const_keys[id(arr)] = arr
+            entry["key"] = f"{id(arr)}:{n}"
+        self._arrays.append(arr)
+        self._spans.append((ptr, ptr + max(n, 1), len(self.bufs)))
+        self.bufs.append(entry)
+        return arr
+
+    def _arg(self, value: Any, pointer: bool) -> Any:
+        if not pointer:
+            return value
+        if value is None or value == 0:
+            return 0
+        for start, end, i in self._spans:
+            if start <= value < end:
+                return [i, value - start]
+        raise ValueError("a kernel pointer outside the job's buffers")
+
+    def __call__(self, name: str, *args: Any) -> None:
+        """Record ``lib().name(*args)`` (the ``run`` hook of the ``_native`` wrappers)."""
+        types = getattr(_native.lib(), name).argtypes
+        self.calls.append((name, [self._arg(a, t is ctypes.c_void_p) for a, t in zip(args, types, strict=True)]))
+
+    def start(self, h: Any) -> bool:
+        """Hand the job to helper ``h``; False when it cannot take it (the caller then runs it itself)."""
+        spec = {"bufs": [{k: v for k, v in b.items()} for b in self.bufs], "calls": self.calls}
+        try:
+            return bool(h.start(json.dumps(spec)))
+        except Exception:  # a JavaScript error: treat the helper as unavailable for this job
+            return False
+
+    def wait(self, h: Any) -> list[int] | None:
+        """The return codes of the job's calls once its outputs are back; None if the helper failed."""
+        try:
+            answer = json.loads(str(h.wait()))
+        except Exception:
+            return None
+        if "ms" in answer:
+            _log.append(answer["ms"])
+            del _log[:-LOG_JOBS]
+        return answer["rcs"]
+
+
+class LoopbackHelper:
+    """A helper that runs each job on this thread when waited for, through the same JSON as the real one: the
+    tests' check of the recording (pointers, buffer roles) without a second thread."""
+
+    def __init__(self) -> None:
+        self.spec: dict | None = None
+        self.jobs = 0
+
+    def start(self, spec_json: str) -> bool:
+        self.spec = json.loads(spec_json)
+        return True
+
+    def wait(self) -> str:
+        spec, self.spec = self.spec, None
+        assert spec is not None
+        self.jobs += 1
+        # Scratch gets memory of its own, as in the helper; constants, inputs and outputs are read and written
+        # in place (the real helper copies them in and out).
+        mem = [np.empty(max(b["n"], 1), np.uint8) if b["role"] == "scratch" else None for b in spec["bufs"]]
+        addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
+        for b in spec["bufs"]:
+            if b["role"] == "out":
+                ctypes.memset(b["ptr"], 0, b["n"])
+        rcs = []
+        for name, args in spec["calls"]:
+            vals = [addr[a[0]] + a[1] if isinstance(a, list) else a for a in args]
+            rcs.append(int(getattr(_native.lib(), name)(*vals) or 0))
+        return json.dumps({"rcs": rcs})
