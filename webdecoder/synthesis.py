@@ -101,37 +101,49 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
     h = parallel.helper()
     split = th // 2 if h is not None and th * tw >= SPLIT_MIN_TILES and 32 * (th // 2) < height else th
+    upper, lower = ((0, th, 0, height), None) if split == th else \
+        ((0, min(split + 1, th), 0, 32 * split), (split - 1, th, 32 * split, height))
+    bufs = _band_buffers(model, max(b[1] - b[0] for b in (upper, lower) if b), tw, pairs)
     job = None
-    if split < th:  # the lower band on the helper
+    if lower:  # on the helper; this thread's buffers only name the helper's (it never touches them)
         job = parallel.Job()
-        _band(model, prep, pairs, split - 1, th, 32 * split, height, img, job)
+        _band(model, prep, pairs, *lower, img, bufs, job)
         if not job.start(h):
             job = None
-    rc = _band(model, prep, pairs, 0, min(split + 1, th) if job else th, 0, 32 * split if job else height, img)
+    rc = _band(model, prep, pairs, *(upper if job else (0, th, 0, height)), img, bufs)
     if job is not None:
         rcs = job.wait(h)
         if rcs is None:  # the helper failed: this thread computes its band
-            rc |= _band(model, prep, pairs, split - 1, th, 32 * split, height, img)
+            rc |= _band(model, prep, pairs, *lower, img, bufs)
         else:
             rc |= any(rcs)
     return None if rc else img
 
 
+def _band_buffers(model: Model, tile_rows: int, tw: int, pairs: tuple[np.ndarray, int]) -> list[np.ndarray]:
+    """Flat float64 / int16 buffers for the largest band (``_band`` takes a prefix of each)."""
+    c, k = model["two.gdn.gamma"].shape[0], model["two.out.w"].shape[2]
+    rows, cols = 16 * tile_rows, 16 * tw
+    cout = pairs[0].shape[0]
+    return [np.empty(2 * c * rows * cols), np.empty(c * rows * cols), np.empty(cout * 4 * rows * cols),
+            np.empty(_native.direct_i16_scratch(c, rows, cols, k, 2), np.int16)]
+
+
 def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], t0: int, t1: int, y0: int, y1: int,
-          img: np.ndarray, job: parallel.Job | None = None) -> int:
-    """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 (``_two_by_bands``); 0, or 1 where the
-    output layer's int16 products could not be exact. Recorded in ``job`` (returns 0) when given."""
+          img: np.ndarray, bufs: list[np.ndarray], job: parallel.Job | None = None) -> int:
+    """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 (``_two_by_bands``) in prefixes of
+    ``bufs`` (``_band_buffers``); 0, or 1 where the output layer's int16 products could not be exact.
+    Recorded in ``job`` (returns 0) when given."""
     rows, cols = 16 * (t1 - t0), 16 * prep.tiles[1]
     _, _, b_up = _fused_up(model)
     gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
-    w_out = model.convt("two.out.w")[0]
     wpk, wmax = pairs
     b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
-    c = gamma.shape[0]
-    acc = np.empty((2 * c, rows, cols), np.float64)
-    hidden = np.empty((c, rows, cols), np.float64)
-    out = np.empty((w_out.shape[1], 2 * rows, 2 * cols), np.float64)
-    scratch = np.empty(_native.direct_i16_scratch(c, rows, cols, w_out.shape[2], 2), np.int16)
+    c, cout, k = gamma.shape[0], wpk.shape[0], wpk.shape[1]
+    acc = bufs[0][: 2 * c * rows * cols].reshape(2 * c, rows, cols)
+    hidden = bufs[1][: c * rows * cols].reshape(c, rows, cols)
+    out = bufs[2][: 4 * cout * rows * cols].reshape(cout, 2 * rows, 2 * cols)
+    scratch = bufs[3][: _native.direct_i16_scratch(c, rows, cols, k, 2)]
     dst = img[y0:y1]
     if job is not None:
         for arr in (acc, hidden, out, scratch):

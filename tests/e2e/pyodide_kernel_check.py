@@ -117,7 +117,8 @@ for f in files:
         row.append(h.jobs if isinstance(h, parallel.LoopbackHelper) else len(parallel._log) - jobs)
     parallel.set_helper(None)
     helper_out[f] = row
-print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal), "rans_kernel": bool(rans_ok),
+print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),
+                  "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "requantize_kernel": requantize_ok,
                   "rans_equal": bool(rans_equal), "files": out}))
