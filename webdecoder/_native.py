@@ -57,6 +57,9 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_upres_igdn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 6 + [ctypes.c_double]
                 handle.nic_overlap_add.restype = None
                 handle.nic_overlap_add.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 6
+                handle.nic_scale_index.restype = None
+                handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
+                                                   + [ctypes.c_int] * 2)
                 handle.nic_rans_decode.restype = ctypes.c_int
                 handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                                     ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
@@ -282,6 +285,15 @@ def overlap_add(patches: np.ndarray, stride: int, pad: int) -> np.ndarray:
     patches = np.ascontiguousarray(patches, np.float64)
     out = np.zeros((cout, stride * h, stride * w), np.float64)
     lib().nic_overlap_add(patches.ctypes.data, out.ctypes.data, cout, k, stride, h, w, pad)
+    return out
+
+
+def scale_index(t: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
+    """``lut[clip(t, lo, lo + lut.size - 1) - lo]`` as int32 for float64 integers t (hyper.py's scale indices)."""
+    t = np.ascontiguousarray(t, np.float64)
+    assert lut.dtype == np.int32 and lut.flags.c_contiguous and lut.size >= 1
+    out = np.empty(t.shape, np.int32)
+    lib().nic_scale_index(t.ctypes.data, out.ctypes.data, t.size, lut.ctypes.data, lo, lo + lut.size - 1)
     return out
 
 

@@ -230,7 +230,9 @@ class RansDecoder:
         """Decode ``tables.size`` symbols; symbol ``i`` uses table ``tables[i]``."""
         freqs = np.asarray(freqs, np.int64)
         offsets = np.asarray(offsets, np.int64)
-        tables = np.asarray(tables, np.int64)
+        tables = np.asarray(tables)
+        if tables.dtype != np.int32:  # int32 (the hyper-decoder's wasm kernel) is what the C loop reads: no copy
+            tables = tables.astype(np.int64)
         if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
             raise NicError("rANS: table index out of range")
         out, self.ptr = _run_steps(_kernel_ok(), tables, self.lanes, self.x, self.words, self.ptr, freqs, offsets)

@@ -382,7 +382,9 @@ int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int c
  *   n_i = rq(beta_i + sum_m gamma_im |u_m|, s_gdn),  out_i = rq(u_i * n_i, s_frac) + r_i.
  * acc is (2C, npx), out (C, npx); C <= 16. */
 static inline v128_t rq2(v128_t v, v128_t half, v128_t inv, v128_t lim, v128_t nlim) {
-  return wasm_f64x2_max(nlim, wasm_f64x2_min(lim, wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(v, half), inv))));
+  /* pmax/pmin (b < a ? b : a): one instruction each in V8, where max/min (NaN-propagating) are several; the
+   * same values here, as no operand is NaN or a signed zero */
+  return wasm_f64x2_pmax(nlim, wasm_f64x2_pmin(lim, wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(v, half), inv))));
 }
 
 static inline double rq(double v, double half, double inv, double lim) {
@@ -685,5 +687,16 @@ void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32
               wino_store(out, pix, n0, cnt, off, v);
             }
         }
+  }
+}
+
+/* Scale indices of the hyper-decoder's log-scales (webdecoder/hyper.py): lut[clamp(t, lo, hi) - lo] for t, integers
+ * carried in float64 (|t| <= 2^22: the activation clip). The table is tables.scale_index of lo .. hi, made by
+ * NumPy (below lo every index is 0, above hi the last), so this loop decides nothing of its own. int32 out:
+ * the type the rANS loop reads its table indices in. */
+void nic_scale_index(const double *t, int32_t *out, int n, const int32_t *lut, int lo, int hi) {
+  for (int i = 0; i < n; i++) {
+    int v = (int)t[i]; /* exact: |t| <= 2^22 */
+    out[i] = lut[(v < lo ? lo : (v > hi ? hi : v)) - lo];
   }
 }
