@@ -283,8 +283,9 @@ static double pairs_to_i16(const double *a, int cin, int h, int w, int e, int16_
       for (; r1 && x + 4 <= w; x += 4) {
         v128_t a0 = wasm_v128_load(r0 + x), a1 = wasm_v128_load(r0 + x + 2);
         v128_t b0 = wasm_v128_load(r1 + x), b1 = wasm_v128_load(r1 + x + 2);
-        m = wasm_f64x2_max(m, wasm_f64x2_max(wasm_f64x2_max(wasm_f64x2_abs(a0), wasm_f64x2_abs(a1)),
-                                             wasm_f64x2_max(wasm_f64x2_abs(b0), wasm_f64x2_abs(b1))));
+        /* pmax: one instruction in V8 (max is several, for NaN); the inputs are integers, never NaN */
+        m = wasm_f64x2_pmax(m, wasm_f64x2_pmax(wasm_f64x2_pmax(wasm_f64x2_abs(a0), wasm_f64x2_abs(a1)),
+                                               wasm_f64x2_pmax(wasm_f64x2_abs(b0), wasm_f64x2_abs(b1))));
         /* (x, x+1) of both channels as int32, interleaved pixel by pixel, then narrowed (saturating: an input
          * beyond int16 shows in the maximum and the call returns before any use) */
         v128_t p0 = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(a0), wasm_i32x4_trunc_sat_f64x2_zero(b0),
