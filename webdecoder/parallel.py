@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from webdecoder import _native
 
 ROLES = ("const", "in", "out", "scratch")
+WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
 _log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
 _UNSET = object()
@@ -64,6 +66,7 @@ class Job:
         self.calls: list[tuple[str, list]] = []
         self._spans: list[tuple[int, int, int]] = []  # (start, end, index)
         self._arrays: list[np.ndarray] = []  # alive until the job is done: it holds only their addresses
+        self._started = 0.0
 
     def buf(self, arr: np.ndarray, role: str) -> np.ndarray:
         assert role in ROLES and arr.flags.c_contiguous
@@ -97,6 +100,7 @@ class Job:
     def start(self, h: Any) -> bool:
         """Hand the job to helper ``h``; False when it cannot take it (the caller then runs it itself)."""
         spec = {"bufs": [{k: v for k, v in b.items()} for b in self.bufs], "calls": self.calls}
+        self._started = time.perf_counter()
         try:
             return bool(h.start(json.dumps(spec)))
         except Exception:  # a JavaScript error: treat the helper as unavailable for this job
@@ -104,8 +108,11 @@ class Job:
 
     def wait(self, h: Any) -> list[int] | None:
         """The return codes of the job's calls once its outputs are back; None if the helper failed."""
+        # The helper's part is about as large as this thread's: give it ten times what this thread took (and at
+        # least WAIT_MIN_MS) before declaring it dead; the client then starts no more jobs.
+        limit = max(WAIT_MIN_MS, 10_000 * (time.perf_counter() - self._started))
         try:
-            answer = json.loads(str(h.wait()))
+            answer = json.loads(str(h.wait(limit)))
         except Exception:
             return None
         if "ms" in answer:
@@ -126,7 +133,7 @@ class LoopbackHelper:
         self.spec = json.loads(spec_json)
         return True
 
-    def wait(self) -> str:
+    def wait(self, limit_ms: float = 0.0) -> str:
         spec, self.spec = self.spec, None
         assert spec is not None
         self.jobs += 1

@@ -108,8 +108,8 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     if lower:  # on the helper; this thread's buffers only name the helper's (it never touches them)
         job = parallel.Job()
         _band(model, prep, pairs, *lower, img, bufs, job)
-        if not job.start(h):
-            job = None
+        if not job.start(h):  # busy or gone: this thread computes the whole image
+            job, bufs = None, _band_buffers(model, th, tw, pairs)
     rc = _band(model, prep, pairs, *(upper if job else (0, th, 0, height)), img, bufs)
     if job is not None:
         rcs = job.wait(h)

@@ -3,7 +3,8 @@
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel", "scale_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]},
-"helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs]}}.
+"helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
+sha with a helper that refuses jobs, sha with one whose jobs fail]}}.
 Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
 """
 
@@ -107,6 +108,21 @@ conv._kernel = kernel
 # their JSON) and through the runner's helper thread where there is one (pyodide_run.mjs --helper).
 real = parallel.helper()
 helper_out = {}
+
+
+class Refusing:
+    def start(self, spec):
+        return False
+
+
+class Failing:
+    def start(self, spec):
+        return True
+
+    def wait(self, limit_ms):
+        raise RuntimeError("the helper thread died")
+
+
 for f in files:
     data = open(f, "rb").read()
     row = []
@@ -118,6 +134,10 @@ for f in files:
         parallel.set_helper(h)
         row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
         row.append(h.jobs if isinstance(h, parallel.LoopbackHelper) else len(parallel._log) - jobs)
+    # A helper that refuses every job, and one whose jobs fail: this thread computes everything itself.
+    for h in (Refusing(), Failing()):
+        parallel.set_helper(h)
+        row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
     parallel.set_helper(None)
     helper_out[f] = row
 print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),

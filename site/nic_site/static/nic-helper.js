@@ -13,8 +13,9 @@
  *       const h = await NicHelper.create({wasm, heap, spawn})   wasm: the .so bytes; heap(): Pyodide's HEAPU8;
  *                                                               spawn(): a Worker running this file as helper
  *       h.start(jobJson) -> true (started) | false (busy or broken: Python computes the band itself)
- *       h.wait(timeoutMs) -> JSON {rcs: [...]} once the outputs are copied back into Python's memory; throws
- *                            on a helper error or timeout (Python then computes the band itself)
+ *       h.wait(limitMs) -> JSON {rcs: [...], ms: [...]} once the outputs are copied back into Python's memory;
+ *                          throws on a helper error, or after limitMs (the helper is then considered dead:
+ *                          start() refuses every later job); Python then computes the part itself
  *     wait blocks on Atomics.wait, so the client needs a thread that may block (a worker, Node): never a page.
  *   - the helper, in a browser Worker named "nic-helper" or a Node worker_threads Worker (workerData.nicHelper).
  * Transport: one SharedArrayBuffer for the job's bytes and a small one for the done flag; the browser gives
