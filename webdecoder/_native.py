@@ -60,6 +60,8 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_scale_index.restype = None
                 handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
                                                    + [ctypes.c_int] * 2)
+                handle.nic_symbol_values.restype = ctypes.c_int
+                handle.nic_symbol_values.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 4
                 handle.nic_rans_decode.restype = ctypes.c_int
                 handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                                     ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
@@ -295,6 +297,20 @@ def scale_index(t: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
     out = np.empty(t.shape, np.int32)
     lib().nic_scale_index(t.ctypes.data, out.ctypes.data, t.size, lut.ctypes.data, lo, lo + lut.size - 1)
     return out
+
+
+def symbol_values(glob: np.ndarray, tables: np.ndarray, base: np.ndarray,
+                  escsym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, int32 positions of the escapes) of global symbol indices (entropy.py ``decode_values``);
+    the caller has checked every table index against ``base`` and ``escsym`` (int32, one per table)."""
+    glob, tables = (np.ascontiguousarray(v, np.int32) for v in (glob, tables))
+    assert glob.shape == tables.shape and base.dtype == escsym.dtype == np.int32 and base.shape == escsym.shape
+    assert base.flags.c_contiguous and escsym.flags.c_contiguous
+    values = np.empty(glob.size, np.int64)
+    escpos = np.empty(glob.size, np.int32)
+    n = lib().nic_symbol_values(glob.ctypes.data, tables.ctypes.data, glob.size, base.ctypes.data,
+                                escsym.ctypes.data, values.ctypes.data, escpos.ctypes.data)
+    return values, escpos[:n]
 
 
 def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, buckets: np.ndarray,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from webdecoder import _native
 from webdecoder.errors import NicError
 from webdecoder.rans import RansDecoder, RansEncoder
 
@@ -84,13 +85,49 @@ def decode_values(
     rans: bytes, esc: bytes, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray, lanes: int
 ) -> np.ndarray:
     dec = RansDecoder(rans, lanes)
-    symbols = dec.decode(freqs, offsets, tables)
+    glob, tables = dec.decode_global(freqs, offsets, tables)
     dec.finish()
-    r = half_ranges(offsets)[tables]
-    values = symbols - r
-    is_esc = symbols == 2 * r + 1
-    n_esc = int(is_esc.sum())
-    if n_esc > len(esc):  # every escape needs at least one byte: reject before looping
+    values, escapes = (_native.symbol_values(glob, tables, *_value_tables(offsets)) if _values_kernel_ok()
+                       else _symbol_values(glob, tables, offsets))
+    if escapes.size > len(esc):  # every escape needs at least one byte: reject before looping
         raise NicError("escape stream shorter than the number of escapes")
-    values[is_esc] = _read_varints(esc, n_esc)
+    values[escapes] = _read_varints(esc, escapes.size)
     return values
+
+
+def _symbol_values(glob: np.ndarray, tables: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Global symbol indices -> (int64 values, positions of the escapes, whose values are left 0)."""
+    symbols = glob.astype(np.int64) - offsets[tables]
+    r = half_ranges(offsets)[tables]
+    is_esc = symbols == 2 * r + 1
+    values = symbols - r
+    values[is_esc] = 0
+    return values, np.flatnonzero(is_esc)
+
+
+def _value_tables(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per table, int32: the global index of value 0 and that of the escape (``nic_symbol_values``)."""
+    offsets = np.asarray(offsets, np.int64)
+    r = half_ranges(offsets)
+    return (offsets[:-1] + r).astype(np.int32), (offsets[:-1] + 2 * r + 1).astype(np.int32)
+
+
+_values_state: bool | None = None  # None: not checked yet
+
+
+def _values_kernel_ok() -> bool:
+    """Use ``nic_symbol_values`` (Pyodide) only where it reproduces ``_symbol_values`` on random symbols of
+    random tables, escapes included; checked once."""
+    global _values_state
+    if _values_state is None:
+        _values_state = False
+        if _native.lib() is not None:
+            ints = _native.CheckInts(3)
+            offsets = np.cumsum([0, *(2 * ints.integers(0, 40, 9) + 2)]).astype(np.int64)
+            tables = ints.integers(0, 9, 5000)
+            glob = offsets[tables] + ints.integers(0, 1 << 20, 5000) % np.diff(offsets)[tables]
+            got, want = _native.symbol_values(glob, tables, *_value_tables(offsets)), _symbol_values(glob, tables,
+                                                                                                     offsets)
+            _values_state = bool(want[1].size > 0 and np.array_equal(got[0], want[0])
+                                 and np.array_equal(got[1], want[1]))
+    return _values_state

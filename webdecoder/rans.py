@@ -228,6 +228,14 @@ class RansDecoder:
 
     def decode(self, freqs: np.ndarray, offsets: np.ndarray, tables: np.ndarray) -> np.ndarray:
         """Decode ``tables.size`` symbols; symbol ``i`` uses table ``tables[i]``."""
+        offsets = np.asarray(offsets, np.int64)
+        out, tables = self.decode_global(freqs, offsets, tables)
+        return out.astype(np.int64) - offsets[tables]
+
+    def decode_global(self, freqs: np.ndarray, offsets: np.ndarray,
+                      tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``decode`` without the last step: each symbol's global index (table offset + symbol), and the
+        checked table indices (int32 or int64)."""
         freqs = np.asarray(freqs, np.int64)
         offsets = np.asarray(offsets, np.int64)
         tables = np.asarray(tables)
@@ -236,7 +244,7 @@ class RansDecoder:
         if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
             raise NicError("rANS: table index out of range")
         out, self.ptr = _run_steps(_kernel_ok(), tables, self.lanes, self.x, self.words, self.ptr, freqs, offsets)
-        return out.astype(np.int64) - offsets[tables]
+        return out, tables
 
     def finish(self) -> None:
         """Check that the stream was consumed exactly (integrity check)."""

@@ -1,7 +1,7 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
-"pixels_kernel", "requantize_kernel", "scale_kernel": bool,
+"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
 sha with a helper that refuses jobs, sha with one whose jobs fail]}}.
@@ -72,6 +72,9 @@ requantize_ok = conv._requantize_kernel_ok()
 from webdecoder import hyper  # noqa: E402
 
 scale_ok = hyper._scale_kernel_ok()
+from webdecoder import entropy  # noqa: E402
+
+values_ok = entropy._values_kernel_ok()
 out = {}
 wino_runs = []
 prepare = winograd.prepare
@@ -96,14 +99,14 @@ def counted_direct(*args, **kw):
 _native.convt_direct_i16_into = counted_direct
 for f in files:
     data = open(f, "rb").read()
-    conv._kernel, rans._kernel_state = kernel, rans_ok
+    conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
     wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     ran = [sum(v == 1 for v in wino_runs), sum(v == 2 for v in wino_runs)]
-    conv._kernel, rans._kernel_state = None, False  # the NumPy fallbacks
+    conv._kernel, rans._kernel_state, entropy._values_state = None, False, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]
-conv._kernel = kernel
+conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
 # The two-thread schedule (bands, half products): through a LoopbackHelper (the recorded jobs run here, from
 # their JSON) and through the runner's helper thread where there is one (pyodide_run.mjs --helper).
 real = parallel.helper()
@@ -144,4 +147,5 @@ print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_
                   "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
+                  "values_kernel": values_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

@@ -64,6 +64,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
     assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
     assert r["scale_kernel"], "the scale-index kernel did not load or failed its self-check"
+    assert r["values_kernel"], "the symbol-values kernel did not load or failed its self-check"
     for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs)) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16

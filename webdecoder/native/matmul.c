@@ -701,3 +701,20 @@ void nic_scale_index(const double *t, int32_t *out, int n, const int32_t *lut, i
     out[i] = lut[(v < lo ? lo : (v > hi ? hi : v)) - lo];
   }
 }
+
+/* Latent values of decoded symbols (webdecoder/entropy.py decode_values, same integers): symbol glob[i] (a global
+ * index, nic_rans_decode's output) of table t = tables[i] is the value glob[i] - base[t] (base = the table's
+ * offset + its half-range R), or an escape when it is the table's last symbol escsym[t] (offset + 2R + 1): value
+ * 0 then, its position appended to escpos. Returns the number of escapes. */
+int nic_symbol_values(const int32_t *glob, const int32_t *tables, int n, const int32_t *base, const int32_t *escsym,
+                      int64_t *values, int32_t *escpos) {
+  int nesc = 0;
+  for (int i = 0; i < n; i++) {
+    int t = tables[i], g = glob[i];
+    int e = g == escsym[t];
+    values[i] = e ? 0 : (int64_t)(g - base[t]);
+    escpos[nesc] = i;
+    nesc += e;
+  }
+  return nesc;
+}
