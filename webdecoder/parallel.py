@@ -56,9 +56,9 @@ class Job:
 
     ``buf(arr, role)`` declares an array: "const" (sent once, kept by the helper while ``arr`` lives: weights,
     plans), "in" (copied in per job), "out" (zeros to start with, copied back into ``arr`` by ``wait``) or
-    "scratch" (the helper's memory only; ``arr`` is never touched). The ``_native`` wrappers take a Job as their
-    ``run`` argument, and
-    their pointer arguments must then lie in declared arrays.
+    "scratch" (the helper's memory only; ``arr`` is never touched); ``copy_out`` brings part of a scratch back.
+    The ``_native`` wrappers take a Job as their ``run`` argument; their pointer arguments must then lie in
+    declared arrays.
     """
 
     def __init__(self) -> None:
@@ -81,6 +81,14 @@ class Job:
         self._spans.append((ptr, ptr + max(n, 1), len(self.bufs)))
         self.bufs.append(entry)
         return arr
+
+    def copy_out(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """After the calls, copy ``src`` (a contiguous part of a declared "scratch" array) back into ``dst``."""
+        assert dst.flags.c_contiguous and src.flags.c_contiguous and dst.nbytes == src.nbytes
+        i, off = self._arg(src.ctypes.data, True)
+        assert self.bufs[i]["role"] == "scratch" and off + src.nbytes <= self.bufs[i]["n"]
+        self._arrays.append(dst)
+        self.bufs.append({"ptr": dst.ctypes.data, "n": dst.nbytes, "role": "out", "from": [i, off]})
 
     def _arg(self, value: Any, pointer: bool) -> Any:
         if not pointer:
@@ -142,10 +150,13 @@ class LoopbackHelper:
         mem = [np.empty(max(b["n"], 1), np.uint8) if b["role"] == "scratch" else None for b in spec["bufs"]]
         addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
         for b in spec["bufs"]:
-            if b["role"] == "out":
+            if b["role"] == "out" and "from" not in b:
                 ctypes.memset(b["ptr"], 0, b["n"])
         rcs = []
         for name, args in spec["calls"]:
             vals = [addr[a[0]] + a[1] if isinstance(a, list) else a for a in args]
             rcs.append(int(getattr(_native.lib(), name)(*vals) or 0))
+        for b in spec["bufs"]:
+            if "from" in b:
+                ctypes.memmove(b["ptr"], addr[b["from"][0]] + b["from"][1], b["n"])
         return json.dumps({"rcs": rcs})

@@ -77,15 +77,17 @@ SPLIT_MIN_TILES = 64
 
 
 def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: str) -> np.ndarray | None:
-    """Depth 2 through the WebAssembly kernels, in bands of whole Winograd tile rows; where a helper thread is
+    """Depth 2 through the WebAssembly kernels, by bands of whole Winograd tile rows; where a helper thread is
     there (``parallel``), it computes the lower band while this thread computes the upper one. None where
-    the kernels or the Winograd path do not apply: the caller then runs the layer by layer path.
+    the kernels or the Winograd path do not apply, or a product could not be exact in int16: the caller then
+    runs the layer by layer path.
 
-    A band of tile rows t0 .. t1 - 1 makes hidden rows 16 t0 .. 16 t1 - 1, their output layer, and the image
-    rows it owns: those whose taps all lie in the band. So the upper band computes one tile row more and the
-    lower one starts one tile row early (its first 32 output rows lack the taps above it and are dropped):
-    the same integers as one band. (A latent of odd size, which no .nic file has, would leave part of a
-    tile past the hidden layer: it takes the other path.)
+    Tile rows t0 .. t1 - 1 make hidden rows 16 t0 .. 16 t1 - 1 and, through the output layer (k5/s2: output row
+    o reads hidden rows (o - 2) / 2 .. (o + 2) / 2), every image row whose taps lie in them. Split at tile row
+    T, the upper band owns the image rows up to 32 T - 3 and the lower one those from 32 T + 2; the four rows
+    between read two hidden rows of each band, which the helper sends back, and are made here from those
+    four hidden rows. Same integers as one band. (A latent of odd size, which no .nic file has, would leave
+    part of a tile past the hidden layer: it takes the other path.)
     """
     if not (conv.kernels_on() and _igdn_kernel_ok() and _pixels_kernel_ok()):
         return None
@@ -100,28 +102,40 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     height, width = size
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
     h = parallel.helper()
-    split = th // 2 if h is not None and th * tw >= SPLIT_MIN_TILES and 32 * (th // 2) < height else th
-    upper, lower = ((0, th, 0, height), None) if split == th else \
-        ((0, min(split + 1, th), 0, 32 * split), (split - 1, th, 32 * split, height))
-    bufs = _band_buffers(model, max(b[1] - b[0] for b in (upper, lower) if b), tw, pairs)
-    job = None
-    if lower:  # on the helper; this thread's buffers only name the helper's (it never touches them)
-        job = parallel.Job()
-        _band(model, prep, pairs, *lower, img, bufs, job)
-        if not job.start(h):  # busy or gone: this thread computes the whole image
-            job, bufs = None, _band_buffers(model, th, tw, pairs)
-    rc = _band(model, prep, pairs, *(upper if job else (0, th, 0, height)), img, bufs)
-    if job is not None:
-        rcs = job.wait(h)
-        if rcs is None:  # the helper failed: this thread computes its band
-            rc |= _band(model, prep, pairs, *lower, img, bufs)
-        else:
-            rc |= any(rcs)
-    return None if rc else img
+    split = th // 2
+    if h is None or th * tw < SPLIT_MIN_TILES or not 2 <= 32 * split - 2 < 32 * split + 2 < height:
+        return None if _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))[0] else img
+    bufs = _band_buffers(model, max(split, th - split), tw, pairs)
+    c = model["two.gdn.gamma"].shape[0]
+    edge = np.empty((c, 2, 16 * tw))  # the lower band's first two hidden rows
+    job = parallel.Job()
+    _, hidden_names = _band(model, prep, pairs, split, th, 32 * split + 2, height, img, bufs, job)
+    for ch in range(c):
+        job.copy_out(edge[ch], hidden_names[ch, :2])
+    if not job.start(h):  # busy or gone: this thread computes the whole image
+        return None if _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))[0] else img
+    rc, hidden = _band(model, prep, pairs, 0, split, 0, 32 * split - 2, img, bufs)
+    rcs = job.wait(h)
+    if rcs is None:  # the helper failed: this thread computes its band
+        rc_low, hidden_low = _band(model, prep, pairs, split, th, 32 * split + 2, height, img,
+                                   _band_buffers(model, th - split, tw, pairs))
+        rcs, edge = [rc_low], np.ascontiguousarray(hidden_low[:, :2])
+    if rc or any(rcs):
+        return None
+    # Image rows 32 T - 2 .. 32 T + 1 from hidden rows 16 T - 2 .. 16 T + 1: output rows 2 .. 5 of those four.
+    four = np.ascontiguousarray(np.concatenate([hidden[:, -2:], edge], axis=1))
+    wpk, wmax = pairs
+    out = np.empty((wpk.shape[0], 8, 32 * tw))
+    scratch = np.empty(_native.direct_i16_scratch(c, 4, 16 * tw, wpk.shape[1], 2), np.int16)
+    if _native.convt_direct_i16_into(four, wpk, wmax, 2, 2, out, scratch):
+        return None
+    b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
+    _native.pixels_rows(out, 2, b_out, shift, img[32 * split - 2 : 32 * split + 2])
+    return img
 
 
 def _band_buffers(model: Model, tile_rows: int, tw: int, pairs: tuple[np.ndarray, int]) -> list[np.ndarray]:
-    """Flat float64 / int16 buffers for the largest band (``_band`` takes a prefix of each)."""
+    """Flat float64 / int16 buffers for a band of ``tile_rows`` (``_band`` takes a prefix of each)."""
     c, k = model["two.gdn.gamma"].shape[0], model["two.out.w"].shape[2]
     rows, cols = 16 * tile_rows, 16 * tw
     cout = pairs[0].shape[0]
@@ -130,10 +144,11 @@ def _band_buffers(model: Model, tile_rows: int, tw: int, pairs: tuple[np.ndarray
 
 
 def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], t0: int, t1: int, y0: int, y1: int,
-          img: np.ndarray, bufs: list[np.ndarray], job: parallel.Job | None = None) -> int:
+          img: np.ndarray, bufs: list[np.ndarray], job: parallel.Job | None = None) -> tuple[int, np.ndarray]:
     """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 (``_two_by_bands``) in prefixes of
-    ``bufs`` (``_band_buffers``); 0, or 1 where the output layer's int16 products could not be exact.
-    Recorded in ``job`` (returns 0) when given."""
+    ``bufs`` (``_band_buffers``): 0, or 1 where the output layer's int16 products could not be exact (0 when
+    recorded in ``job``); and the band's hidden layer (C, 16 (t1 - t0), 16 tw) (for a job: the array naming the
+    helper's)."""
     rows, cols = 16 * (t1 - t0), 16 * prep.tiles[1]
     _, _, b_up = _fused_up(model)
     gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
@@ -156,7 +171,7 @@ def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], 
     _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
     rc = _native.convt_direct_i16_into(hidden, wpk, wmax, 2, 2, out, scratch, run=job)
     _native.pixels_rows(out, y0 - 32 * t0, b_out, shift, dst, run=job)
-    return rc or 0
+    return rc or 0, hidden
 
 
 def _pixels_by_band(x: np.ndarray, w: np.ndarray, stride: int, pad: int, b: np.ndarray, shift: int,

@@ -97,6 +97,8 @@ def counted_direct(*args, **kw):
 
 
 _native.convt_direct_i16_into = counted_direct
+real = parallel.helper()  # the runner's helper thread: used below, not in the single-thread decodes here
+parallel.set_helper(None)
 for f in files:
     data = open(f, "rb").read()
     conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
@@ -109,7 +111,6 @@ for f in files:
 conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
 # The two-thread schedule (bands, half products): through a LoopbackHelper (the recorded jobs run here, from
 # their JSON) and through the runner's helper thread where there is one (pyodide_run.mjs --helper).
-real = parallel.helper()
 helper_out = {}
 
 

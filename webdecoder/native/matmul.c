@@ -10,7 +10,7 @@
  * Blocking: a 4 x 4 register tile (8 f64x2 accumulators) runs over all of K; the A panel (K x 4) stays in
  * L1 while up to PB rows of W (in L2) sweep over it.
  *
- * Build (Debian emscripten 3.1.6; see build.sh): emcc -O3 -msimd128 -sSIDE_MODULE=1 matmul.c -o ...
+ * Build (Debian emscripten 3.1.6; see build.sh): emcc -O3 -msimd128 -fno-builtin -sSIDE_MODULE=1 matmul.c -o ...
  */
 #include <stdint.h>
 #include <wasm_simd128.h>

@@ -78,6 +78,7 @@
       let top = constTop;
       for (const b of msg.bufs) {
         if (b.role === "const") { addr.push(consts.get(b.key)); continue; }
+        if (b.from) { addr.push(addr[b.from[0]] + b.from[1]); continue; } // part of a scratch, copied back
         addr.push(top);
         top = align(top + b.n);
       }
@@ -85,7 +86,7 @@
       const mem = new Uint8Array(memory.buffer);
       msg.bufs.forEach((b, i) => {
         if (b.role === "in") mem.set(src.subarray(b.at, b.at + b.n), addr[i]);
-        if (b.role === "out") mem.fill(0, addr[i], addr[i] + b.n); // outputs start as zeros (sums add to them)
+        if (b.role === "out" && !b.from) mem.fill(0, addr[i], addr[i] + b.n); // outputs start as zeros (sums add to them)
       });
       const rcs = msg.calls.map(([name, args]) => {
         const fn = exports[name];
@@ -163,7 +164,7 @@
       let at = 0;
       const bufs = spec.bufs.map((b) => {
         const moves = b.role === "in" || b.role === "out" || (b.role === "const" && !sent.has(b.key));
-        const d = { role: b.role, n: b.n, key: b.key, at: moves ? at : -1 };
+        const d = { role: b.role, n: b.n, key: b.key, from: b.from, at: moves ? at : -1 };
         if (moves) at = align(at + b.n);
         return d;
       });
