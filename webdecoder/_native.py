@@ -43,7 +43,8 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_wino_convt.restype = None
                 handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3
                                                   + [ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int]
-                                                  + [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 2
+                                                  + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
+                                                  + [ctypes.c_void_p] * 2
                                                   + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
                 handle.nic_convt_direct_i16.restype = ctypes.c_int
                 handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
@@ -139,7 +140,8 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     """out (Cout, 2s th, 2s tw) = the Winograd transposed conv (``winograd.convt``'s plan): unit u (phase pair
     py[u], px[u]) sums its terms tstart[u]..tstart[u+1]-1, term t being rows t*Cout + c of w16 against transform
     combo[t] of data (combos, N, Kp) into the tile outputs in mask[t]; tile n's origin is pix[n] in a plane.
-    Every output is written once. The kernel checks no bounds: they are asserted here."""
+    Every output is written once. ``data`` may be a band of tiles of a larger array (contiguous per transform).
+    The kernel checks no bounds: they are asserted here."""
     cout, hh, ww = out.shape
     nu, nt = py.shape[0], combo.shape[0]
     assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64 and cout % 2 == 0
@@ -152,10 +154,11 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
     if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
         assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
-    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, chunk, data, pix, out))
+    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, chunk, pix, out))
+    assert data.strides[1:] == (2 * data.shape[2], 2) and data.strides[0] % 2 == 0  # tiles contiguous
     _invoke(run, "nic_wino_convt", w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data,
             px.ctypes.data, nu, combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
-            data.shape[1], pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
+            data.shape[1], data.strides[0] // 2, pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase

@@ -82,6 +82,15 @@ class Job:
         self.bufs.append(entry)
         return arr
 
+    def gather_in(self, name: np.ndarray, parts: list[np.ndarray]) -> None:
+        """Declare ``name`` an input made of ``parts`` one after the other (contiguous arrays of ``name.nbytes``
+        in all): the helper gets them as one contiguous array; ``name`` itself is never touched."""
+        assert name.flags.c_contiguous and all(a.flags.c_contiguous for a in parts)
+        assert sum(a.nbytes for a in parts) == name.nbytes
+        self.buf(name, "in")
+        self._arrays.extend(parts)
+        self.bufs[-1]["parts"] = [[a.ctypes.data, a.nbytes] for a in parts]
+
     def copy_out(self, dst: np.ndarray, src: np.ndarray) -> None:
         """After the calls, copy ``src`` (a contiguous part of a declared "scratch" array) back into ``dst``."""
         assert dst.flags.c_contiguous and src.flags.c_contiguous and dst.nbytes == src.nbytes
@@ -152,6 +161,10 @@ class LoopbackHelper:
         for b in spec["bufs"]:
             if b["role"] == "out" and "from" not in b:
                 ctypes.memset(b["ptr"], 0, b["n"])
+            at = b["ptr"]
+            for ptr, n in b.get("parts", []):  # a gathered input: assembled where its name is
+                ctypes.memmove(at, ptr, n)
+                at += n
         rcs = []
         for name, args in spec["calls"]:
             vals = [addr[a[0]] + a[1] if isinstance(a, list) else a for a in args]

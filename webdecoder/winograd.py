@@ -172,7 +172,7 @@ def convt_tiles(p: Prepared, t0: int, t1: int, cout: int, s: int, out: np.ndarra
     the whole-tile output (rows and columns past s*h, s*w included). ``run``: a ``parallel.Job`` to record the call
     in, with its buffers (``out`` must be declared by the caller)."""
     tw = p.tiles[1]
-    data = p.data if (t0, t1) == (0, p.tiles[0]) else np.ascontiguousarray(p.data[:, t0 * tw : t1 * tw])
+    data = p.data[:, t0 * tw : t1 * tw]  # a view: the kernel steps over the other tiles
     if out is None:
         out = np.empty((cout, 2 * s * (t1 - t0), 2 * s * tw), np.float64)  # every pixel is written once
     pl = p.plan
@@ -180,7 +180,10 @@ def convt_tiles(p: Prepared, t0: int, t1: int, cout: int, s: int, out: np.ndarra
         for arr in (pl.w16, pl.tstart, pl.py, pl.px, pl.combo, pl.mask):
             run.buf(arr, "const")
         run.buf(p.chunk, "in")
-        run.buf(data, "in")
+        # The helper gets the band's tiles of every transform, one after the other: a contiguous array there.
+        band = np.empty(data.shape, np.int16)  # only names the helper's copy
+        run.gather_in(band, list(data))
+        data = band
     pix = _tile_origins(t1 - t0, tw, s)
     if run is not None:
         run.buf(pix, "const")

@@ -636,8 +636,9 @@ int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t 
  * registers and stored once (no read-modify-write of the 9.4 MB canvas, no zeroing). Unit u is an output
  * phase pair (py, px); its terms tstart[u] .. tstart[u + 1] - 1 are its (term y, term x) pairs, term t
  * multiplying transform combo[t] of data (ncombo, N, Kp) by weight rows t * cout + c (one per channel) and
- * feeding the tile outputs (oy, ox) whose bit oy * 2 + ox is set in mask[t]. Channels go in pairs, tiles
- * in fours (the 2 x 4 register tile of nic_matmul_i16), int32 sums flushed every chunk[t] blocks. Output
+ * feeding the tile outputs (oy, ox) whose bit oy * 2 + ox is set in mask[t]. Transform i of tile n is at
+ * data + i * cstride + n * Kp: N tiles of a larger array (a band of tile rows) need no copy. Channels go in
+ * pairs, tiles in fours (the 2 x 4 register tile of nic_matmul_i16), int32 sums flushed every chunk[t] blocks. Output
  * (c, oy, ox) of tile n of unit u is out[pix[n] + c * plane + (oy * s + py[u]) * row + ox * s + px[u]], which
  * the caller sizes to whole tiles, so every pixel is written exactly once. cout must be even. */
 static inline void wino_store(double *out, const int32_t *pix, int n, int cnt, long off, const double *v) {
@@ -646,7 +647,8 @@ static inline void wino_store(double *out, const int32_t *pix, int n, int cnt, l
 
 void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
                     int nunits, const int32_t *combo, const int32_t *mask, const int32_t *chunk, int cout,
-                    const int16_t *data, int N, const int32_t *pix, double *out, int s, long plane, int row,
+                    const int16_t *data, int N, long cstride, const int32_t *pix, double *out, int s, long plane,
+                    int row,
                     int band) {
   v128_t f[4];
   for (int nb = 0; nb < N; nb += band) {
@@ -659,7 +661,7 @@ void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32
           for (int a = 0; a < 2; a++)
             for (int o = 0; o < 4; o++) acc[a][o][0] = acc[a][o][1] = wasm_f64x2_splat(0);
           for (int t = tstart[u]; t < tstart[u + 1]; t++) {
-            const int16_t *At = data + (long)combo[t] * N * Kp;
+            const int16_t *At = data + (long)combo[t] * cstride;
             int p0 = t * cout + c;
             if (cnt == 4) {
               tile2x4_i16_sums(W, At, Kp, p0, n0, chunk[t], f);

@@ -173,7 +173,10 @@
       const src = heap();
       const dst = new Uint8Array(data);
       spec.bufs.forEach((b, i) => {
-        if (bufs[i].at >= 0 && bufs[i].role !== "out") dst.set(src.subarray(b.ptr, b.ptr + b.n), bufs[i].at);
+        if (b.parts) { // a gathered input: its parts one after the other
+          let at = bufs[i].at;
+          for (const [ptr, n] of b.parts) { dst.set(src.subarray(ptr, ptr + n), at); at += n; }
+        } else if (bufs[i].at >= 0 && bufs[i].role !== "out") dst.set(src.subarray(b.ptr, b.ptr + b.n), bufs[i].at);
         if (b.role === "const" && !sent.has(b.key)) { sent.set(b.key, b.n); sentBytes += b.n; }
       });
       job = spec.bufs.map((b, i) => ({ ptr: b.ptr, at: bufs[i].at, n: b.n, role: b.role })).filter((b) => b.role === "out");
