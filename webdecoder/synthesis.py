@@ -101,10 +101,15 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     th, tw = prep.tiles
     height, width = size
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
+
+    def whole() -> np.ndarray | None:  # one band, on this thread
+        rc, _ = _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))
+        return None if rc else img
+
     h = parallel.helper()
     split = th // 2
     if h is None or th * tw < SPLIT_MIN_TILES or not 2 <= 32 * split - 2 < 32 * split + 2 < height:
-        return None if _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))[0] else img
+        return whole()
     bufs = _band_buffers(model, max(split, th - split), tw, pairs)
     c = model["two.gdn.gamma"].shape[0]
     edge = np.empty((c, 2, 16 * tw))  # the lower band's first two hidden rows
@@ -113,7 +118,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     for ch in range(c):
         job.copy_out(edge[ch], hidden_names[ch, :2])
     if not job.start(h):  # busy or gone: this thread computes the whole image
-        return None if _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))[0] else img
+        return whole()
     rc, hidden = _band(model, prep, pairs, 0, split, 0, 32 * split - 2, img, bufs)
     rcs = job.wait(h)
     if rcs is None:  # the helper failed: this thread computes its band

@@ -1,8 +1,9 @@
 /* nic-helper.js: a second core for the decode worker.
  *
  * Pyodide runs Python on one thread. The decoder's heaviest stage, the depth-2 synthesis, splits into bands
- * of image rows that need nothing from each other (webdecoder/synthesis.py), so while Python computes one
- * band, a helper thread computes the other with the very same WebAssembly kernels (webdecoder's
+ * of image rows that need little from each other (webdecoder/synthesis.py), and the hyper-decoder's last
+ * product into groups of output channels (webdecoder/conv.py), so while Python computes one part, a helper
+ * thread computes the other with the very same WebAssembly kernels (webdecoder's
  * nicmm.wasm.so, instantiated here a second time, on its own memory). Python describes the helper's part as
  * a job (webdecoder/parallel.py): buffers (constants kept between jobs, inputs, outputs, scratch) and kernel
  * calls whose pointer arguments name those buffers. Nothing in this file decides a pixel; it copies bytes
@@ -49,8 +50,8 @@
       memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
       const sp = new WebAssembly.Global({ value: "i32", mutable: true }, STACK_BYTES);
       const u8 = () => new Uint8Array(memory.buffer);
-      const env = {
-        memory, __stack_pointer: sp,
+      const env = { // memset/memcpy: build.sh's -fno-builtin leaves the module without them; kept for a build that
+        memory, __stack_pointer: sp, // imports them
         memset: (d, v, n) => { u8().fill(v, d, d + n); return d; },
         memcpy: (d, s, n) => { u8().copyWithin(d, s, s + n); return d; },
       };
