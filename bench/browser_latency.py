@@ -24,8 +24,9 @@ with Playwright (offline: any request off 127.0.0.1 is aborted and reported), an
   decode IN THE PAGE (nic.js ``configure({mode: "page"})``, same nic-core.js and wheel); the native
   decoders are timed in that page under the same throttle (createImageBitmap may decode off the main
   thread, so its throttled numbers are a lower bound of what a slow phone does);
-* **memory**: peak JS heap (CDP ``Runtime.getHeapUsage``, page mode, sampled after every decode) and the
-  WebAssembly memory of the interpreter (``pyodide._module.HEAPU8.length``; it only grows: its peak).
+* **memory**: peak JS heap (CDP ``Runtime.getHeapUsage``, page mode, sampled after every decode), the
+  WebAssembly memory of the interpreter (``pyodide._module.HEAPU8.length``; it only grows: its peak) and that
+  of the worker's helper thread (its own, reported after each job).
 
 Usage (the first start encodes the samples with effort "none" into build/e2e-cache/, reused after)::
 
@@ -234,6 +235,7 @@ def image_row(key: str, e: dict, res: dict) -> dict:
                                              if f in e["comparisons"]},
             "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat.get("avif") else None,
             "kernels": (res["info"] or {}).get("kernels"), "threads": (res["info"] or {}).get("threads"),
+            "helperWasmBytes": (res["info"] or {}).get("helper_wasm_bytes"),
             "wasmBytes": res["wasmBytes"]}
 
 
@@ -355,7 +357,8 @@ def run(args: argparse.Namespace) -> dict:
         out["pageThrottled"] = throttled
         out["memory"] = {"jsHeapPeakUsedBytes": heap_peak["used"], "jsHeapPeakTotalBytes": heap_peak["total"],
                          "wasmBytes": max([r["wasmBytes"] or 0 for rs in throttled.values() for r in rs] +
-                                          [r["wasmBytes"] or 0 for r in rows])}
+                                          [r["wasmBytes"] or 0 for r in rows]),
+                         "helperWasmBytes": max([r.get("helperWasmBytes") or 0 for r in rows], default=0)}
         tpage.close()
         if args.progressive:
             out["progressive"] = progressive_runs(ctx, url, min(entries, key=lambda e: e["nic"]["bytes"]), args)
@@ -432,7 +435,8 @@ def markdown(out: dict) -> str:
               f"| first-visit bytes on the wire (compressed as served) | {fv['totalBytes']} |",
               f"| peak JS heap (page mode, used / total) | {mem['jsHeapPeakUsedBytes']} / "
               f"{mem['jsHeapPeakTotalBytes']} B |",
-              f"| WebAssembly memory (peak) | {mem['wasmBytes']} B |", ""]
+              f"| WebAssembly memory (peak) | {mem['wasmBytes']} B |",
+              f"| the worker's helper thread: its own WebAssembly memory | {mem.get('helperWasmBytes')} B |", ""]
     if out.get("progressive"):
         pr = out["progressive"]
         lines += [f"## Progressive preview ({pr['key']}, {pr['bytes']} B; in-page decode at 4x CPU)", "",

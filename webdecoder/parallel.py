@@ -26,6 +26,7 @@ ROLES = ("const", "in", "out", "scratch")
 WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
 _log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
+_memory_bytes = 0  # the helper's WebAssembly memory after its last job (it only grows)
 _UNSET = object()
 _helper: Any = _UNSET
 _const_keys: dict[int, np.ndarray] = {}  # id -> the array itself, so that its id is not reused while keyed
@@ -49,6 +50,11 @@ def helper() -> Any:
     import js  # Pyodide only: lib() is None elsewhere
 
     return getattr(js.globalThis, "nicHelper", None)
+
+
+def memory_bytes() -> int:
+    """The helper thread's WebAssembly memory in bytes, as of its last job (0 before any)."""
+    return _memory_bytes
 
 
 class Job:
@@ -132,9 +138,11 @@ class Job:
             answer = json.loads(str(h.wait(limit)))
         except Exception:
             return None
+        global _memory_bytes
         if "ms" in answer:
             _log.append(answer["ms"])
             del _log[:-LOG_JOBS]
+        _memory_bytes = max(_memory_bytes, int(answer.get("memoryBytes", 0)))
         return answer["rcs"]
 
 

@@ -11,7 +11,8 @@ async (items) => {
   for (const [key, url] of items) {
     const r = await nic.decodeDetailed(url);
     out[key] = { sha: await window.rgbSha256(r.imageData), width: r.width, height: r.height,
-                 decodeMs: r.decodeMs, kernels: r.info.kernels, threads: r.info.threads };
+                 decodeMs: r.decodeMs, kernels: r.info.kernels, threads: r.info.threads,
+                 helperBytes: r.info.helper_wasm_bytes };
   }
   return { out, stats: nic.stats() };
 }
@@ -38,6 +39,7 @@ def test_every_sample_is_bit_exact_in_the_worker(page, server, catalog, cpython_
     # decode: these pixels are the two-thread schedule's (bands and half products made by nic-helper.js).
     assert page.evaluate("crossOriginIsolated"), "the site's pages are not cross-origin isolated"
     assert all(v["threads"] == 2 for v in got.values()), "the worker decoded without its helper thread"
+    assert 0 < max(v["helperBytes"] for v in got.values()) < 64 << 20, "the helper's memory, as reported"
     ms = sorted(v["decodeMs"] for v in got.values())
     print(f"\n{len(got)} images bit-exact; worker decode ms min/median/max "
           f"{ms[0]:.0f}/{ms[len(ms) // 2]:.0f}/{ms[-1]:.0f}; cold start {res['stats']['coldStartMs']:.0f} ms")

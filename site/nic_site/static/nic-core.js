@@ -10,7 +10,7 @@
  *   NicCore.decode(uint8Array) -> {width, height, pixels: Uint8ClampedArray (RGBA), decodeMs, info, wasmBytes}
  *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
  *           + kernels: whether the WebAssembly kernels were loaded (false: the NumPy reference decoded)
- *           + threads: 2 when the helper thread took part, else 1
+ *           + threads: 2 when the helper thread took part, else 1; helper_wasm_bytes: its WebAssembly memory
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
@@ -34,6 +34,7 @@ def _meta(meta, stages):
     out["stages_ms"] = {k: v * 1000 for k, v in stages.items()}  # where the time went (profile)
     out["kernels"] = _native.lib() is not None
     out["threads"] = 1 if parallel.helper() is None else 2
+    out["helper_wasm_bytes"] = parallel.memory_bytes()  # the helper thread's own memory (0: none)
     return out
 
 def _nic_decode(buf):

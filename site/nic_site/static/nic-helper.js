@@ -14,7 +14,7 @@
  *       const h = await NicHelper.create({wasm, heap, spawn})   wasm: the .so bytes; heap(): Pyodide's HEAPU8;
  *                                                               spawn(): a Worker running this file as helper
  *       h.start(jobJson) -> true (started) | false (busy or broken: Python computes the band itself)
- *       h.wait(limitMs) -> JSON {rcs: [...], ms: [...]} once the outputs are copied back into Python's memory;
+ *       h.wait(limitMs) -> JSON {rcs: [...], ms: [...], memoryBytes} once the outputs are back in Python's memory;
  *                          throws on a helper error, or after limitMs (the helper is then considered dead:
  *                          start() refuses every later job); Python then computes the part itself
  *     wait blocks on Atomics.wait, so the client needs a thread that may block (a worker, Node): never a page.
@@ -35,7 +35,7 @@
   function serve(port) {
     let exports = null;
     let memory = null;
-    let times = null; // Float64Array after ctrl: when the last job began and ended (ms since the epoch)
+    let times = null; // Float64Array after ctrl: when the last job began and ended (ms since the epoch), memory bytes
     let ctrl = null; // Int32Array on the flag SharedArrayBuffer: [state (0 idle, 1 done, 2 failed), ncalls, rcs...]
     let data = null; // the job bytes' SharedArrayBuffer (replaced by a larger one when needed)
     let consts = new Map(); // key -> offset in memory
@@ -59,7 +59,7 @@
       exports = instance.exports;
       if (exports.__wasm_call_ctors) exports.__wasm_call_ctors();
       ctrl = new Int32Array(msg.ctrl, 0, 48);
-      times = new Float64Array(msg.ctrl, 48 * 4, 2);
+      times = new Float64Array(msg.ctrl, 48 * 4, 3);
     }
 
     function run(msg) {
@@ -122,6 +122,7 @@
         }
         times[0] = t0;
         times[1] = now();
+        times[2] = memory.buffer.byteLength;
         Atomics.store(ctrl, 0, state);
         Atomics.notify(ctrl, 0);
       }
@@ -135,7 +136,7 @@
     const worker = spawn();
     const ctrlBuf = new SharedArrayBuffer(4 * 64);
     const ctrl = new Int32Array(ctrlBuf, 0, 48);
-    const times = new Float64Array(ctrlBuf, 48 * 4, 2);
+    const times = new Float64Array(ctrlBuf, 48 * 4, 3);
     const now = () => performance.timeOrigin + performance.now();
     let posted = 0;
     const on = (fn) => (worker.on ? worker.on("message", fn) : worker.addEventListener("message", (e) => fn(e.data)));
@@ -209,7 +210,7 @@
       const rcs = Array.from(ctrl.subarray(2, 2 + ctrl[1]));
       // ms: the helper's start delay after the post, its time on the job, this thread's wait, the copy back
       const ms = [times[0] - posted, times[1] - times[0], copied - waited, now() - copied];
-      return JSON.stringify({ rcs, ms });
+      return JSON.stringify({ rcs, ms, memoryBytes: times[2] });
     }
 
     return { start, wait, terminate: () => worker.terminate() };
