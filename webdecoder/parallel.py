@@ -30,6 +30,8 @@ _memory_bytes = 0  # the helper's WebAssembly memory after its last job (it only
 _UNSET = object()
 _helper: Any = _UNSET
 _const_keys: dict[int, np.ndarray] = {}  # id -> the array itself, so that its id is not reused while keyed
+_const_generation = 0  # part of every key: after the dict is cleared, a reused id cannot match an old key
+CONST_ARRAYS = 256
 
 
 def set_helper(helper: Any) -> None:
@@ -75,14 +77,16 @@ class Job:
         self._started = 0.0
 
     def buf(self, arr: np.ndarray, role: str) -> np.ndarray:
+        global _const_generation
         assert role in ROLES and arr.flags.c_contiguous
         ptr, n = arr.ctypes.data, arr.nbytes
         entry = {"ptr": ptr, "n": n, "role": role}
         if role == "const":
-            if len(_const_keys) > 256:
+            if id(arr) not in _const_keys and len(_const_keys) >= CONST_ARRAYS:
                 _const_keys.clear()
+                _const_generation += 1
             _const_keys[id(arr)] = arr
-            entry["key"] = f"{id(arr)}:{n}"
+            entry["key"] = f"{_const_generation}:{id(arr)}:{n}"
         self._arrays.append(arr)
         self._spans.append((ptr, ptr + max(n, 1), len(self.bufs)))
         self.bufs.append(entry)
@@ -162,15 +166,15 @@ class LoopbackHelper:
         spec, self.spec = self.spec, None
         assert spec is not None
         self.jobs += 1
-        # Scratch gets memory of its own, as in the helper; constants, inputs and outputs are read and written
-        # in place (the real helper copies them in and out).
-        mem = [np.empty(max(b["n"], 1), np.uint8) if b["role"] == "scratch" else None for b in spec["bufs"]]
+        # Scratch and gathered inputs get memory of their own, as in the helper (names are never touched);
+        # constants, plain inputs and outputs are read and written in place (the helper copies them in and out).
+        own = [b["role"] == "scratch" or "parts" in b for b in spec["bufs"]]
+        mem = [np.empty(max(b["n"], 1), np.uint8) if o else None for b, o in zip(spec["bufs"], own, strict=True)]
         addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
-        for b in spec["bufs"]:
+        for b, at in zip(spec["bufs"], addr, strict=True):
             if b["role"] == "out" and "from" not in b:
                 ctypes.memset(b["ptr"], 0, b["n"])
-            at = b["ptr"]
-            for ptr, n in b.get("parts", []):  # a gathered input: assembled where its name is
+            for ptr, n in b.get("parts", []):  # a gathered input: its parts one after the other
                 ctypes.memmove(at, ptr, n)
                 at += n
         rcs = []

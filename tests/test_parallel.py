@@ -1,0 +1,125 @@
+"""webdecoder.parallel's job recording, in CPython with a stand-in kernel library.
+
+The real helper thread (site/nic_site/static/nic-helper.js) and the real kernels are exercised under Node and in
+Chromium (tests/e2e/test_pyodide_kernel.py, test_decode_exact.py); here the bookkeeping they rely on: pointers
+rewritten as (buffer, offset), constants keyed for reuse, gathered inputs, scratch copied back, and the
+LoopbackHelper, which runs a job from its JSON the way the helper does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+
+import numpy as np
+import pytest
+
+from webdecoder import _native, parallel
+
+
+def _copy(dst: int, src: int, n: int) -> int:
+    ctypes.memmove(dst, src, n)
+    return 0
+
+
+def _add_one(ptr: int, n: int) -> int:  # += 1 on n bytes: shows whether an output started at zero
+    buf = (ctypes.c_uint8 * n).from_address(ptr)
+    for i in range(n):
+        buf[i] += 1
+    return 7
+
+
+_copy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+_add_one.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+
+class FakeLib:
+    """Two 'kernels' with ctypes argtypes, like the loaded side module's functions."""
+
+    nic_copy = staticmethod(_copy)
+    nic_add_one = staticmethod(_add_one)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    lib = FakeLib()
+    monkeypatch.setattr(_native, "lib", lambda: lib)
+    monkeypatch.setattr(parallel, "_log", [])
+    return lib
+
+
+def test_pointers_become_buffer_and_offset(fake):
+    job = parallel.Job()
+    a = job.buf(np.arange(8, dtype=np.int32), "in")
+    b = job.buf(np.zeros(8, np.int32), "out")
+    job("nic_copy", b.ctypes.data + 4, a.ctypes.data, 12)
+    assert job.calls == [("nic_copy", [[1, 4], [0, 0], 12])]
+    with pytest.raises(ValueError, match="outside"):
+        job("nic_copy", np.zeros(4).ctypes.data, a.ctypes.data, 4)
+    with pytest.raises(ValueError):  # the argument count is the kernel's
+        job("nic_copy", b.ctypes.data, a.ctypes.data)
+
+
+def test_constants_keep_their_key_until_the_table_is_cleared(fake, monkeypatch):
+    monkeypatch.setattr(parallel, "CONST_ARRAYS", 3)
+    w = np.ones(5)
+    keys = [parallel.Job().buf(w, "const") is w and None for _ in range(2)]
+    assert keys == [None, None]
+    j1, j2 = parallel.Job(), parallel.Job()
+    j1.buf(w, "const")
+    j2.buf(w, "const")
+    assert j1.bufs[0]["key"] == j2.bufs[0]["key"]  # sent once, reused by the helper
+    others = [np.zeros(1) for _ in range(3)]
+    for o in others:  # a fourth constant clears the table: every key changes generation
+        parallel.Job().buf(o, "const")
+    j3 = parallel.Job()
+    j3.buf(w, "const")
+    assert j3.bufs[0]["key"] != j1.bufs[0]["key"]
+
+
+def test_loopback_runs_a_job_from_its_json(fake):
+    """Outputs start at zero, scratch lives apart from its name, gathered inputs arrive in one piece, and
+    copy_out brings part of a scratch back."""
+    lo, hi = np.arange(4, dtype=np.uint8), np.arange(10, 14, dtype=np.uint8)
+    rows = np.stack([lo, hi])[:, None]  # two parts, apart in memory
+    job = parallel.Job()
+    gathered = np.full(8, 99, np.uint8)  # only a name: the helper's copy is assembled from the parts
+    job.gather_in(gathered, [np.ascontiguousarray(r[0]) for r in rows])
+    scratch = job.buf(np.full(8, 50, np.uint8), "scratch")
+    out = job.buf(np.full(8, 9, np.uint8), "out")
+    job("nic_copy", scratch.ctypes.data, gathered.ctypes.data, 8)
+    job("nic_add_one", scratch.ctypes.data, 8)
+    job("nic_add_one", out.ctypes.data, 8)
+    back = np.zeros(3, np.uint8)
+    job.copy_out(back, scratch[5:8])
+    h = parallel.LoopbackHelper()
+    assert job.start(h)
+    assert job.wait(h) == [0, 7, 7]
+    assert out.tolist() == [1] * 8  # zeros, then + 1: not the 9s that were there
+    assert back.tolist() == [12, 13, 14]  # the gathered input, + 1, from the helper's scratch
+    assert scratch.tolist() == [50] * 8 and gathered.tolist() == [99] * 8  # names are never touched
+    assert h.jobs == 1
+
+
+def test_a_failing_or_refusing_helper_is_reported(fake):
+    class Refuses:
+        def start(self, spec: str) -> bool:
+            return False
+
+    class Dies:
+        def start(self, spec: str) -> bool:
+            json.loads(spec)
+            return True
+
+        def wait(self, limit_ms: float) -> str:
+            assert limit_ms >= parallel.WAIT_MIN_MS
+            raise RuntimeError("gone")
+
+    job = parallel.Job()
+    job.buf(np.zeros(4), "out")
+    assert not job.start(Refuses())
+    assert job.start(Dies()) and job.wait(Dies()) is None
+
+
+def test_no_helper_in_cpython():
+    assert _native.lib() is None and parallel.helper() is None
