@@ -225,16 +225,17 @@ def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int
 
 
 def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None, shift: int, lo: float,
-               hi: float) -> np.ndarray:
+               hi: float, out: np.ndarray | None = None, run: Callable[..., Any] | None = None) -> np.ndarray:
     """clip(floor((acc * mul_c + bias_c + 2^(shift-1)) / 2^shift), lo, hi) for (C, ...) acc (conv.py)."""
     acc = np.ascontiguousarray(acc, np.float64)
     c = acc.shape[0]
     mul, bias = (None if v is None else np.ascontiguousarray(v, np.float64) for v in (mul, bias))
     assert all(v is None or v.shape == (c,) for v in (mul, bias)) and shift >= 1
-    out = np.empty(acc.shape, np.float64)
-    lib().nic_requantize(acc.ctypes.data, None if mul is None else mul.ctypes.data,
-                         None if bias is None else bias.ctypes.data, out.ctypes.data, c, acc.size // max(1, c),
-                         shift, lo, hi)
+    if out is None:
+        out = np.empty(acc.shape, np.float64)
+    assert out.shape == acc.shape and out.dtype == np.float64 and out.flags.c_contiguous
+    _invoke(run, "nic_requantize", acc.ctypes.data, None if mul is None else mul.ctypes.data,
+            None if bias is None else bias.ctypes.data, out.ctypes.data, c, acc.size // max(1, c), shift, lo, hi)
     return out
 
 

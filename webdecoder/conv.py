@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from webdecoder import _native, parallel, winograd
+from webdecoder import _native, winograd
 from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
@@ -520,10 +520,22 @@ def phase_bands(a: np.ndarray, w: np.ndarray, s: int, pad: int,
 
 
 def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
-    """``_conv_gather`` in the int16 kernel, the shifted copies written straight into its (N, K) int16 operand
-    (taps-major, channels innermost) instead of a float64 (K, N) matrix converted afterwards: the
-    hyper-decoder's last layer builds 1.3 MB instead of 5.3 MB plus a transposing copy. None when the
-    activations need more than 15 bits (the general path splits them)."""
+    """``_conv_gather`` in the int16 kernel (``gather_operands``); None when the activations need more than 15 bits
+    (the general path splits them)."""
+    ops = gather_operands(a, w, pad)
+    if ops is None:
+        return None
+    w16, at16, chunk = ops
+    out = np.zeros((w16.shape[0], at16.shape[0]), np.float64)
+    _native.matmul_i16(w16, at16, out, chunk, 1.0)
+    return out.reshape(w16.shape[0], *a.shape[1:])
+
+
+def gather_operands(a: np.ndarray, w: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The int16 operands of the stride-1 gather product ``w16 (Cout, Kp) @ at16 (N, Kp).T``, with its flush
+    interval: the shifted copies written straight into the (N, K) int16 operand (taps-major, channels
+    innermost) instead of a float64 (K, N) matrix converted afterwards: the hyper-decoder's last layer builds
+    1.3 MB instead of 5.3 MB plus a transposing copy. None when the activations need more than 15 bits."""
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
     w16, wmax = _derived(_gather16_cache, w, lambda w: _to_int16(np.ascontiguousarray(
@@ -542,36 +554,10 @@ def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
         for kx in range(k):
             x0 = pad - kx + e
             cols[:, :, ky, kx] = ap[y0 : y0 + h, x0 : x0 + wd]
-    out = np.zeros((cout, h * wd), np.float64)
-    _rows_on_two_threads(w16, at.reshape(h * wd, -1), out, chunk)
-    return out.reshape(cout, h, wd)
+    return w16, at.reshape(h * wd, -1), chunk
 
 
 SPLIT_MIN_MACS = 20_000_000  # below this a product runs on one thread: the helper's hand-over costs ~0.3 ms
-
-
-def _rows_on_two_threads(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int) -> None:
-    """``_native.matmul_i16(w16, at16, out, chunk, 1.0)``, the last ~half of the output rows on the helper thread
-    where there is one (``parallel``): the hyper-decoder's last layer (255 M multiply-adds for a Kodak image)."""
-    h = parallel.helper() if w16.size * at16.shape[0] >= SPLIT_MIN_MACS else None
-    # This thread takes 17/32 of the rows: the helper's part also copies the operand in and the rows out (the
-    # split where neither waits, measured on a Kodak image under Node: 0.35 ms of waiting at one half).
-    job, half = None, w16.shape[0] * 17 // 32
-    if h is not None:
-        job = parallel.Job()
-        job.buf(w16, "const")
-        job.buf(at16, "in")
-        job.buf(out[half:], "out")
-        _native.matmul_i16(w16[half:], at16, out[half:], chunk, 1.0, run=job)
-        if not job.start(h):
-            job = None
-    if job is None:
-        _native.matmul_i16(w16, at16, out, chunk, 1.0)
-        return
-    _native.matmul_i16(w16[:half], at16, out[:half], chunk, 1.0)
-    if job.wait(h) is None:  # the helper failed: this thread computes its rows (from zeros again)
-        out[half:] = 0.0
-        _native.matmul_i16(w16[half:], at16, out[half:], chunk, 1.0)
 
 
 def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:

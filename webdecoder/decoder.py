@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import time
 
 import numpy as np
 
 from webdecoder import entropy, format
 from webdecoder.errors import NicError
-from webdecoder.hyper import hyper_decode
+from webdecoder.hyper import hyper_decode, hyper_decode_deferred
 from webdecoder.model import Model, get_model
 from webdecoder.synthesis import dequantize_latent, synthesize
 from webdecoder.tables import FRAC_BITS
@@ -58,11 +59,13 @@ def decode_z(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> np.
     return z.reshape(cz, hz, wz)
 
 
-def decode_y(model: Model, h: format.Header, means_fx: np.ndarray, scale_idx: np.ndarray,
+def decode_y(model: Model, h: format.Header, means_fx: np.ndarray | Callable[[], np.ndarray], scale_idx: np.ndarray,
              y_rans: bytes, y_esc: bytes) -> np.ndarray:
-    """Residual symbols around the integer means -> gained latent in fixed point."""
+    """Residual symbols around the integer means -> gained latent in fixed point. ``means_fx`` may be a function
+    that returns them (``hyper_decode_deferred``): it is called once the symbols are decoded."""
     q = entropy.decode_values(y_rans, y_esc, scale_idx.ravel(), model["y.freqs"], model["y.offsets"], h.y_lanes)
-    return (q.reshape(means_fx.shape) << FRAC_BITS) + means_fx
+    means = means_fx() if callable(means_fx) else means_fx
+    return (q.reshape(means.shape) << FRAC_BITS) + means
 
 
 def decode(data: bytes, timings: dict | None = None, rgba: bool = False) -> np.ndarray:
@@ -92,7 +95,8 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     previewed = _take_previewed_hyper(_hyper_key(model, h, z_rans, z_esc))
     z_hat = decode_z(model, h, z_rans, z_esc) if previewed is None else None
     lap("z")
-    means_fx, scale_idx = hyper_decode(model, z_hat) if previewed is None else previewed
+    # The means may still be on their way from the helper thread while y is decoded (hyper_decode_deferred).
+    means_fx, scale_idx = hyper_decode_deferred(model, z_hat) if previewed is None else previewed
     lap("hyper")
     y_fx = decode_y(model, h, means_fx, scale_idx, y_rans, y_esc)
     lap("y")
