@@ -2,10 +2,10 @@
 
 Python in Pyodide runs on one thread, and so do the WebAssembly kernels it calls. The browser's decode worker
 (and ``scripts/pyodide_run.mjs`` under Node) can start a helper thread that instantiates the same kernel
-module (site/nic_site/static/nic-helper.js) and ``set_helper`` it here. A caller then records the kernel
-calls of one independent piece of work (a band of the synthesis) in a ``Job``, starts it, does its own part,
-and waits. The helper copies bytes and calls kernels in the recorded order; all the arithmetic is the
-kernels', so a band computed there is bit for bit the band computed here.
+module (site/nic_site/static/nic-helper.js); ``helper()`` finds it. A caller then records the kernel calls of
+one independent piece of work (a band of the synthesis, half of a layer's output channels) in a ``Job``,
+starts it, does its own part, and waits. The helper copies bytes and calls kernels in the recorded order; all
+the arithmetic is the kernels', so a part computed there is bit for bit the part computed here.
 
 Everything is optional: without a helper (CPython, a page that is not cross-origin isolated, a failed helper)
 ``helper()`` is None and the caller computes every part itself.
@@ -62,10 +62,14 @@ def memory_bytes() -> int:
 class Job:
     """Kernel calls for the helper, with the buffers they read and write.
 
-    ``buf(arr, role)`` declares an array: "const" (sent once, kept by the helper while ``arr`` lives: weights,
-    plans), "in" (copied in per job), "out" (zeros to start with, copied back into ``arr`` by ``wait``) or
-    "scratch" (the helper's memory only; ``arr`` is never touched; "zeros": such memory cleared first, for sums);
-    ``copy_out`` brings part of a scratch back.
+    ``buf(arr, role)`` declares an array, by role:
+
+    - "const": sent once and kept by the helper while ``arr`` lives (weights, plans);
+    - "in": copied in for this job (``gather_in``: an input made of several arrays);
+    - "out": zeros to start with, copied back into ``arr`` by ``wait``;
+    - "scratch": the helper's memory only, ``arr`` merely names it and is never touched ("zeros": the same, cleared
+      first, for sums); ``copy_out`` brings part of one back.
+
     The ``_native`` wrappers take a Job as their ``run`` argument; their pointer arguments must then lie in
     declared arrays.
     """
@@ -127,7 +131,7 @@ class Job:
 
     def start(self, h: Any) -> bool:
         """Hand the job to helper ``h``; False when it cannot take it (the caller then runs it itself)."""
-        spec = {"bufs": [{k: v for k, v in b.items()} for b in self.bufs], "calls": self.calls}
+        spec = {"bufs": self.bufs, "calls": self.calls}
         self._started = time.perf_counter()
         try:
             return bool(h.start(json.dumps(spec)))
@@ -136,6 +140,7 @@ class Job:
 
     def wait(self, h: Any) -> list[int] | None:
         """The return codes of the job's calls once its outputs are back; None if the helper failed."""
+        global _memory_bytes
         # The helper's part is about as large as this thread's: give it ten times what this thread took (and at
         # least WAIT_MIN_MS) before declaring it dead; the client then starts no more jobs.
         limit = max(WAIT_MIN_MS, 10_000 * (time.perf_counter() - self._started))
@@ -143,7 +148,6 @@ class Job:
             answer = json.loads(str(h.wait(limit)))
         except Exception:
             return None
-        global _memory_bytes
         if "ms" in answer:
             _log.append(answer["ms"])
             del _log[:-LOG_JOBS]
