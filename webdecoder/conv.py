@@ -557,9 +557,6 @@ def gather_operands(a: np.ndarray, w: np.ndarray, pad: int) -> tuple[np.ndarray,
     return w16, at.reshape(h * wd, -1), chunk
 
 
-SPLIT_MIN_MACS = 20_000_000  # below this a product runs on one thread: the helper's hand-over costs ~0.3 ms
-
-
 def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:
     """(Cout, k, k, h, w) patches painted on an s-grid, summed, cropped from ``pad``: (Cout, s*h, s*w)."""
     cout, k, _, h, wd = patches.shape

@@ -19,6 +19,7 @@ from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM
 
 ACT_LIMIT = float(1 << 22)  # activations are clipped to +-2^22 (exactness bound)
 HYPER_LAYERS = ((5, 2, 2), (5, 2, 2), (3, 1, 1))  # (kernel, stride, crop) of h_s
+SPLIT_MIN_MACS = 20_000_000  # below this the last layer runs on one thread: the helper's hand-over costs ~0.3 ms
 
 
 def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +59,7 @@ def _last_layer_on_two_threads(model: Model, t: np.ndarray, w: np.ndarray,
     if h is None or not (_scale_kernel_ok() and conv._requantize_kernel_ok()):
         return None
     ops = conv.gather_operands(t, w, crop)
-    if ops is None or ops[0].size * ops[1].shape[0] < conv.SPLIT_MIN_MACS or ops[0].shape[0] % 2:
+    if ops is None or ops[0].size * ops[1].shape[0] < SPLIT_MIN_MACS or ops[0].shape[0] % 2:
         return None
     w16, at16, chunk = ops
     c, n = w16.shape[0] // 2, at16.shape[0]

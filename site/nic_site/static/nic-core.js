@@ -136,12 +136,10 @@ def _nic_preview(buf):
   /** The second decode thread (nic-helper.js), as globalThis.nicHelper where webdecoder.parallel finds it.
    *  Resolves true when it runs, false where it cannot (then every decode runs on this thread). */
   async function startHelper(cfg, sitePackages) {
-    const why = !cfg.helperURL ? null
-      : cfg.kernels === false ? "the kernels are off"
-      : !self.crossOriginIsolated || typeof SharedArrayBuffer !== "function" ? "not cross-origin isolated"
-      : (navigator.hardwareConcurrency || 1) < 2 ? "one CPU core"
-      : !self.NicHelper ? "nic-helper.js not loaded" : "";
-    if (why !== "") return false;
+    // Only in the decode worker (helperURL), with the kernels on (the helper runs only kernels), cross-origin
+    // isolated (SharedArrayBuffer) and on two cores or more.
+    if (!cfg.helperURL || cfg.kernels === false || !self.crossOriginIsolated || typeof SharedArrayBuffer !== "function"
+        || (navigator.hardwareConcurrency || 1) < 2 || !self.NicHelper) return false;
     try {
       const wasm = py.FS.readFile(sitePackages + "/webdecoder/native/nicmm.wasm.so");
       self.nicHelper = await self.NicHelper.create({

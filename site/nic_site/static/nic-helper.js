@@ -49,12 +49,9 @@
     async function init(msg) {
       memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
       const sp = new WebAssembly.Global({ value: "i32", mutable: true }, STACK_BYTES);
-      const u8 = () => new Uint8Array(memory.buffer);
-      const env = { // memset/memcpy: build.sh's -fno-builtin leaves the module without them; kept for a build that
-        memory, __stack_pointer: sp, // imports them
-        memset: (d, v, n) => { u8().fill(v, d, d + n); return d; },
-        memcpy: (d, s, n) => { u8().copyWithin(d, s, s + n); return d; },
-      };
+      // The module imports nothing else (build.sh's -fno-builtin: no memset/memcpy); a build that did would fail
+      // here, and the worker would decode on one thread.
+      const env = { memory, __stack_pointer: sp };
       const { instance } = await WebAssembly.instantiate(msg.wasm, { env });
       exports = instance.exports;
       if (exports.__wasm_call_ctors) exports.__wasm_call_ctors();
