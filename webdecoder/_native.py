@@ -46,6 +46,12 @@ def lib() -> ctypes.CDLL | None:
                                                   + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
                                                   + [ctypes.c_void_p] * 2
                                                   + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
+                handle.nic_wino3_data.restype = ctypes.c_int
+                handle.nic_wino3_data.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3
+                handle.nic_wino3_conv.restype = None
+                handle.nic_wino3_conv.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 5
+                                                  + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_int]
+                                                  + [ctypes.c_double] * 2 + [ctypes.c_void_p] + [ctypes.c_int] * 3)
                 handle.nic_convt_direct_i16.restype = ctypes.c_int
                 handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
                 handle.nic_requantize.restype = None
@@ -159,6 +165,49 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     _invoke(run, "nic_wino_convt", w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data,
             px.ctypes.data, nu, combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
             data.shape[1], data.strides[0] // 2, pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
+
+
+W3_ROWS, W3_GROUPS = 2, 4  # matmul.c's W3_R, W3_G: the blocks of nic_wino3_conv
+
+
+def wino3_data(a: np.ndarray, kp: int, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """F(2x2, 3x3) transformed inputs of a (Cin, h, w) float64 input (``wino3.prepare``): (16, groups, Kp / 2, 4, 2)
+    int16, channel pairs of four tiles per vector (groups: whole blocks of W3_GROUPS, zeros past the tiles),
+    and the largest |value| of each transform; None if some |a| exceeds ``limit``."""
+    cin, h, w = a.shape
+    a = np.ascontiguousarray(a, np.float64)
+    assert kp % 8 == 0 and kp >= cin and 0 <= limit < 1 << 13
+    scratch = np.empty((h + 3) * (w + 3) * kp, np.int16)
+    groups = -(-(-(-h // 2) * -(-w // 2)) // (4 * W3_GROUPS)) * W3_GROUPS
+    out = np.empty((16, groups, kp // 2, 4, 2), np.int16)
+    maxabs = np.empty(16, np.int32)
+    if lib().nic_wino3_data(a.ctypes.data, cin, h, w, kp, limit, scratch.ctypes.data, out.ctypes.data,
+                            maxabs.ctypes.data):
+        return None
+    return out, maxabs
+
+
+def wino3_conv(upk: np.ndarray, combo: np.ndarray, tscale: np.ndarray, seg: np.ndarray, skip: np.ndarray,
+               data: np.ndarray, shape: tuple[int, int], bias4: np.ndarray, shift: int, lo: float, hi: float,
+               out: np.ndarray, run: Callable[..., Any] | None = None) -> None:
+    """out (rows, h, w), float64 or int32, = clip(floor((4 conv + bias4 + 2^(shift-1)) / 2^shift), lo, hi), conv
+    the 3x3 correlation whose F(2x2, 3x3) transforms are ``data`` (``wino3_data``) and term t's weight pairs upk[t]
+    (rows, Kp / 2) for transform combo[t], times tscale[t], int32 sums flushed every seg[t] pairs (``wino3.conv3``).
+    The kernel checks no bounds: they are asserted here."""
+    nt, rows, pairs = upk.shape
+    h, w = shape
+    tiles = -(-h // 2) * -(-w // 2)
+    assert upk.dtype == combo.dtype == seg.dtype == np.int32 and data.dtype == np.int16 and skip.dtype == np.uint8
+    assert tscale.dtype == bias4.dtype == np.float64 and rows % W3_ROWS == 0 and rows > 0
+    assert out.dtype == np.float64 or (out.dtype == np.int32 and -(1 << 31) <= lo <= hi < 1 << 31)
+    assert combo.shape == tscale.shape == seg.shape == (nt,) and skip.shape == (nt, rows // W3_ROWS)
+    assert bool(np.all((combo >= 0) & (combo < 16))) and bool(np.all(seg >= 1))
+    assert data.shape == (16, -(-tiles // (4 * W3_GROUPS)) * W3_GROUPS, pairs, 4, 2) and bias4.shape == (rows,)
+    assert out.shape == (rows, h, w) and 1 <= shift < 62
+    assert all(v.flags.c_contiguous for v in (upk, combo, tscale, seg, skip, data, bias4, out))
+    _invoke(run, "nic_wino3_conv", upk.ctypes.data, rows, pairs, nt, combo.ctypes.data, tscale.ctypes.data,
+            seg.ctypes.data, skip.ctypes.data, data.ctypes.data, data.shape[1], tiles, -(-w // 2), bias4.ctypes.data,
+            shift, lo, hi, out.ctypes.data, int(out.dtype == np.int32), h, w)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase

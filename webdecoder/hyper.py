@@ -12,34 +12,36 @@ from collections.abc import Callable
 
 import numpy as np
 
-from webdecoder import _native, conv, parallel
+from webdecoder import _native, conv, parallel, wino3
 from webdecoder.conv import conv_transpose, requantize_channels
 from webdecoder.model import Model
 from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM_SCALES, scale_index
 
 ACT_LIMIT = float(1 << 22)  # activations are clipped to +-2^22 (exactness bound)
 HYPER_LAYERS = ((5, 2, 2), (5, 2, 2), (3, 1, 1))  # (kernel, stride, crop) of h_s
-SPLIT_MIN_MACS = 20_000_000  # below this the last layer runs on one thread: the helper's hand-over costs ~0.3 ms
+SPLIT_MIN_MACS = 20_000_000  # (direct) multiply-adds of the last layer below which it runs on one thread: the helper's
+# hand-over costs ~0.3 ms
 
 
 def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z_hat: (Cz, hz, wz) integers -> means_fx (C, 4hz, 4wz) int64 and scale_idx (int64, or int32 from the wasm
     kernel: the type the rANS loop reads)."""
     means, scale_idx = hyper_decode_deferred(model, z_hat)
-    return means(), scale_idx
+    return means().astype(np.int64, copy=False), scale_idx
 
 
 def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray]:
     """``hyper_decode`` with the means handed over later, as a function that returns them: where a helper thread
     is there (``parallel``), it computes the means half of the last layer while this thread computes the scale
-    half and the caller decodes y with the scales (the means are needed only at the end)."""
+    half and the caller decodes y with the scales (the means are needed only at the end). The means are int64, or
+    int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers)."""
     t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
     for i, (_k, stride, crop) in enumerate(HYPER_LAYERS):
         w, wmat = model.convt(f"h{i}.w")
         if i == len(HYPER_LAYERS) - 1:
-            split = _last_layer_on_two_threads(model, t, w, crop)
-            if split is not None:
-                return split
+            fast = _last_layer_winograd(model, t, w)
+            if fast is not None:
+                return fast
         acc = conv_transpose(t, w, stride, crop, wmat)
         t = requantize_channels(acc, model.int(f"h{i}.shift"), ACT_LIMIT, bias=model.f64(f"h{i}.b"),
                                 relu=i < len(HYPER_LAYERS) - 1)
@@ -51,43 +53,41 @@ def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[],
     return lambda: t[:c], scale_index(t[c:])
 
 
-def _last_layer_on_two_threads(model: Model, t: np.ndarray, w: np.ndarray,
-                               crop: int) -> tuple[Callable[[], np.ndarray], np.ndarray] | None:
-    """The last layer (stride 1: a gather product) split by output channels: means on the helper thread, scales
-    here. None without a helper, the kernels, or operands that fit int16 (``conv.gather_operands``)."""
-    h = parallel.helper()
-    if h is None or not (_scale_kernel_ok() and conv._requantize_kernel_ok()):
+def _last_layer_winograd(model: Model, t: np.ndarray,
+                         w: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray] | None:
+    """The last layer (3x3, stride 1) through ``wino3``, by output channels: the means half on the helper thread
+    where there is one (``parallel``), the scale half here. None without the kernels, or where the transforms do
+    not apply (input range, int32 bounds): the caller then runs the layer directly."""
+    if not (_wino3_kernel_ok() and _scale_kernel_ok()) or w.shape[1] % 8:
         return None
-    ops = conv.gather_operands(t, w, crop)
-    if ops is None or ops[0].size * ops[1].shape[0] < SPLIT_MIN_MACS or ops[0].shape[0] % 2:
+    c = w.shape[1] // 2
+    plans = wino3.plan(w, slice(0, c)), wino3.plan(w, slice(c, 2 * c))
+    if plans[0] is None or plans[1] is None:
         return None
-    w16, at16, chunk = ops
-    c, n = w16.shape[0] // 2, at16.shape[0]
+    prep = wino3.prepare(t, 8 * -(-t.shape[0] // 8))
+    segs = None if prep is None else [wino3.segments(p, prep) for p in plans]
+    if segs is None or segs[0] is None or segs[1] is None:
+        return None
     bias, shift, shape = model.f64("h2.b"), model.int("h2.shift"), (c, *t.shape[1:])
-    means = np.empty((c, n))
-
-    def half(rows: slice, out: np.ndarray, run: parallel.Job | None = None) -> np.ndarray:
-        acc = np.zeros((c, n)) if run is None else run.buf(np.empty((c, n)), "zeros")  # a job's: only a name
-        _native.matmul_i16(w16[rows], at16, acc, chunk, 1.0, run=run)
-        b = np.ascontiguousarray(bias[rows])
-        if run is not None:
-            run.buf(b, "in")
-        return _native.requantize(acc, None, b, shift, -ACT_LIMIT, ACT_LIMIT, out=out, run=run)
-
-    job = parallel.Job()
-    job.buf(w16, "const")
-    job.buf(at16, "in")
-    job.buf(means, "out")
-    half(slice(0, c), means, job)
-    if not job.start(h):
-        return None
-    scales = half(slice(c, 2 * c), np.empty((c, n)))
-    scale_idx = _native.scale_index(scales, SCALE_LUT, LOG_SCALE_MIN_FX).reshape(shape)
+    means = np.empty(shape, np.int32)
+    h = parallel.helper() if t.shape[0] * 9 * 2 * c * t[0].size >= SPLIT_MIN_MACS else None
+    job = None
+    if h is not None:
+        job = parallel.Job()
+        job.buf(prep.data, "in")
+        job.buf(means, "out")
+        wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means, job)
+        if not job.start(h):
+            job = None
+    if job is None:
+        wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means)
+    scales = wino3.conv3(plans[1], prep, segs[1], bias[c:], shift, ACT_LIMIT, np.empty(shape))
+    scale_idx = _native.scale_index(scales, SCALE_LUT, LOG_SCALE_MIN_FX)
 
     def take_means() -> np.ndarray:
-        if job.wait(h) is None:  # the helper failed: this thread computes them
-            half(slice(0, c), means)
-        return means.reshape(shape).astype(np.int64)
+        if job is not None and job.wait(h) is None:  # the helper failed: this thread computes them
+            wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means)
+        return means
 
     return take_means, scale_idx
 
@@ -108,3 +108,31 @@ def _scale_check() -> bool:
     want = scale_index(t)
     return bool(want[0] == 0 and want[-1] == NUM_SCALES - 1 and  # the clip ends the kernel assumes
                 np.array_equal(_native.scale_index(t.astype(np.float64), SCALE_LUT, LOG_SCALE_MIN_FX), want))
+
+
+def _wino3_kernel_ok() -> bool:
+    return conv.kernel_checked("wino3", _wino3_check)
+
+
+def _wino3_check() -> bool:
+    """``wino3`` against the NumPy reference of the layer (``conv._numpy_convt``, ``conv._requantize_numpy``) on
+    random integers: odd sizes (partial tiles), weights whose transforms need the high/low split, and inputs whose
+    int32 sums are flushed within a term."""
+    rng = _native.CheckInts()
+    # (Cin, Cout, h, w, input bound, weight bound): weights whose transforms need the high/low split; then inputs
+    # at the path's limit, whose int32 sums are flushed after every block of 8.
+    for cin, cout, h, wd, amax, wmax in ((5, 8, 5, 7, 1 << 8, 1 << 14), (11, 4, 6, 9, wino3.MAX_INPUT, 1 << 9)):
+        a = rng.integers(-amax, amax + 1, (cin, h, wd)).astype(np.float64)
+        w = rng.integers(-wmax, wmax, (cin, cout, 3, 3)).astype(np.float64)
+        w[0, 0] = wmax  # a transformed weight of 9 wmax: beyond int16 in the first case
+        b = rng.integers(-(1 << 30), 1 << 30, cout).astype(np.float64)
+        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 1, 1)
+        want = conv._requantize_numpy(acc, 11, ACT_LIMIT, None, b, False)
+        p = wino3._make_plan(w, slice(0, cout))  # not cached: these weights are garbage once checked
+        prep = wino3.prepare(a, 8 * -(-cin // 8)) if p is not None else None
+        seg = wino3.segments(p, prep) if prep is not None else None
+        if seg is None or bool(np.any(p.scale != 1)) != (wmax > 1 << 12):
+            return False
+        if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
+            return False
+    return True

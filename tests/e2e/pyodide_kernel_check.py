@@ -1,8 +1,9 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
-"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel": bool,
-"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers] run in the kernel decode]},
+"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel": bool,
+"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers] run in
+the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
 sha with a helper that refuses jobs, sha with one whose jobs fail]}}.
 Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
@@ -72,6 +73,7 @@ requantize_ok = conv._requantize_kernel_ok()
 from webdecoder import hyper  # noqa: E402
 
 scale_ok = hyper._scale_kernel_ok()
+wino3_ok = hyper._wino3_kernel_ok()
 from webdecoder import entropy  # noqa: E402
 
 values_ok = entropy._values_kernel_ok()
@@ -97,6 +99,18 @@ def counted_direct(*args, **kw):
 
 
 _native.convt_direct_i16_into = counted_direct
+from webdecoder import wino3  # noqa: E402
+
+prepare3 = wino3.prepare
+
+
+def counted3(*args):
+    got = prepare3(*args)
+    wino_runs.append(3 if got is not None else 0)  # 3: the hyper-decoder's last layer ran through F(2x2, 3x3)
+    return got
+
+
+wino3.prepare = counted3
 real = parallel.helper()  # the runner's helper thread: used below, not in the single-thread decodes here
 parallel.set_helper(None)
 for f in files:
@@ -104,7 +118,7 @@ for f in files:
     conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
     wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    ran = [sum(v == 1 for v in wino_runs), sum(v == 2 for v in wino_runs)]
+    ran = [sum(v == k for v in wino_runs) for k in (1, 2, 3)]
     conv._kernel, rans._kernel_state, entropy._values_state = None, False, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]
@@ -148,5 +162,5 @@ print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_
                   "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
-                  "values_kernel": values_ok,
+                  "values_kernel": values_ok, "wino3_kernel": wino3_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

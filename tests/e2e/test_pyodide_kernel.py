@@ -65,13 +65,17 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
     assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
     assert r["scale_kernel"], "the scale-index kernel did not load or failed its self-check"
     assert r["values_kernel"], "the symbol-values kernel did not load or failed its self-check"
-    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs)) in r["files"].items():
+    assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
+    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs)) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16
         # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
         # int16) take neither Winograd path, and depth 1 has no output layer.
         assert winograd_runs == (Path(f).name in ("d2.nic", "big-d2.nic")), (Path(f).name, winograd_runs)
         assert direct_i16_runs == (Path(f).name != "d1.nic"), (Path(f).name, direct_i16_runs)
+        # The hyper-decoder's last layer (3x3) takes F(2x2, 3x3) (webdecoder/wino3.py) in every file: its input
+        # stays far below 2^13 (legacy models' too).
+        assert wino3_runs == 1, (Path(f).name, wino3_runs)
     # The two-thread schedule: same pixels through recorded jobs run here and through the helper thread;
     # only the large file is split (two jobs: the hyper-decoder's last product and the lower synthesis band).
     # A helper that refuses jobs or fails them changes nothing either: this thread then computes every part.

@@ -720,3 +720,182 @@ int nic_symbol_values(const int32_t *glob, const int32_t *tables, int n, const i
   }
   return nesc;
 }
+
+/* Winograd F(2x2, 3x3) for the hyper-decoder's last layer, a 3x3 stride-1 transposed conv cropped by 1, i.e. the
+ * correlation out[y][x] = sum_ij g[i][j] a[y - 1 + i][x - 1 + j] with the flipped kernel: webdecoder/wino3.py
+ * plans it and documents the algebra. Per axis, the two outputs of a tile read d0..d3 = a[2t - 1 .. 2t + 2]; the
+ * transformed data are B^T d = (d0 - d2, d1 + d2, d2 - d1, d1 - d3), the products m = (G' g) * (B^T d) with
+ * G' g = (2 g0, g0 + g1 + g2, g0 - g1 + g2, 2 g2), and 2 out = (m0 + m1 + m2, m1 - m2 - m3): in 2-D 16 products
+ * for 36, every term an integer, so 4 out is the direct sum exactly.
+ *
+ * The channel sums are short (48), so the layout avoids horizontal sums: a vector holds one channel pair of four
+ * tiles, V[combo][group][pair][tile % 4][2], and one i32x4.dot_i16x8_s against a splatted weight pair adds that
+ * pair's two products to each of the four tiles' lanes (as nic_convt_direct_i16 does).
+ *
+ * nic_wino3_data: a (cin, h, w) float64 integers -> out (16, groups, Kp / 2, 4, 2) int16, groups = ceil(th tw /
+ * 16) * 4 (whole blocks of W3_G groups; tiles past th * tw are zero), th = ceil(h / 2), tw = ceil(w / 2), tile n = ty * tw + tx; channels past
+ * cin are zero. maxabs[16] = the largest |value| of each transform. Returns 1 (nothing usable) if some |a| exceeds
+ * `limit` (<= 2^13 - 1: a transform adds 4 inputs within int16), else 0. scratch: (h + 3) * (w + 3) * Kp int16, the
+ * input pixel-major with a zero border (1 before, 2 after). */
+#define W3_R 2 /* rows per block */
+#define W3_G 4 /* 4-tile groups per block: 8 int32 accumulators, 4 data vectors and a weight in 13 registers */
+
+int nic_wino3_data(const double *a, int cin, int h, int w, int Kp, int limit, int16_t *scratch, int16_t *out,
+                   int32_t *maxabs) {
+  int wp = w + 3, th = (h + 1) / 2, tw = (w + 1) / 2, N = th * tw, groups = (N + 4 * W3_G - 1) / (4 * W3_G) * W3_G;
+  long cstride = (long)groups * Kp * 4; /* int16 per transform */
+  for (long i = 0; i < (long)(h + 3) * wp * Kp; i++) scratch[i] = 0;
+  for (long i = 0; i < 16 * cstride; i++) out[i] = 0;
+  for (int c = 0; c < cin; c++)
+    for (int y = 0; y < h; y++) {
+      const double *row = a + ((long)c * h + y) * w;
+      int16_t *t = scratch + ((long)(y + 1) * wp + 1) * Kp + c;
+      for (int x = 0; x < w; x++) {
+        if (!(row[x] >= -limit && row[x] <= limit)) return 1; /* the caller takes another path */
+        t[(long)x * Kp] = (int16_t)row[x];
+      }
+    }
+  v128_t mx[16];
+  for (int i = 0; i < 16; i++) mx[i] = wasm_i16x8_splat(0);
+  for (int n = 0; n < N; n++) {
+    int ty = n / tw, tx = n % tw;
+    const int16_t *base = scratch + ((long)(2 * ty) * wp + 2 * tx) * Kp; /* padded row 2ty = image row 2ty - 1 */
+    int16_t *o = out + ((long)(n / 4) * Kp * 4) + (n % 4) * 2; /* pair q of this tile at o + 8 q */
+    for (int c = 0; c < Kp; c += 8) {
+      v128_t r[4][4];
+      for (int i = 0; i < 4; i++) {
+        const int16_t *p = base + (long)i * wp * Kp + c;
+        v128_t d0 = wasm_v128_load(p), d1 = wasm_v128_load(p + Kp), d2 = wasm_v128_load(p + 2 * Kp),
+               d3 = wasm_v128_load(p + 3 * Kp);
+        r[i][0] = wasm_i16x8_sub(d0, d2);
+        r[i][1] = wasm_i16x8_add(d1, d2);
+        r[i][2] = wasm_i16x8_sub(d2, d1);
+        r[i][3] = wasm_i16x8_sub(d1, d3);
+      }
+      for (int j = 0; j < 4; j++) {
+        v128_t v[4] = {wasm_i16x8_sub(r[0][j], r[2][j]), wasm_i16x8_add(r[1][j], r[2][j]),
+                       wasm_i16x8_sub(r[2][j], r[1][j]), wasm_i16x8_sub(r[1][j], r[3][j])};
+        for (int i = 0; i < 4; i++) {
+          int16_t *d = o + (long)(i * 4 + j) * cstride + (long)(c / 2) * 8; /* the four pairs of these 8 channels */
+          wasm_v128_store32_lane(d, v[i], 0);
+          wasm_v128_store32_lane(d + 8, v[i], 1);
+          wasm_v128_store32_lane(d + 16, v[i], 2);
+          wasm_v128_store32_lane(d + 24, v[i], 3);
+          mx[i * 4 + j] = wasm_i16x8_max(mx[i * 4 + j], wasm_i16x8_abs(v[i]));
+        }
+      }
+    }
+  }
+  for (int i = 0; i < 16; i++) {
+    int m = 0;
+    for (int l = 0; l < 8; l++) {
+      int v = (int)(uint16_t)wasm_i16x8_extract_lane(mx[i], 0);
+      m = v > m ? v : m;
+      mx[i] = wasm_i8x16_shuffle(mx[i], mx[i], 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1);
+    }
+    maxabs[i] = m;
+  }
+  return 0;
+}
+
+/* The products of nic_wino3_data's transforms with the transformed weights, the output transform and the
+ * requantization, in one pass: out (rows, oh, ow) = clip(floor((4 conv + bias4_r + 2^(shift-1)) / 2^shift), lo,
+ * hi), i.e. conv.py's requantize of the direct sum with bias4 = 4 bias and shift = its shift + 2 (exact: 4 conv is
+ * what the transforms give), as float64, or as int32 where i32 is set (the means: half the bytes to hand over). Term t multiplies the weight pairs Upk[t][r][q] (w[2q] | w[2q + 1] << 16, pairs
+ * q < P) by transform combo[t] and adds tscale[t] times that to the product of its combo: a weight beyond int16 is
+ * split into a high term (scale 256) and a low one, and skip[t * rows / W3_R + r / W3_R] (NULL: none) marks the
+ * row blocks where a term is all zero. A lane's int32 sum takes seg[t] pairs (at most 2^31 - 1 in all, from the
+ * operands' bounds) before it is flushed to float64, where every sum is an integer below 2^53. Blocks of W3_R rows x
+ * W3_G tile groups: the accumulators in registers (more spill: V8 keeps 14 or so of x64's 16 for values), the
+ * groups' transforms (16 x W3_G x P x 16 B) in cache while every row block reads them. Tile n covers output rows
+ * 2 (n / tw) + {0, 1}, columns 2 (n % tw) + {0, 1}; outputs past oh, ow and tiles past N are dropped. rows is a
+ * multiple of W3_R, groups of W3_G. */
+void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_t *combo, const double *tscale,
+                    const int32_t *seg, const uint8_t *skip, const int16_t *V, int groups, int N, int tw,
+                    const double *bias4, int shift, double lo, double hi, void *out, int i32, int oh, int ow) {
+  double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
+  v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), vlo = wasm_f64x2_splat(lo),
+         vhi = wasm_f64x2_splat(hi);
+  long plane = (long)oh * ow, cstride = (long)groups * P * 8;
+  double *of = i32 ? 0 : (double *)out;
+  int32_t *oi = i32 ? (int32_t *)out : 0;
+  for (int g0 = 0; g0 < groups; g0 += W3_G)
+    for (int r0 = 0; r0 < rows; r0 += W3_R) {
+      v128_t m[16][W3_R][2 * W3_G]; /* [combo][row][tile pair]: float64 sums of 2 tiles */
+      for (int c = 0; c < 16; c++)
+        for (int r = 0; r < W3_R; r++)
+          for (int j = 0; j < 2 * W3_G; j++) m[c][r][j] = wasm_f64x2_splat(0);
+      for (int t = 0; t < nterm; t++) {
+        if (skip && skip[(long)t * (rows / W3_R) + r0 / W3_R]) continue;
+        const int32_t *u = Upk + ((long)t * rows + r0) * P;
+        const int16_t *v = V + combo[t] * cstride + (long)g0 * P * 8;
+        v128_t sc = wasm_f64x2_splat(tscale[t]);
+        int step = seg[t] > 0 ? seg[t] : 1; /* never 0: a loop that cannot end */
+        for (int q0 = 0; q0 < P; q0 += step) {
+          int q1 = q0 + step < P ? q0 + step : P;
+          v128_t acc[W3_R][W3_G];
+          for (int r = 0; r < W3_R; r++)
+            for (int g = 0; g < W3_G; g++) acc[r][g] = wasm_i32x4_splat(0);
+          for (int q = q0; q < q1; q++) {
+            v128_t d[W3_G];
+            for (int g = 0; g < W3_G; g++) d[g] = wasm_v128_load(v + (long)(g * P + q) * 8);
+            for (int r = 0; r < W3_R; r++) {
+              v128_t w = wasm_v128_load32_splat(u + r * P + q);
+              for (int g = 0; g < W3_G; g++) acc[r][g] = wasm_i32x4_add(acc[r][g], wasm_i32x4_dot_i16x8(w, d[g]));
+            }
+          }
+          v128_t(*mc)[2 * W3_G] = m[combo[t]];
+          for (int r = 0; r < W3_R; r++)
+            for (int g = 0; g < W3_G; g++) {
+              v128_t x = acc[r][g];
+              v128_t lo2 = wasm_f64x2_convert_low_i32x4(x),
+                     hi2 = wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(x, x, 2, 3, 0, 1));
+              mc[r][2 * g] = wasm_f64x2_add(mc[r][2 * g], wasm_f64x2_mul(sc, lo2));
+              mc[r][2 * g + 1] = wasm_f64x2_add(mc[r][2 * g + 1], wasm_f64x2_mul(sc, hi2));
+            }
+        }
+      }
+      for (int r = 0; r < W3_R; r++) {
+        v128_t vb = wasm_f64x2_splat(bias4[r0 + r]);
+        long orow = (long)(r0 + r) * plane;
+        for (int j = 0; j < 2 * W3_G; j++) { /* tiles 4 g0 + 2 j + {0, 1} */
+          v128_t T[4][2], O[2][2];
+          for (int a = 0; a < 4; a++) {
+            v128_t m0 = m[a * 4][r][j], m1 = m[a * 4 + 1][r][j], m2 = m[a * 4 + 2][r][j], m3 = m[a * 4 + 3][r][j];
+            T[a][0] = wasm_f64x2_add(wasm_f64x2_add(m0, m1), m2);
+            T[a][1] = wasm_f64x2_sub(wasm_f64x2_sub(m1, m2), m3);
+          }
+          for (int ox = 0; ox < 2; ox++) {
+            O[0][ox] = wasm_f64x2_add(wasm_f64x2_add(T[0][ox], T[1][ox]), T[2][ox]);
+            O[1][ox] = wasm_f64x2_sub(wasm_f64x2_sub(T[1][ox], T[2][ox]), T[3][ox]);
+            for (int oy = 0; oy < 2; oy++) {
+              v128_t x = wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(O[oy][ox], vb), vh), vi));
+              O[oy][ox] = wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, x));
+            }
+          }
+          for (int l = 0; l < 2; l++) {
+            int n = 4 * g0 + 2 * j + l;
+            if (n >= N) break;
+            int Y = 2 * (n / tw), X = 2 * (n % tw);
+            double o00 = l ? wasm_f64x2_extract_lane(O[0][0], 1) : wasm_f64x2_extract_lane(O[0][0], 0);
+            double o01 = l ? wasm_f64x2_extract_lane(O[0][1], 1) : wasm_f64x2_extract_lane(O[0][1], 0);
+            double o10 = l ? wasm_f64x2_extract_lane(O[1][0], 1) : wasm_f64x2_extract_lane(O[1][0], 0);
+            double o11 = l ? wasm_f64x2_extract_lane(O[1][1], 1) : wasm_f64x2_extract_lane(O[1][1], 0);
+            long o = orow + (long)Y * ow + X;
+            int right = X + 1 < ow, below = Y + 1 < oh;
+            if (of) {
+              of[o] = o00;
+              if (right) of[o + 1] = o01;
+              if (below) of[o + ow] = o10;
+              if (right && below) of[o + ow + 1] = o11;
+            } else { /* exact: integers within +-2^31 (the caller's lo, hi) */
+              oi[o] = (int32_t)o00;
+              if (right) oi[o + 1] = (int32_t)o01;
+              if (below) oi[o + ow] = (int32_t)o10;
+              if (right && below) oi[o + ow + 1] = (int32_t)o11;
+            }
+          }
+        }
+      }
+    }
+}

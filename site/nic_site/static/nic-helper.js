@@ -61,6 +61,7 @@
 
     function run(msg) {
       if (msg.data) data = msg.data;
+      if (!data) throw new Error("nic-helper: a job without its buffer");
       if (msg.reset) { consts = new Map(); constTop = STACK_BYTES; }
       const src = new Uint8Array(data);
       const addr = [];
@@ -149,6 +150,7 @@
       worker.postMessage({ type: "init", wasm, ctrl: ctrlBuf });
     });
     let data = new SharedArrayBuffer(1 << 20);
+    let dataSent = false; // the helper gets the buffer with the first job, and each larger one with its job
     let sent = new Map(); // const key -> bytes, as the helper holds them
     let sentBytes = 0;
     let job = null; // the running job's output buffers: [{ptr, at, n}]
@@ -168,8 +170,9 @@
         if (moves) at = align(at + b.n);
         return d;
       });
-      let grown = null;
+      let grown = dataSent ? null : data;
       if (at > data.byteLength) grown = data = new SharedArrayBuffer(align(Math.max(at, 2 * data.byteLength)));
+      dataSent = true;
       const src = heap();
       const dst = new Uint8Array(data);
       spec.bufs.forEach((b, i) => {

@@ -1,0 +1,133 @@
+"""The hyper-decoder's last layer in 2.25x fewer multiply-adds: Winograd's F(2x2, 3x3), exact on integers (Pyodide).
+
+That layer (3x3, stride 1, cropped by 1) is the correlation ``out[y][x] = sum_ij g[i][j] a[y - 1 + i][x - 1 + j]``
+with the flipped kernel ``g[i][j] = w[2 - i][2 - j]``, and its 48 -> 384 channels are a third of a Kodak decode's
+multiply-adds. Per axis, the two outputs of a tile read d0..d3 = a[2t - 1 .. 2t + 2], and F(2, 3) gives them from
+four products instead of six:
+
+    G' g = (2 g0, g0 + g1 + g2, g0 - g1 + g2, 2 g2),   B^T d = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+    m = (G' g) * (B^T d),   2 out[2t] = m0 + m1 + m2,   2 out[2t + 1] = m1 - m2 - m3
+
+(the textbook form with its halves moved into the output). In two dimensions: 16 products for 36, and the sums
+are 4 times the direct ones. Every term is an integer, so that is exact, and dividing by 4 is folded into the
+requantization (shift + 2, bias * 4): the scales and means are those of ``conv.conv_transpose`` to the bit.
+
+The transformed inputs add 4 values: the path runs where the input is below 2^13 (the hyper-decoder's last input
+stays below 2^12 on Kodak at every quality). A transformed weight adds up to 9 weights with factors up to 4:
+those of the scales fit int16, a few of the means' (0.004 %) do not; each such weight row is split into a
+high part (times 256, a term of its own, skipped for the row pairs where it is zero) and a low part.
+The WebAssembly kernels ``_native.wino3_data`` and ``_native.wino3_conv`` do the work; ``hyper.py`` checks them
+against ``conv.conv_transpose`` on load.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from webdecoder import _native, conv
+
+if TYPE_CHECKING:
+    from webdecoder.parallel import Job
+
+MAX_INPUT = (1 << 13) - 1  # |input| bound: a 2-D transform adds 4 inputs, within int16
+HIGH_SCALE = 256  # a weight beyond int16 is HIGH_SCALE * high + low
+G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)  # G' (the weight transform, doubled)
+
+
+class Plan(NamedTuple):
+    upk: np.ndarray  # (terms, rows, Kp / 2) int32: term t's transformed weights as pairs w[2q] | w[2q + 1] << 16
+    combo: np.ndarray  # (terms,) int32: the transform (a * 4 + b) term t multiplies
+    scale: np.ndarray  # (terms,) float64: 1, or HIGH_SCALE for a high part
+    skip: np.ndarray  # (terms, rows // W3_ROWS) uint8: 1 where a block of rows is all zero in that term
+    wmax: np.ndarray  # (terms,) int64: the largest |weight| of term t (for the int32 flush interval)
+
+
+def transformed_weights(w: np.ndarray, rows: slice) -> np.ndarray:
+    """(16, rows, Cin) int64 G' g G'^T of the flipped kernels of output channels ``rows`` of w (Cin, Cout, 3, 3)."""
+    g = w[:, rows, ::-1, ::-1].astype(np.int64)  # (Cin, rows, i, j)
+    u = np.einsum("ai,bj,crij->abrc", G2, G2, g)
+    return u.reshape(16, u.shape[2], u.shape[3])
+
+
+def _make_plan(w: np.ndarray, rows: slice) -> Plan | None:
+    if w.shape[2:] != (3, 3):
+        return None
+    u = transformed_weights(w, rows)
+    nrows, cin = u.shape[1], u.shape[2]
+    if nrows % _native.W3_ROWS:
+        return None
+    limit = (1 << 15) - 1
+    parts: list[tuple[int, np.ndarray, int]] = []
+    for combo in range(16):
+        over = np.abs(u[combo]).max(axis=1) > limit
+        if not over.any():
+            parts.append((combo, u[combo], 1))
+            continue
+        high = np.where(over[:, None], np.floor_divide(u[combo] + HIGH_SCALE // 2, HIGH_SCALE), 0)
+        parts += [(combo, u[combo] - HIGH_SCALE * high, 1), (combo, high, HIGH_SCALE)]
+    wt = np.stack([p[1] for p in parts])  # (terms, rows, cin)
+    if np.abs(wt).max() > limit:
+        return None
+    kp = -(-cin // 8) * 8
+    wz = np.zeros((len(parts), nrows, kp), np.int64)
+    wz[:, :, :cin] = wt
+    upk = ((wz[:, :, 1::2] << 16) | (wz[:, :, 0::2] & 0xFFFF)).astype(np.int32)
+    r = _native.W3_ROWS
+    skip = ~np.any(wt.reshape(len(parts), nrows // r, r * cin) != 0, axis=2)
+    skip[[p[2] == 1 for p in parts]] = False  # only high parts are skipped: the others are rarely all zero
+    return Plan(np.ascontiguousarray(upk), np.array([p[0] for p in parts], np.int32),
+                np.array([float(p[2]) for p in parts]), np.ascontiguousarray(skip, np.uint8),
+                np.abs(wt).max(axis=(1, 2)).astype(np.int64))
+
+
+_plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(start, stop): Plan or None})
+
+
+def plan(w: np.ndarray, rows: slice) -> Plan | None:
+    """The plan for output channels ``rows`` (a slice with a step of 1) of the 3x3 weights w (Cin, Cout, 3, 3), kept
+    per weight array; None where it does not apply (kernel size, a row count not a multiple of W3_ROWS)."""
+    plans = conv._derived(_plan_cache, w, lambda w: {})
+    key = rows.indices(w.shape[1])[:2]
+    if key not in plans:
+        plans[key] = _make_plan(w, slice(*key))
+    return plans[key]
+
+
+class Prepared(NamedTuple):
+    data: np.ndarray  # (16, groups, Kp / 2, 4, 2) int16 transformed inputs (``_native.wino3_data``)
+    maxabs: np.ndarray  # (16,) int32 the largest |value| of each transform
+    shape: tuple[int, int]  # (h, w) of the input and of the output
+
+
+def prepare(a: np.ndarray, kp: int) -> Prepared | None:
+    """The transformed inputs of a (Cin, h, w) float64 integer input, or None where some |a| exceeds MAX_INPUT."""
+    got = _native.wino3_data(a, kp, MAX_INPUT)
+    return None if got is None else Prepared(*got, a.shape[1:])
+
+
+def segments(p: Plan, prep: Prepared) -> np.ndarray | None:
+    """Each term's int32 flush interval in channel pairs: a lane adds two products of at most wmax * maxabs per pair,
+    and its sum must stay within int32. None where not even one pair fits (the caller takes the direct path)."""
+    bound = 2 * p.wmax * prep.maxabs[p.combo].astype(np.int64)
+    if bound.max() > conv.I16_SUM_LIMIT:
+        return None
+    pairs = p.upk.shape[2]
+    return np.minimum(pairs, conv.I16_SUM_LIMIT // np.maximum(bound, 1)).astype(np.int32)
+
+
+def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias: np.ndarray, shift: int, limit: float,
+          out: np.ndarray, run: Job | None = None) -> np.ndarray:
+    """out (rows, h, w) = ``conv.requantize_channels`` of the layer's output channels in ``p`` (bias, shift, clip to
+    +-limit, no ReLU), through the transforms. ``run``: a ``parallel.Job`` to record the call in (the caller declares
+    ``prep.data`` and ``out``; the plan's arrays are declared here)."""
+    bias4 = np.ascontiguousarray(4.0 * bias, np.float64)
+    if run is not None:
+        for arr in (p.upk, p.combo, p.scale, p.skip):
+            run.buf(arr, "const")
+        run.buf(seg, "in")
+        run.buf(bias4, "in")
+    _native.wino3_conv(p.upk, p.combo, p.scale, seg, p.skip, prep.data, prep.shape, bias4, shift + 2, -limit, limit,
+                       out, run=run)
+    return out
