@@ -101,6 +101,21 @@ def test_loopback_runs_a_job_from_its_json(fake):
     assert h.jobs == 1
 
 
+def test_gather_blocks_takes_rows_of_every_channel(fake):
+    """A band of rows across channels (a strided view, e.g. the latent rows a Winograd band reads) arrives as one
+    contiguous array, channel after channel."""
+    a = np.arange(3 * 5 * 4, dtype=np.float64).reshape(3, 5, 4)
+    view = a[:, 1:3]  # rows 1 and 2 of each of the 3 channels: 3 blocks 160 bytes apart
+    job = parallel.Job()
+    name = np.empty((3, 2, 4))
+    job.gather_blocks(name, view)
+    out = job.buf(np.zeros((3, 2, 4)), "out")
+    job("nic_copy", out.ctypes.data, name.ctypes.data, out.nbytes)
+    h = parallel.LoopbackHelper()
+    assert job.start(h) and job.wait(h) == [0]
+    assert np.array_equal(out, view)
+
+
 def test_a_failing_or_refusing_helper_is_reported(fake):
     class Refuses:
         def start(self, spec: str) -> bool:

@@ -38,11 +38,11 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                                  + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
                 handle.nic_wino_data.restype = ctypes.c_int
-                handle.nic_wino_data.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
-                                                 + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
-                handle.nic_wino_convt.restype = None
+                handle.nic_wino_data.argtypes = ([ctypes.c_void_p, ctypes.c_long] + [ctypes.c_int] * 8
+                                                 + [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
+                handle.nic_wino_convt.restype = ctypes.c_int
                 handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3
-                                                  + [ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int]
+                                                  + [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int]
                                                   + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
                                                   + [ctypes.c_void_p] * 2
                                                   + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
@@ -121,52 +121,65 @@ def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, sc
                         at16.shape[0], chunk, scale, tap.ctypes.data, pix.ctypes.data, out.shape[1], out.shape[2])
 
 
-def wino_data(a: np.ndarray, kp: int, desc: np.ndarray, border: int,
-              limit: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Winograd-transformed inputs of a (Cin, h, w) float64 input (``winograd.convt``): (nd * nd, tiles, Kp)
-    int16 and the largest |value| of each of the nd * nd transforms; None if some |a| exceeds ``limit``."""
-    cin, h, w = a.shape
+def wino_data_scratch(kp: int, w: int, border: int, tile_rows: int) -> int:
+    """int16 elements of ``wino_data_into``'s scratch for a band of ``tile_rows`` tile rows."""
+    return (2 * tile_rows + 2 * border) * (w + 2 * border) * kp
+
+
+def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc: np.ndarray, border: int,
+                   limit: int, ty0: int, ty1: int, out: np.ndarray, maxabs: np.ndarray, scratch: np.ndarray,
+                   run: Callable[..., Any] | None = None) -> int | None:
+    """Winograd-transformed inputs (``winograd``) of tile rows ty0 .. ty1 - 1 of a (Cin, h, w) float64 input of
+    ``shape`` (h, w), of which ``a`` (Cin, rows, w) holds rows a0 .. a0 + rows - 1 (a view with contiguous rows, or
+    a copy): into ``out`` (nd * nd, (ty1 - ty0) * ceil(w/2), Kp) int16 and ``maxabs`` (nd * nd,) int32, the largest
+    |value| of each transform. 0, or 1 where some |a| the band reads exceeds ``limit`` (None when recorded)."""
+    cin, rows, w = a.shape
+    h = shape[0]
     nd = desc.shape[0]
-    a = np.ascontiguousarray(a, np.float64)
-    desc = np.ascontiguousarray(desc, np.int32)
-    assert kp % 8 == 0 and kp >= cin and desc.shape == (nd, 2) and border >= 0 and 0 <= limit < 1 << 13
+    assert shape[1] == w and kp % 8 == 0 and kp >= cin and desc.dtype == np.int32 and desc.shape == (nd, 2)
+    assert border >= 0 and 0 <= limit < 1 << 13 and 0 <= ty0 < ty1 <= -(-h // 2)
     assert all(-border <= j and j + kind <= border for kind, j in desc.tolist())
-    scratch = np.empty((h + 2 * border) * (w + 2 * border) * kp, np.int16)
-    out = np.empty((nd * nd, -(-h // 2) * -(-w // 2), kp), np.int16)
-    maxabs = np.empty(nd * nd, np.int32)
-    if lib().nic_wino_data(a.ctypes.data, cin, h, w, kp, desc.ctypes.data, nd, border, limit,
-                           scratch.ctypes.data, out.ctypes.data, maxabs.ctypes.data):
-        return None
-    return out, maxabs
+    # every image row the band reads is there
+    assert a0 <= max(0, 2 * ty0 - border) and a0 + rows >= min(h, 2 * ty1 + border)
+    assert a.dtype == np.float64 and a.strides[1:] == (8 * w, 8) and a.strides[0] % 8 == 0
+    assert out.dtype == np.int16 and out.shape == (nd * nd, (ty1 - ty0) * -(-w // 2), kp) and out.flags.c_contiguous
+    assert maxabs.dtype == np.int32 and maxabs.shape == (nd * nd,) and scratch.dtype == np.int16
+    assert scratch.size >= wino_data_scratch(kp, w, border, ty1 - ty0) and scratch.flags.c_contiguous
+    return _invoke(run, "nic_wino_data", a.ctypes.data, a.strides[0] // 8, a0, rows, cin, h, w, ty0, ty1, kp,
+                   desc.ctypes.data, nd, border, limit, scratch.ctypes.data, out.ctypes.data, maxabs.ctypes.data)
 
 
 def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarray, combo: np.ndarray,
-               mask: np.ndarray, chunk: np.ndarray, data: np.ndarray, pix: np.ndarray, out: np.ndarray, s: int,
-               band: int, run: Callable[..., Any] | None = None) -> None:
+               mask: np.ndarray, wmax: np.ndarray, maxabs: np.ndarray, data: np.ndarray, pix: np.ndarray,
+               out: np.ndarray, s: int, band: int, run: Callable[..., Any] | None = None) -> int | None:
     """out (Cout, 2s th, 2s tw) = the Winograd transposed conv (``winograd.convt``'s plan): unit u (phase pair
     py[u], px[u]) sums its terms tstart[u]..tstart[u+1]-1, term t being rows t*Cout + c of w16 against transform
     combo[t] of data (combos, N, Kp) into the tile outputs in mask[t]; tile n's origin is pix[n] in a plane.
     Every output is written once. ``data`` may be a band of tiles of a larger array (contiguous per transform).
-    The kernel checks no bounds: they are asserted here."""
+    The int32 flush intervals come from ``wmax`` (per term) and ``maxabs`` (per transform, ``wino_data_into``'s):
+    0, or 1 with ``out`` untouched where a single block could overflow (None when recorded). The kernel checks no
+    bounds: they are asserted here."""
     cout, hh, ww = out.shape
     nu, nt = py.shape[0], combo.shape[0]
     assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64 and cout % 2 == 0
-    assert all(v.dtype == np.int32 for v in (tstart, py, px, combo, mask, chunk, pix))
-    assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == chunk.shape == (nt,)
+    assert all(v.dtype == np.int32 for v in (tstart, py, px, combo, mask, wmax, maxabs, pix))
+    assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == wmax.shape == (nt,)
     assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
-    assert bool(np.all((chunk >= 1) & (chunk <= 1 << 24)))  # the kernel steps by 8 * chunk in a C int
+    assert nt <= WINO_MAX_TERMS and maxabs.shape == (data.shape[0],)
     assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.shape == (data.shape[1],)
     assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
     if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
         assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
-    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, chunk, pix, out))
+    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, wmax, maxabs, pix, out))
     assert data.strides[1:] == (2 * data.shape[2], 2) and data.strides[0] % 2 == 0  # tiles contiguous
-    _invoke(run, "nic_wino_convt", w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data,
-            px.ctypes.data, nu, combo.ctypes.data, mask.ctypes.data, chunk.ctypes.data, cout, data.ctypes.data,
-            data.shape[1], data.strides[0] // 2, pix.ctypes.data, out.ctypes.data, s, hh * ww, ww, band)
+    return _invoke(run, "nic_wino_convt", w16.ctypes.data, w16.shape[1], tstart.ctypes.data, py.ctypes.data,
+                   px.ctypes.data, nu, combo.ctypes.data, mask.ctypes.data, wmax.ctypes.data, maxabs.ctypes.data,
+                   cout, data.ctypes.data, data.shape[1], data.strides[0] // 2, pix.ctypes.data, out.ctypes.data, s,
+                   hh * ww, ww, band)
 
 
+WINO_MAX_TERMS = 1024  # matmul.c's
 W3_ROWS, W3_GROUPS = 2, 4  # matmul.c's W3_R, W3_G: the blocks of nic_wino3_conv
 
 

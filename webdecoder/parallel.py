@@ -106,6 +106,15 @@ class Job:
         self._arrays.extend(parts)
         self.bufs[-1]["parts"] = [[a.ctypes.data, a.nbytes] for a in parts]
 
+    def gather_blocks(self, name: np.ndarray, view: np.ndarray) -> None:
+        """``gather_in`` of the blocks ``view[0], view[1], ...``, each contiguous (rows of a band across channels):
+        described by pointer arithmetic, without an array object per block."""
+        assert view[0].flags.c_contiguous and name.flags.c_contiguous and view.nbytes == name.nbytes
+        self.buf(name, "in")
+        self._arrays.append(view)
+        ptr, n, step = view.ctypes.data, view[0].nbytes, view.strides[0]
+        self.bufs[-1]["parts"] = [[ptr + i * step, n] for i in range(view.shape[0])]
+
     def copy_out(self, dst: np.ndarray, src: np.ndarray) -> None:
         """After the calls, copy ``src`` (a contiguous part of a declared "scratch" array) back into ``dst``."""
         assert dst.flags.c_contiguous and src.flags.c_contiguous and dst.nbytes == src.nbytes

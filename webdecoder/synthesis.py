@@ -91,39 +91,41 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     """
     if not (conv.kernels_on() and _igdn_kernel_ok() and _pixels_kernel_ok()):
         return None
-    prep = winograd.prepare(x, _fused_up(model)[0], 8, 3)
+    plan = winograd.plan_for(_fused_up(model)[0], 8, 3)
     w_out = model.convt("two.out.w")[0]
     pairs = conv.direct_pairs(w_out)
-    if prep is None or pairs is None or w_out.shape[0] > conv.DIRECT_MAX_CIN:
+    if plan is None or pairs is None or w_out.shape[0] > conv.DIRECT_MAX_CIN:
         return None
-    if prep.shape != (2 * prep.tiles[0], 2 * prep.tiles[1]):  # .nic latents are multiples of 4: never here
+    _, hy, wy = x.shape
+    if hy % 2 or wy % 2 or not winograd.fits(plan, hy, wy):  # .nic latents are multiples of 4: never odd here
         return None
-    th, tw = prep.tiles
+    x = np.ascontiguousarray(x, np.float64)
+    th, tw = hy // 2, wy // 2
     height, width = size
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
 
     def whole() -> np.ndarray | None:  # one band, on this thread
-        rc, _ = _band(model, prep, pairs, 0, th, 0, height, img, _band_buffers(model, th, tw, pairs))
+        rc, _ = _band(model, plan, x, pairs, 0, th, 0, height, img, _band_buffers(model, plan, th, tw, pairs))
         return None if rc else img
 
     h = parallel.helper()
     split = th // 2
     if h is None or th * tw < SPLIT_MIN_TILES or not 2 <= 32 * split - 2 < 32 * split + 2 < height:
         return whole()
-    bufs = _band_buffers(model, max(split, th - split), tw, pairs)
+    bufs = _band_buffers(model, plan, max(split, th - split), tw, pairs)
     c = model["two.gdn.gamma"].shape[0]
     edge = np.empty((c, 2, 16 * tw))  # the lower band's first two hidden rows
     job = parallel.Job()
-    _, hidden_names = _band(model, prep, pairs, split, th, 32 * split + 2, height, img, bufs, job)
+    _, hidden_names = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img, bufs, job)
     for ch in range(c):
         job.copy_out(edge[ch], hidden_names[ch, :2])
     if not job.start(h):  # busy or gone: this thread computes the whole image
         return whole()
-    rc, hidden = _band(model, prep, pairs, 0, split, 0, 32 * split - 2, img, bufs)
+    rc, hidden = _band(model, plan, x, pairs, 0, split, 0, 32 * split - 2, img, bufs)
     rcs = job.wait(h)
     if rcs is None:  # the helper failed: this thread computes its band
-        rc_low, hidden_low = _band(model, prep, pairs, split, th, 32 * split + 2, height, img,
-                                   _band_buffers(model, th - split, tw, pairs))
+        rc_low, hidden_low = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img,
+                                   _band_buffers(model, plan, th - split, tw, pairs))
         rcs, edge = [rc_low], np.ascontiguousarray(hidden_low[:, :2])
     if rc or any(rcs):
         return None
@@ -139,22 +141,25 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     return img
 
 
-def _band_buffers(model: Model, tile_rows: int, tw: int, pairs: tuple[np.ndarray, int]) -> list[np.ndarray]:
-    """Flat float64 / int16 buffers for a band of ``tile_rows`` (``_band`` takes a prefix of each)."""
+def _band_buffers(model: Model, plan: winograd.Plan, tile_rows: int, tw: int,
+                  pairs: tuple[np.ndarray, int]) -> list:
+    """Flat float64 / int16 buffers for a band of ``tile_rows``, and the Winograd layer's (``_band`` takes a prefix
+    of each)."""
     c, k = model["two.gdn.gamma"].shape[0], model["two.out.w"].shape[2]
     rows, cols = 16 * tile_rows, 16 * tw
     cout = pairs[0].shape[0]
     return [np.empty(2 * c * rows * cols), np.empty(c * rows * cols), np.empty(cout * 4 * rows * cols),
-            np.empty(_native.direct_i16_scratch(c, rows, cols, k, 2), np.int16)]
+            np.empty(_native.direct_i16_scratch(c, rows, cols, k, 2), np.int16),
+            winograd.band_buffers(plan, 2 * tw, tile_rows)]
 
 
-def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], t0: int, t1: int, y0: int, y1: int,
-          img: np.ndarray, bufs: list[np.ndarray], job: parallel.Job | None = None) -> tuple[int, np.ndarray]:
-    """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 (``_two_by_bands``) in prefixes of
-    ``bufs`` (``_band_buffers``): 0, or 1 where the output layer's int16 products could not be exact (0 when
-    recorded in ``job``); and the band's hidden layer (C, 16 (t1 - t0), 16 tw) (for a job: the array naming the
-    helper's)."""
-    rows, cols = 16 * (t1 - t0), 16 * prep.tiles[1]
+def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndarray, int], t0: int, t1: int,
+          y0: int, y1: int, img: np.ndarray, bufs: list, job: parallel.Job | None = None) -> tuple[int, np.ndarray]:
+    """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 of the latent x (``_two_by_bands``) in
+    prefixes of ``bufs`` (``_band_buffers``): 0, or 1 where the Winograd layer did not apply or the output layer's
+    int16 products could not be exact (0 when recorded in ``job``); and the band's hidden layer (C, 16 (t1 - t0),
+    16 tw) (for a job: the array naming the helper's)."""
+    rows, cols = 16 * (t1 - t0), 8 * x.shape[2]
     _, _, b_up = _fused_up(model)
     gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
     wpk, wmax = pairs
@@ -171,7 +176,8 @@ def _band(model: Model, prep: winograd.Prepared, pairs: tuple[np.ndarray, int], 
         for arr in (b_up, gamma, beta, wpk, b_out):
             job.buf(arr, "const")
         job.buf(dst, "out")
-    winograd.convt_tiles(prep, t0, t1, 2 * c, 8, out=acc, run=job)
+    if winograd.convt_band(plan, x, t0, t1, 8, acc, bufs[4], run=job):
+        return 1, hidden
     shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
     _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
     rc = _native.convt_direct_i16_into(hidden, wpk, wmax, 2, 2, out, scratch, run=job)

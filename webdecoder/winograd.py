@@ -21,9 +21,9 @@ bits: |x| < 6,000 on Kodak) and every transformed weight fits int16; otherwise `
 direct int16 kernel. Per axis, the data vectors are d[q0 + j] ("value", kind 0) and d[q0 + j + 1] - d[q0 + j]
 ("difference", kind 1) for a few offsets j (5 for k13/s8); a 2-D transform is one of each per axis, and
 the weights that multiply it are the rows (term y, term x, output channel) that read that pair. The
-WebAssembly kernels (``_native.wino_data``, ``_native.wino_convt``) make the transformed inputs and add
-each product to the one to four output pixels it feeds; ``conv._conv_kernels_pass`` checks them against the
-NumPy reference on load.
+WebAssembly kernels (``_native.wino_data_into``, ``_native.wino_convt``) make the transformed inputs of a band of
+tile rows (each band its own, so that two threads can take one each) and add each product to the one to four
+output pixels it feeds; ``conv._conv_kernels_pass`` checks them against the NumPy reference on load.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Plan(NamedTuple):
     px: np.ndarray
     combo: np.ndarray  # (terms,) int32: the 2-D data transform (iy * nd + ix) term t multiplies
     mask: np.ndarray  # (terms,) int32: bit oy * 2 + ox set for each tile output (oy, ox) term t feeds
-    wmax: np.ndarray  # (terms,) int64: the largest |weight| of term t (for the int32 flush interval)
+    wmax: np.ndarray  # (terms,) int32: the largest |weight| of term t (for the int32 flush interval)
 
 
 Term = tuple[int, tuple[int, int], tuple[tuple[int, int], ...], tuple[int, ...]]
@@ -107,13 +107,13 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
             px.append(p_x)
     iy, ix = np.array(pairs).T
     wt = w2[iy, ix]  # (terms, cout, cin)
-    wmax = np.abs(wt).max(axis=(1, 2)).astype(np.int64)
+    wmax = np.abs(wt).max(axis=(1, 2))
     if wmax.max() >= 1 << 15:
         return None
     w16 = np.zeros((wt.shape[0] * cout, -(-cin // 8) * 8), np.int16)
     w16[:, :cin] = wt.reshape(-1, cin)
     i32 = lambda v: np.array(v, np.int32)  # noqa: E731
-    return Plan(i32(desc), border, w16, i32(tstart), i32(py), i32(px), i32(combo), i32(mask), wmax)
+    return Plan(i32(desc), border, w16, i32(tstart), i32(py), i32(px), i32(combo), i32(mask), i32(wmax))
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): Plan or None})
@@ -136,70 +136,76 @@ def _tile_origins(th: int, tw: int, s: int) -> np.ndarray:
 BAND_TILES = 24  # tiles per band: their transformed inputs (25 x 24 x 384 B) stay in cache across all units
 
 
-class Prepared(NamedTuple):
-    plan: Plan
-    data: np.ndarray  # (nd * nd, tiles, Kp) int16 transformed inputs, tiles row-major (th, tw)
-    chunk: np.ndarray  # (terms,) int32 flush interval of each term
-    tiles: tuple[int, int]  # (th, tw): tile rows and columns; tile (ty, tx) makes outputs 2s ty .. 2s ty + 2s - 1
-    shape: tuple[int, int]  # (h, w) of the input
-
-
-def prepare(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> Prepared | None:
-    """The plan and transformed inputs of ``conv.conv_transpose(a, w, s, pad)``, or None where the Winograd path
-    does not apply (shape, input range, int32 bounds): the caller then takes the direct path."""
+def plan_for(w: np.ndarray, s: int, pad: int) -> Plan | None:
+    """The plan of ``conv.conv_transpose(., w, s, pad)``, kept per weight array; None where Winograd does not apply."""
     plans = conv._derived(_plan_cache, w, lambda w: {})
     if (s, pad) not in plans:
         plans[(s, pad)] = _make_plan(w, s, pad)
-    plan = plans[(s, pad)]
-    _, h, wd = a.shape
-    if plan is not None and len(plan.desc) ** 2 * -(-h // 2) * -(-wd // 2) * plan.w16.shape[1] * 2 > MAX_DATA_BYTES:
-        return None
-    transformed = None if plan is None else _native.wino_data(a, plan.w16.shape[1], plan.desc, plan.border,
-                                                                MAX_INPUT)
-    if transformed is None:  # no plan, or an input beyond MAX_INPUT
-        return None
-    data, maxabs = transformed
-    bound = 8 * plan.wmax * maxabs[plan.combo].astype(np.int64)  # conv._chunk, for every term at once
-    if bound.max() > conv.I16_SUM_LIMIT:
-        return None
-    chunk = np.minimum(conv.MAX_CHUNK, conv.I16_SUM_LIMIT // np.maximum(bound, 1)).astype(np.int32)
-    return Prepared(plan, data, chunk, (-(-h // 2), -(-wd // 2)), (h, wd))
+    return plans[(s, pad)]
 
 
-def convt_tiles(p: Prepared, t0: int, t1: int, cout: int, s: int, out: np.ndarray | None = None,
-                run: Job | None = None) -> np.ndarray:
-    """Tile rows t0 .. t1 - 1 of the prepared conv: (Cout, 2s (t1 - t0), 2s tw), output rows 2s t0 .. 2s t1 - 1 of
-    the whole-tile output (rows and columns past s*h, s*w included). ``run``: a ``parallel.Job`` to record the call
-    in, with its buffers (``out`` must be declared by the caller)."""
-    tw = p.tiles[1]
-    data = p.data[:, t0 * tw : t1 * tw]  # a view: the kernel steps over the other tiles
-    if out is None:
-        out = np.empty((cout, 2 * s * (t1 - t0), 2 * s * tw), np.float64)  # every pixel is written once
-    pl = p.plan
+def fits(plan: Plan, h: int, wd: int) -> bool:
+    """Whether the transformed inputs of an (h, wd) input stay within MAX_DATA_BYTES."""
+    return len(plan.desc) ** 2 * -(-h // 2) * -(-wd // 2) * plan.w16.shape[1] * 2 <= MAX_DATA_BYTES
+
+
+class Band(NamedTuple):
+    """Buffers of ``convt_band`` for up to ``tile_rows`` tile rows (a band takes a prefix of each)."""
+
+    data: np.ndarray  # flat int16: (nd * nd, tiles, Kp) transformed inputs
+    maxabs: np.ndarray  # (nd * nd,) int32: the largest |value| of each transform
+    scratch: np.ndarray  # flat int16: nic_wino_data's transposed input
+
+
+def band_buffers(plan: Plan, wd: int, tile_rows: int) -> Band:
+    nd2, kp = len(plan.desc) ** 2, plan.w16.shape[1]
+    return Band(np.empty(nd2 * tile_rows * -(-wd // 2) * kp, np.int16), np.empty(nd2, np.int32),
+                np.empty(_native.wino_data_scratch(kp, wd, plan.border, tile_rows), np.int16))
+
+
+def convt_band(plan: Plan, a: np.ndarray, t0: int, t1: int, s: int, out: np.ndarray, bufs: Band | None = None,
+               run: Job | None = None) -> int | None:
+    """Tile rows t0 .. t1 - 1 of ``conv.conv_transpose(a, w, s, pad)`` through ``plan`` (``plan_for(w, s, pad)``) into
+    ``out`` (Cout, 2s (t1 - t0), 2s tw): output rows 2s t0 .. 2s t1 - 1 of the whole-tile output (rows and columns
+    past s*h, s*w included). The band transforms its own inputs (the rows it reads), so bands can run on two threads.
+    0, or 1 where the path does not apply (an input beyond MAX_INPUT, a flush bound past int32; ``out`` is then not
+    written). ``run``: a ``parallel.Job`` to record the calls in (None returned; ``out`` declared by the caller)."""
+    cin, h, wd = a.shape
+    tw, n, kp, nd2 = -(-wd // 2), t1 - t0, plan.w16.shape[1], len(plan.desc) ** 2
+    bufs = bufs or band_buffers(plan, wd, n)
+    data = bufs.data[: nd2 * n * tw * kp].reshape(nd2, n * tw, kp)
+    scratch = bufs.scratch[: _native.wino_data_scratch(kp, wd, plan.border, n)]
+    a0, a1 = max(0, 2 * t0 - plan.border), min(h, 2 * t1 + plan.border)  # the input rows the band reads
+    src = a[:, a0:a1]  # a view: rows contiguous, channels h * wd apart
+    pix = _tile_origins(n, tw, s)
     if run is not None:
-        for arr in (pl.w16, pl.tstart, pl.py, pl.px, pl.combo, pl.mask):
+        for arr in (plan.desc, plan.w16, plan.tstart, plan.py, plan.px, plan.combo, plan.mask, plan.wmax, pix):
             run.buf(arr, "const")
-        run.buf(p.chunk, "in")
-        # The helper gets the band's tiles of every transform, one after the other: a contiguous array there.
-        band = np.empty(data.shape, np.int16)  # only names the helper's copy
-        run.gather_in(band, list(data))
-        data = band
-    pix = _tile_origins(t1 - t0, tw, s)
-    if run is not None:
-        run.buf(pix, "const")
-    _native.wino_convt(pl.w16, pl.tstart, pl.py, pl.px, pl.combo, pl.mask, p.chunk, data, pix, out, s, BAND_TILES,
-                       run=run)
-    return out
+        for arr in (data, bufs.maxabs, scratch):
+            run.buf(arr, "scratch")
+        # The helper gets those rows of every channel, one after the other: a contiguous array there.
+        src = np.empty((cin, a1 - a0, wd))  # only names the helper's copy
+        run.gather_blocks(src, a[:, a0:a1])
+    rc = _native.wino_data_into(src, (h, wd), a0, kp, plan.desc, plan.border, MAX_INPUT, t0, t1, data, bufs.maxabs,
+                                scratch, run=run)
+    if rc:
+        return 1
+    rc = _native.wino_convt(plan.w16, plan.tstart, plan.py, plan.px, plan.combo, plan.mask, plan.wmax, bufs.maxabs,
+                            data, pix, out, s, BAND_TILES, run=run)
+    return None if run is not None else rc
 
 
 def convt(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
     """``conv.conv_transpose(a, w, s, pad)`` through the Winograd kernels, or None where it does not apply
     (shape, input range, int32 bounds): the caller then takes the direct path. Same integers, same result."""
-    p = prepare(a, w, s, pad)
-    if p is None:
-        return None
+    plan = plan_for(w, s, pad)
     _, h, wd = a.shape
-    out = convt_tiles(p, 0, p.tiles[0], w.shape[1], s)
+    if plan is None or not fits(plan, h, wd):
+        return None
+    th, tw = -(-h // 2), -(-wd // 2)
+    out = np.empty((w.shape[1], 2 * s * th, 2 * s * tw), np.float64)  # every pixel is written once
+    if convt_band(plan, np.ascontiguousarray(a, np.float64), 0, th, s, out):
+        return None
     if out.shape[1:] != (s * h, s * wd):  # whole tiles: odd sizes are cropped
         out = np.ascontiguousarray(out[:, : s * h, : s * wd])
     return out

@@ -79,16 +79,16 @@ from webdecoder import entropy  # noqa: E402
 values_ok = entropy._values_kernel_ok()
 out = {}
 wino_runs = []
-prepare = winograd.prepare
+convt_band = winograd.convt_band
 
 
-def counted(*args):
-    got = prepare(*args)
-    wino_runs.append(1 if got is not None else 0)  # 1: a Winograd layer ran (whole or in bands)
-    return got
+def counted(*args, **kw):
+    rc = convt_band(*args, **kw)
+    wino_runs.append(1 if rc == 0 else 0)  # 1: a Winograd layer ran (the single-thread decodes: one band)
+    return rc
 
 
-winograd.prepare = counted
+winograd.convt_band = counted
 direct_i16 = _native.convt_direct_i16_into
 
 

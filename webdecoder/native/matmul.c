@@ -575,20 +575,25 @@ void nic_requantize(const double *acc, const double *m, const double *b, double 
  * three products for four, shared across both axes: 9 for 16 (a 1-tap phase keeps its 2 for 2). Integers
  * throughout, so the sums equal the direct ones exactly.
  *
- * nic_wino_data: the transformed inputs. a (cin, h, w) float64 integers; returns 1 (nothing usable) if any
- * |a| exceeds `limit` (at most 2^13 - 1, so that every transform, at most 4 terms, fits int16), else 0. desc (nd pairs): per axis, data vector i is
- * d[q0 + j] (kind 0) or d[q0 + j + 1] - d[q0 + j] (kind 1) for (kind, j) = desc[2i], desc[2i + 1], with
- * reads at most `border` rows outside the input (zeros there). out (nd * nd, tiles, Kp) int16, tiles =
- * ceil(h/2) * ceil(w/2) row-major, channels innermost (zero past cin); maxabs[combo] = the largest |value|.
- * scratch: (h + 2 border) * (w + 2 border) * Kp int16, the input transposed pixel-major with its border. */
-int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t *desc, int nd, int border,
-                  int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
-  int wp = w + 2 * border, th = (h + 1) / 2, tw = (w + 1) / 2;
-  for (long i = 0; i < (long)(h + 2 * border) * wp * Kp; i++) scratch[i] = 0;
+ * nic_wino_data: the transformed inputs of tile rows ty0 .. ty1 - 1 (a band; 0 .. ceil(h/2) for all). The input
+ * image is (cin, h, w) float64 integers, of which the caller passes rows a0 .. a0 + ar - 1 (every row the band reads
+ * inside the image): row y of channel c at a[c * cs + (y - a0) * w]. Returns 1 (nothing usable) if any |a| read
+ * exceeds `limit` (at most 2^13 - 1, so that every transform, at most 4 terms, fits int16), else 0. desc (nd
+ * pairs): per axis, data vector i is d[q0 + j] (kind 0) or d[q0 + j + 1] - d[q0 + j] (kind 1) for (kind, j) =
+ * desc[2i], desc[2i + 1], with reads at most `border` rows outside the band (zeros outside the image). out (nd * nd,
+ * tiles, Kp) int16, tiles = (ty1 - ty0) * ceil(w/2) row-major, channels innermost (zero past cin); maxabs[combo] =
+ * the largest |value|. scratch: (2 (ty1 - ty0) + 2 border) * (w + 2 border) * Kp int16, the band's input
+ * transposed pixel-major with its border. */
+int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
+                  const int32_t *desc, int nd, int border, int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
+  int wp = w + 2 * border, th = ty1 - ty0, tw = (w + 1) / 2, r0 = 2 * ty0 - border, rows = 2 * th + 2 * border;
+  for (long i = 0; i < (long)rows * wp * Kp; i++) scratch[i] = 0;
+  for (int i = 0; i < nd * nd; i++) maxabs[i] = -1; /* until known: nic_wino_convt refuses a failed transform's */
+  int y0 = r0 > a0 ? r0 : a0, y1 = r0 + rows < a0 + ar ? r0 + rows : a0 + ar; /* image rows the band reads */
   for (int c = 0; c < cin; c++)
-    for (int y = 0; y < h; y++) {
-      const double *row = a + ((long)c * h + y) * w;
-      int16_t *t = scratch + ((long)(y + border) * wp + border) * Kp + c;
+    for (int y = y0; y < y1; y++) {
+      const double *row = a + (long)c * cs + (long)(y - a0) * w;
+      int16_t *t = scratch + ((long)(y - r0) * wp + border) * Kp + c;
       for (int x = 0; x < w; x++) {
         if (!(row[x] >= -limit && row[x] <= limit)) return 1; /* the caller takes another path */
         t[(long)x * Kp] = (int16_t)row[x];
@@ -610,7 +615,7 @@ int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t 
         for (int tx = 0; tx < tw; tx++, o += Kp) {
           const int16_t *src[4];
           for (int t = 0; t < nt; t++)
-            src[t] = scratch + ((long)(2 * ty + oy[t] + border) * wp + 2 * tx + ox[t] + border) * Kp;
+            src[t] = scratch + ((long)(2 * ty + oy[t] + border) * wp + 2 * tx + ox[t] + border) * Kp; /* ty: in band */
           for (int c = 0; c < Kp; c += 8) {
             v128_t acc = wasm_i16x8_splat(0);
             for (int t = 0; t < nt; t++) {
@@ -640,16 +645,28 @@ int nic_wino_data(const double *a, int cin, int h, int w, int Kp, const int32_t 
  * data + i * cstride + n * Kp: N tiles of a larger array (a band of tile rows) need no copy. Channels go in
  * pairs, tiles in fours (the 2 x 4 register tile of nic_matmul_i16), int32 sums flushed every chunk[t] blocks. Output
  * (c, oy, ox) of tile n of unit u is out[pix[n] + c * plane + (oy * s + py[u]) * row + ox * s + px[u]], which
- * the caller sizes to whole tiles, so every pixel is written exactly once. cout must be even. */
+ * the caller sizes to whole tiles, so every pixel is written exactly once. cout must be even. The flush interval of
+ * term t comes from wmax[t] (its largest |weight|) and maxabs (nic_wino_data's); returns 1, out untouched, where
+ * one block could overflow int32 (else 0). */
 static inline void wino_store(double *out, const int32_t *pix, int n, int cnt, long off, const double *v) {
   for (int i = 0; i < cnt; i++) out[pix[n + i] + off] = v[i];
 }
 
-void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
-                    int nunits, const int32_t *combo, const int32_t *mask, const int32_t *chunk, int cout,
-                    const int16_t *data, int N, long cstride, const int32_t *pix, double *out, int s, long plane,
-                    int row,
-                    int band) {
+#define WINO_MAX_TERMS 1024 /* 441 for k13/s8 */
+
+int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
+                   int nunits, const int32_t *combo, const int32_t *mask, const int32_t *wmax, const int32_t *maxabs,
+                   int cout, const int16_t *data, int N, long cstride, const int32_t *pix, double *out, int s,
+                   long plane, int row, int band) {
+  /* Each term's int32 flush interval: blocks of 8 products, each adding at most 8 wmax maxabs to the four-lane
+   * sum (conv.py _chunk). A bound past int32 for a single block: 1, nothing computed (the caller's other path). */
+  int nterm = tstart[nunits], chunk[WINO_MAX_TERMS];
+  if (nterm > WINO_MAX_TERMS) return 1;
+  for (int t = 0; t < nterm; t++) {
+    long long bound = 8LL * wmax[t] * maxabs[combo[t]];
+    if (bound < 0 || bound > 2147483647LL) return 1; /* < 0: no transform (nic_wino_data failed) */
+    chunk[t] = bound ? (int)(2147483647LL / bound < 4096 ? 2147483647LL / bound : 4096) : 4096;
+  }
   v128_t f[4];
   for (int nb = 0; nb < N; nb += band) {
     int ne = nb + band < N ? nb + band : N;
@@ -691,6 +708,7 @@ void nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32
             }
         }
   }
+  return 0;
 }
 
 /* Scale indices of the hyper-decoder's log-scales (webdecoder/hyper.py): lut[clamp(t, lo, hi) - lo] for t, integers
@@ -855,6 +873,14 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
             }
         }
       }
+      /* Where each tile's outputs go (an integer division per tile, not per row and output). */
+      long off[4 * W3_G];
+      int fits[4 * W3_G]; /* bit 0: column X + 1 inside, bit 1: row Y + 1 inside; -1: no such tile */
+      for (int i = 0, n = 4 * g0; i < 4 * W3_G; i++, n++) {
+        int Y = 2 * (n / tw), X = 2 * (n % tw);
+        off[i] = (long)Y * ow + X;
+        fits[i] = n < N ? (X + 1 < ow) | (Y + 1 < oh) << 1 : -1;
+      }
       for (int r = 0; r < W3_R; r++) {
         v128_t vb = wasm_f64x2_splat(bias4[r0 + r]);
         long orow = (long)(r0 + r) * plane;
@@ -873,26 +899,28 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
               O[oy][ox] = wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, x));
             }
           }
+          double v[2][2][2]; /* [oy][ox][tile] */
+          wasm_v128_store(v[0][0], O[0][0]);
+          wasm_v128_store(v[0][1], O[0][1]);
+          wasm_v128_store(v[1][0], O[1][0]);
+          wasm_v128_store(v[1][1], O[1][1]);
           for (int l = 0; l < 2; l++) {
-            int n = 4 * g0 + 2 * j + l;
-            if (n >= N) break;
-            int Y = 2 * (n / tw), X = 2 * (n % tw);
-            double o00 = l ? wasm_f64x2_extract_lane(O[0][0], 1) : wasm_f64x2_extract_lane(O[0][0], 0);
-            double o01 = l ? wasm_f64x2_extract_lane(O[0][1], 1) : wasm_f64x2_extract_lane(O[0][1], 0);
-            double o10 = l ? wasm_f64x2_extract_lane(O[1][0], 1) : wasm_f64x2_extract_lane(O[1][0], 0);
-            double o11 = l ? wasm_f64x2_extract_lane(O[1][1], 1) : wasm_f64x2_extract_lane(O[1][1], 0);
-            long o = orow + (long)Y * ow + X;
-            int right = X + 1 < ow, below = Y + 1 < oh;
+            int f = fits[2 * j + l];
+            if (f < 0) break;
+            long o = orow + off[2 * j + l];
             if (of) {
-              of[o] = o00;
-              if (right) of[o + 1] = o01;
-              if (below) of[o + ow] = o10;
-              if (right && below) of[o + ow + 1] = o11;
+              if (f == 3) {
+                of[o] = v[0][0][l]; of[o + 1] = v[0][1][l]; of[o + ow] = v[1][0][l]; of[o + ow + 1] = v[1][1][l];
+              } else {
+                of[o] = v[0][0][l];
+                if (f & 1) of[o + 1] = v[0][1][l];
+                if (f & 2) of[o + ow] = v[1][0][l];
+              }
             } else { /* exact: integers within +-2^31 (the caller's lo, hi) */
-              oi[o] = (int32_t)o00;
-              if (right) oi[o + 1] = (int32_t)o01;
-              if (below) oi[o + ow] = (int32_t)o10;
-              if (right && below) oi[o + ow + 1] = (int32_t)o11;
+              oi[o] = (int32_t)v[0][0][l];
+              if (f & 1) oi[o + 1] = (int32_t)v[0][1][l];
+              if (f & 2) oi[o + ow] = (int32_t)v[1][0][l];
+              if (f == 3) oi[o + ow + 1] = (int32_t)v[1][1][l];
             }
           }
         }
