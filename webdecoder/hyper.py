@@ -58,7 +58,7 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     """The last layer (3x3, stride 1) through ``wino3``, by output channels: the means half on the helper thread
     where there is one (``parallel``), the scale half here. None without the kernels, or where the transforms do
     not apply (input range, int32 bounds): the caller then runs the layer directly."""
-    if not (_wino3_kernel_ok() and _scale_kernel_ok()) or w.shape[1] % 8:
+    if not (_wino3_kernel_ok() and _scale_kernel_ok()) or w.shape[1] % 4:
         return None
     c = w.shape[1] // 2
     plans = wino3.plan(w, slice(0, c)), wino3.plan(w, slice(c, 2 * c))
