@@ -45,41 +45,46 @@ class Plan(NamedTuple):
 
 
 def transformed_weights(w: np.ndarray, rows: slice) -> np.ndarray:
-    """(16, rows, Cin) int64 G' g G'^T of the flipped kernels of output channels ``rows`` of w (Cin, Cout, 3, 3)."""
-    g = w[:, rows, ::-1, ::-1].astype(np.int64)  # (Cin, rows, i, j)
-    u = np.einsum("ai,bj,crij->abrc", G2, G2, g)
-    return u.reshape(16, u.shape[2], u.shape[3])
+    """(16, rows, Cin) G' g G'^T of the flipped kernels of output channels ``rows`` of w (Cin, Cout, 3, 3), integers
+    in float64 (exact: below 2^20)."""
+    g = np.ascontiguousarray(w[:, rows, ::-1, ::-1], np.float64)  # (Cin, rows, i, j): integers, exact in float64
+    cin, n = g.shape[:2]
+    # Two 2-D products over every kernel at once (not einsum's int64 loops, nor a matmul per kernel): the browser's
+    # first decode builds this.
+    gt = G2.T.astype(np.float64)
+    t = (g.reshape(-1, 3) @ gt).reshape(cin, n, 3, 4)  # along j: (Cin, rows, i, b)
+    u = (np.ascontiguousarray(t.transpose(0, 1, 3, 2)).reshape(-1, 3) @ gt).reshape(cin, n, 4, 4)  # (.., b, a)
+    return np.ascontiguousarray(u.transpose(3, 2, 1, 0)).reshape(16, n, cin)
 
 
 def _make_plan(w: np.ndarray, rows: slice) -> Plan | None:
     if w.shape[2:] != (3, 3):
         return None
-    u = transformed_weights(w, rows)
+    u = transformed_weights(w, rows)  # (16, rows, cin)
     nrows, cin = u.shape[1], u.shape[2]
     if nrows % _native.W3_ROWS:
         return None
+    # Whole arrays at once and in float64 (integers, exact), not a loop over the 16 transforms in int64: every NumPy
+    # call, and every integer loop NumPy has not run yet, costs the browser's first decode (80 ms for the first version).
     limit = (1 << 15) - 1
-    parts: list[tuple[int, np.ndarray, int]] = []
-    for combo in range(16):
-        over = np.abs(u[combo]).max(axis=1) > limit
-        if not over.any():
-            parts.append((combo, u[combo], 1))
-            continue
-        high = np.where(over[:, None], np.floor_divide(u[combo] + HIGH_SCALE // 2, HIGH_SCALE), 0)
-        parts += [(combo, u[combo] - HIGH_SCALE * high, 1), (combo, high, HIGH_SCALE)]
-    wt = np.stack([p[1] for p in parts])  # (terms, rows, cin)
+    over = np.abs(u).max(axis=2) > limit  # (16, rows): rows with a weight beyond int16
+    high = np.where(over[:, :, None], np.floor((u + HIGH_SCALE // 2) * (1.0 / HIGH_SCALE)), 0.0)
+    split = np.flatnonzero(over.any(axis=1))  # the transforms that need a high term
+    wt = np.concatenate([u - HIGH_SCALE * high, high[split]])  # (terms, rows, cin): 16 low terms, then the highs
     if np.abs(wt).max() > limit:
         return None
+    nt = wt.shape[0]
     kp = -(-cin // 8) * 8
-    wz = np.zeros((len(parts), nrows, kp), np.int64)
+    wz = np.zeros((nt, nrows, kp))
     wz[:, :, :cin] = wt
-    upk = ((wz[:, :, 1::2] << 16) | (wz[:, :, 0::2] & 0xFFFF)).astype(np.int32)
+    # w[2q] | w[2q + 1] << 16 as an int32 bit pattern: high half * 2^16 + low half mod 2^16, within int32
+    upk = (wz[:, :, 1::2] * 65536.0 + np.mod(wz[:, :, 0::2], 65536.0)).astype(np.int32)
     r = _native.W3_ROWS
-    skip = ~np.any(wt.reshape(len(parts), nrows // r, r * cin) != 0, axis=2)
-    skip[[p[2] == 1 for p in parts]] = False  # only high parts are skipped: the others are rarely all zero
-    return Plan(np.ascontiguousarray(upk), np.array([p[0] for p in parts], np.int32),
-                np.array([float(p[2]) for p in parts]), np.ascontiguousarray(skip, np.uint8),
-                np.abs(wt).max(axis=(1, 2)).astype(np.int64))
+    skip = ~np.any(wt.reshape(nt, nrows // r, r * cin) != 0, axis=2)
+    skip[:16] = False  # only high parts are skipped: the others are rarely all zero
+    combo = np.concatenate([np.arange(16), split]).astype(np.int32)
+    scale = np.concatenate([np.ones(16), np.full(split.size, float(HIGH_SCALE))])
+    return Plan(upk, combo, scale, np.ascontiguousarray(skip, np.uint8), np.abs(wt).max(axis=(1, 2)).astype(np.int64))
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(start, stop): Plan or None})
