@@ -65,7 +65,7 @@ def _make_plan(w: np.ndarray, rows: slice) -> Plan | None:
     if nrows % _native.W3_ROWS:
         return None
     # Whole arrays at once and in float64 (integers, exact), not a loop over the 16 transforms in int64: every NumPy
-    # call, and every integer loop NumPy has not run yet, costs the browser's first decode (80 ms for the first version).
+    # call, and every integer loop NumPy has not run yet, costs the browser's first decode (80 ms in a first version).
     limit = (1 << 15) - 1
     over = np.abs(u).max(axis=2) > limit  # (16, rows): rows with a weight beyond int16
     high = np.where(over[:, :, None], np.floor((u + HIGH_SCALE // 2) * (1.0 / HIGH_SCALE)), 0.0)
