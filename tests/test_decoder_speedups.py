@@ -79,12 +79,12 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
 
     seen = []
 
-    def spy(model, y_fx, quality):
-        x = synthesis.dequantize_latent(model, y_fx, quality)
+    def spy(model, q, means, quality):
+        x = synthesis.latent_input(model, q, means, quality)
         seen.append(int(np.abs(x).max()))
         return x
 
-    monkeypatch.setattr(decoder, "dequantize_latent", spy)
+    monkeypatch.setattr(decoder, "latent_input", spy)
     top = encoder.int_model.qualities - 1
     for path in kodak[:3]:
         decoder.decode(encoder.encode(np.asarray(Image.open(path).convert("RGB")), top, 2, effort="none"))

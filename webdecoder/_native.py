@@ -67,6 +67,9 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_scale_index.restype = None
                 handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
                                                    + [ctypes.c_int] * 2)
+                handle.nic_latent.restype = None
+                handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                                              + [ctypes.c_void_p])
                 handle.nic_symbol_values.restype = ctypes.c_int
                 handle.nic_symbol_values.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 4
                 handle.nic_rans_decode.restype = ctypes.c_int
@@ -365,14 +368,28 @@ def scale_index(t: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
     return out
 
 
+def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int, limit: float) -> np.ndarray:
+    """(C, ...) float64 clip(floor(((q 2^frac + means) inv_c + 2^(shift-1)) / 2^shift), +-limit) from int32 latent
+    values q and means of the same shape (synthesis.py ``latent_input``)."""
+    q = np.ascontiguousarray(q, np.int32)
+    means = np.ascontiguousarray(means, np.int32)
+    inv = np.ascontiguousarray(inv, np.float64)
+    c = q.shape[0]
+    assert q.shape == means.shape and inv.shape == (c,) and 0 <= frac <= 8 and 1 <= shift < 62 and limit > 0
+    out = np.empty(q.shape, np.float64)
+    lib().nic_latent(q.ctypes.data, means.ctypes.data, inv.ctypes.data, c, q.size // max(1, c), frac, shift, limit,
+                     out.ctypes.data)
+    return out
+
+
 def symbol_values(glob: np.ndarray, tables: np.ndarray, base: np.ndarray,
                   escsym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, int32 positions of the escapes) of global symbol indices (entropy.py ``decode_values``);
+    """(int32 values, int32 positions of the escapes) of global symbol indices (entropy.py ``decode_values``);
     the caller has checked every table index against ``base`` and ``escsym`` (int32, one per table)."""
     glob, tables = (np.ascontiguousarray(v, np.int32) for v in (glob, tables))
     assert glob.shape == tables.shape and base.dtype == escsym.dtype == np.int32 and base.shape == escsym.shape
     assert base.flags.c_contiguous and escsym.flags.c_contiguous
-    values = np.empty(glob.size, np.int64)
+    values = np.empty(glob.size, np.int32)
     escpos = np.empty(glob.size, np.int32)
     n = lib().nic_symbol_values(glob.ctypes.data, tables.ctypes.data, glob.size, base.ctypes.data,
                                 escsym.ctypes.data, values.ctypes.data, escpos.ctypes.data)

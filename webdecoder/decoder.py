@@ -11,7 +11,7 @@ from webdecoder import entropy, format
 from webdecoder.errors import NicError
 from webdecoder.hyper import hyper_decode, hyper_decode_deferred
 from webdecoder.model import Model, get_model
-from webdecoder.synthesis import dequantize_latent, synthesize
+from webdecoder.synthesis import dequantize_latent, latent_input, synthesize
 from webdecoder.tables import FRAC_BITS
 
 
@@ -59,13 +59,20 @@ def decode_z(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> np.
     return z.reshape(cz, hz, wz)
 
 
-def decode_y(model: Model, h: format.Header, means_fx: np.ndarray | Callable[[], np.ndarray], scale_idx: np.ndarray,
-             y_rans: bytes, y_esc: bytes) -> np.ndarray:
-    """Residual symbols around the integer means -> gained latent in fixed point. ``means_fx`` may be a function
+def decode_symbols(model: Model, h: format.Header, means_fx: np.ndarray | Callable[[], np.ndarray],
+                   scale_idx: np.ndarray, y_rans: bytes, y_esc: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The latent's residual symbols (shaped like the means) and the integer means. ``means_fx`` may be a function
     that returns them (``hyper_decode_deferred``): it is called once the symbols are decoded."""
     q = entropy.decode_values(y_rans, y_esc, scale_idx.ravel(), model["y.freqs"], model["y.offsets"], h.y_lanes)
     means = means_fx() if callable(means_fx) else means_fx
-    return (q.reshape(means.shape) << FRAC_BITS) + means
+    return q.reshape(means.shape), means
+
+
+def decode_y(model: Model, h: format.Header, means_fx: np.ndarray | Callable[[], np.ndarray], scale_idx: np.ndarray,
+             y_rans: bytes, y_esc: bytes) -> np.ndarray:
+    """Residual symbols around the integer means -> gained latent in fixed point (int64)."""
+    q, means = decode_symbols(model, h, means_fx, scale_idx, y_rans, y_esc)
+    return (q.astype(np.int64) << FRAC_BITS) + means
 
 
 def decode(data: bytes, timings: dict | None = None, rgba: bool = False) -> np.ndarray:
@@ -98,10 +105,10 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     # The means may still be on their way from the helper thread while y is decoded (hyper_decode_deferred).
     means_fx, scale_idx = hyper_decode_deferred(model, z_hat) if previewed is None else previewed
     lap("hyper")
-    y_fx = decode_y(model, h, means_fx, scale_idx, y_rans, y_esc)
+    q, means = decode_symbols(model, h, means_fx, scale_idx, y_rans, y_esc)
+    x = latent_input(model, q, means, h.quality)  # dequantize_latent(decode_y(...)), fused in Pyodide
     lap("y")
-    out = synthesize(model, dequantize_latent(model, y_fx, h.quality), h.depth, (h.height, h.width),
-                     "rgba" if rgba else "rgb")
+    out = synthesize(model, x, h.depth, (h.height, h.width), "rgba" if rgba else "rgb")
     lap("synthesis")
     return out
 

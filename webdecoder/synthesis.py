@@ -45,6 +45,32 @@ def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarra
     return requantize_channels(y_fx.astype(np.float64), shift, ACT_LIMIT, mul=inv)
 
 
+def latent_input(model: Model, q: np.ndarray, means: np.ndarray, quality: int) -> np.ndarray:
+    """The synthesis input from the latent's residual symbols q and the hyper-decoder's integer means (same shape):
+    ``dequantize_latent`` of the gained latent ``(q << FRAC_BITS) + means`` (``decoder.decode_y``), in one wasm pass
+    where the kernel is checked (``nic_latent``: no int64 or float64 copies in between)."""
+    # int32 in the kernel: |q| <= entropy.MAX_ABS = 2^15 (decode_values' bound), |means| <= ACT_LIMIT = 2^22.
+    if not _latent_kernel_ok():
+        return dequantize_latent(model, (q.astype(np.int64) << FRAC_BITS) + means, quality)
+    inv, shift = model.f64("invgain")[quality], model.int("invgain.shift") - (input_frac_bits(model) - FRAC_BITS)
+    return _native.latent(q, means, inv, FRAC_BITS, shift, ACT_LIMIT)
+
+
+def _latent_kernel_ok() -> bool:
+    return conv.kernel_checked("latent", _latent_check)
+
+
+def _latent_check() -> bool:
+    """``nic_latent`` against the NumPy arithmetic of ``latent_input`` (``requantize_channels``' reference) on random
+    symbols, means and inverse gains at their bounds."""
+    rng = _native.CheckInts()
+    q = rng.integers(-(1 << 15), (1 << 15) + 1, (3, 5, 7))
+    means = rng.integers(-(1 << 22), (1 << 22) + 1, (3, 5, 7))
+    inv = rng.integers(1, 1 << 20, 3).astype(np.float64)
+    want = conv._requantize_numpy(((q << FRAC_BITS) + means).astype(np.float64), 21, ACT_LIMIT, inv, None, False)
+    return np.array_equal(_native.latent(q, means, inv, FRAC_BITS, 21, ACT_LIMIT), want)
+
+
 LAYOUTS = ("planes", "rgb", "rgba")
 
 

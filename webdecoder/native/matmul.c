@@ -725,18 +725,47 @@ void nic_scale_index(const double *t, int32_t *out, int n, const int32_t *lut, i
 /* Latent values of decoded symbols (webdecoder/entropy.py decode_values, same integers): symbol glob[i] (a global
  * index, nic_rans_decode's output) of table t = tables[i] is the value glob[i] - base[t] (base = the table's
  * offset + its half-range R), or an escape when it is the table's last symbol escsym[t] (offset + 2R + 1): value
- * 0 then, its position appended to escpos. Returns the number of escapes. */
+ * 0 then, its position appended to escpos. Returns the number of escapes. int32 values: the symbols' are small, the
+ * escapes' (patched in afterwards) within +-2^15. */
 int nic_symbol_values(const int32_t *glob, const int32_t *tables, int n, const int32_t *base, const int32_t *escsym,
-                      int64_t *values, int32_t *escpos) {
+                      int32_t *values, int32_t *escpos) {
   int nesc = 0;
   for (int i = 0; i < n; i++) {
     int t = tables[i], g = glob[i];
     int e = g == escsym[t];
-    values[i] = e ? 0 : (int64_t)(g - base[t]);
+    values[i] = e ? 0 : g - base[t];
     escpos[nesc] = i;
     nesc += e;
   }
   return nesc;
+}
+
+/* The synthesis input straight from the latent symbols (webdecoder/synthesis.py latent_input; the same integers as
+ * dequantize_latent of decoder.decode_y's gained latent): y = q 2^frac + mean, exact in int32 (|q| <= 2^15, |mean|
+ * <= 2^22), then nic_requantize's steps in the same order with channel c's inverse gain as multiplier and a zero
+ * bias: clip(floor((y inv_c + 0 + 2^(shift-1)) 2^-shift), -lim, lim), for C channels of npx values. One pass instead
+ * of NumPy's shift, add and cast and the requantization's. */
+void nic_latent(const int32_t *q, const int32_t *means, const double *inv, int C, int npx, int frac, int shift,
+                double lim, double *out) {
+  double half = (double)(1LL << (shift - 1)), sc = 1.0 / (double)(1LL << shift);
+  v128_t vh = wasm_f64x2_splat(half), vs = wasm_f64x2_splat(sc), vlo = wasm_f64x2_splat(-lim),
+         vhi = wasm_f64x2_splat(lim), vz = wasm_f64x2_splat(0.0);
+  for (int c = 0; c < C; c++) {
+    const int32_t *qc = q + (long)c * npx, *mc = means + (long)c * npx;
+    double *o = out + (long)c * npx, m = inv[c];
+    v128_t vm = wasm_f64x2_splat(m);
+    int j = 0;
+    for (; j + 2 <= npx; j += 2) {
+      v128_t y = wasm_f64x2_make((double)(qc[j] * (1 << frac) + mc[j]), (double)(qc[j + 1] * (1 << frac) + mc[j + 1]));
+      v128_t v = wasm_f64x2_add(wasm_f64x2_add(wasm_f64x2_mul(y, vm), vz), vh);
+      v = wasm_f64x2_floor(wasm_f64x2_mul(v, vs));
+      wasm_v128_store(o + j, wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, v)));
+    }
+    for (; j < npx; j++) {
+      double v = __builtin_floor(((double)(qc[j] * (1 << frac) + mc[j]) * m + 0.0 + half) * sc);
+      o[j] = v < -lim ? -lim : (v > lim ? lim : v);
+    }
+  }
 }
 
 /* Winograd F(2x2, 3x3) for the hyper-decoder's last layer, a 3x3 stride-1 transposed conv cropped by 1, i.e. the
