@@ -163,6 +163,53 @@ def test_winograd_plan_counts_and_declines():
     assert winograd._make_plan(w[:, :1].copy(), 8, 3) is None  # an odd channel count
 
 
+def _wino3_numpy(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The arithmetic of wino3's plan in NumPy int64 (what nic_wino3_data and nic_wino3_conv compute in wasm): the
+    B^T d B transforms of each 2x2 tile's 4x4 input patch, one product per term (its weights unpacked from the plan's
+    int32 pairs, times its scale: the high/low split), summed per transform, then A^T M A, which is 4x the conv."""
+    from webdecoder import wino3
+
+    plan = wino3._make_plan(w, slice(0, w.shape[1]))
+    assert plan is not None
+    cin, h, wd = a.shape
+    th, tw = -(-h // 2), -(-wd // 2)
+    ap = np.zeros((cin, 2 * th + 2, 2 * tw + 2), np.int64)
+    ap[:, 1 : 1 + h, 1 : 1 + wd] = a
+    bt = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+    patch = np.stack([np.stack([ap[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] for j in range(4)], -1)
+                      for i in range(4)], -2)  # (cin, th, tw, 4, 4): rows 2ty - 1 + i, columns 2tx - 1 + j
+    v = np.einsum("ai,bj,ctsij->abcts", bt, bt, patch).reshape(16, cin, th * tw)
+    lo = (plan.upk << 16 >> 16).astype(np.int64)  # the pairs' low halves, sign-extended, then the high halves
+    hi = (plan.upk >> 16).astype(np.int64)
+    wt = np.stack([lo, hi], -1).reshape(*plan.upk.shape[:2], -1)[:, :, :cin]  # (terms, cout, cin)
+    m = np.zeros((16, w.shape[1], th * tw), np.int64)
+    for t, combo in enumerate(plan.combo):
+        m[combo] += int(plan.scale[t]) * (wt[t] @ v[combo])
+    at = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+    out4 = np.einsum("ya,xb,abcn->cnyx", at, at, m.reshape(4, 4, -1, th * tw)).reshape(-1, th, tw, 2, 2)
+    assert not np.any(out4 % 4)  # 4x the direct sums: exactly divisible
+    out = (out4 // 4).transpose(0, 1, 3, 2, 4).reshape(-1, 2 * th, 2 * tw)
+    return out[:, :h, :wd]
+
+
+@pytest.mark.parametrize(("h", "wd"), [(1, 1), (2, 3), (5, 4), (6, 6)])
+def test_wino3_plan_equals_the_3x3_layer(h, wd):
+    """The browser's hyper-decoder 3x3 layer in F(2x2, 3x3) (webdecoder/wino3.py) computes the stride-1 transposed
+    conv exactly: its plan (transformed weights, the high/low split of those beyond int16, the packed pairs),
+    replayed in NumPy int64, against the scatter-add reference, at the path's bound (inputs within 2^13), with
+    weights large enough to need the split, odd and even sizes."""
+    from webdecoder import wino3
+
+    rng = np.random.default_rng(h * 10 + wd)
+    a = rng.integers(-wino3.MAX_INPUT, wino3.MAX_INPUT + 1, (11, h, wd)).astype(np.float64)
+    w = rng.integers(-(1 << 11), 1 << 11, (11, 6, 3, 3)).astype(np.float64)  # transforms within int16 ...
+    w[:, 0] = rng.integers(-(1 << 14), 1 << 14, (11, 3, 3))  # ... but those of output channel 0 (up to 9 * 2^14)
+    plan = wino3._make_plan(w, slice(0, 6))
+    assert plan is not None and bool(np.any(plan.scale == wino3.HIGH_SCALE)) and len(plan.combo) > 16
+    assert bool(plan.skip[16:, 1:].all()) and not plan.skip[:, 0].any()  # high terms: only the pair of channel 0
+    assert np.array_equal(_wino3_numpy(a, w), _reference(a, w, 1, 1))
+
+
 @pytest.mark.parametrize("band_cols", [conv.PHASE_BAND_COLS, 7, 14])
 @pytest.mark.parametrize(("cin", "k", "s", "pad"), [(6, 5, 2, 2), (7, 13, 8, 3), (2, 18, 16, 1), (3, 7, 2, 5)])
 def test_phase_gather_equals_scatter(monkeypatch, cin, k, s, pad, band_cols):
