@@ -16,8 +16,9 @@ The transformed inputs add 4 values: the path runs where the input is below 2^13
 stays below 2^12 on Kodak at every quality). A transformed weight adds up to 9 weights with factors up to 4:
 those of the scales fit int16, a few of the means' (0.004 %) do not; each such weight row is split into a
 high part (times 256, a term of its own, skipped for the row pairs where it is zero) and a low part.
-The WebAssembly kernels ``_native.wino3_data`` and ``_native.wino3_conv`` do the work; ``hyper.py`` checks them
-against ``conv.conv_transpose`` on load.
+The WebAssembly kernels ``_native.wino3_data`` and ``_native.wino3_conv`` do the work; ``hyper._wino3_check``
+compares them with the layer's NumPy reference on load, and ``tests/test_decoder_speedups.py`` replays a plan in
+NumPy int64 against the scatter-add layer.
 """
 
 from __future__ import annotations
