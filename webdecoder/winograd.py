@@ -94,13 +94,14 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     w2 = (c0[None, :, None, None] * wy[..., k0].transpose(0, 3, 2, 1)
           + c1[None, :, None, None] * wy[..., k1].transpose(0, 3, 2, 1))  # (term y, term x, Cout, Cin)
     pairs, tstart, py, px, combo, mask = [], [0], [], [], [], []
+    index = {d: i for i, d in enumerate(desc)}  # a dict, not list.index: the browser's first decode builds this plan
     for p_y in range(s):
         for p_x in range(s):
             for iy in by_phase[p_y]:
                 for ix in by_phase[p_x]:
                     (_, dy, _, oy), (_, dx, _, ox) = terms[iy], terms[ix]
                     pairs.append((iy, ix))
-                    combo.append(desc.index(dy) * len(desc) + desc.index(dx))
+                    combo.append(index[dy] * len(desc) + index[dx])
                     mask.append(sum(1 << (o1 * 2 + o2) for o1 in oy for o2 in ox))
             tstart.append(len(pairs))
             py.append(p_y)
