@@ -97,15 +97,14 @@ def matmul(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     return out
 
 
-def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float,
-               run: Callable[..., Any] | None = None) -> None:
+def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float) -> None:
     """out (P, N) += scale * w16 (P, Kp) @ at16 (N, Kp).T on int16 (conv.py sizes ``chunk`` against overflow)."""
     assert 1 <= chunk <= 1 << 24  # the kernel steps by 8 * chunk in a C int
     assert w16.dtype == at16.dtype == np.int16 and out.dtype == np.float64
     assert w16.flags.c_contiguous and at16.flags.c_contiguous and out.flags.c_contiguous
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0 and out.shape == (w16.shape[0], at16.shape[0])
-    _invoke(run, "nic_matmul_i16", w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
-            at16.shape[0], chunk, scale)
+    lib().nic_matmul_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
+                         at16.shape[0], chunk, scale)
 
 
 def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float, tap: np.ndarray,
@@ -290,17 +289,16 @@ def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int
 
 
 def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None, shift: int, lo: float,
-               hi: float, out: np.ndarray | None = None, run: Callable[..., Any] | None = None) -> np.ndarray:
+               hi: float) -> np.ndarray:
     """clip(floor((acc * mul_c + bias_c + 2^(shift-1)) / 2^shift), lo, hi) for (C, ...) acc (conv.py)."""
     acc = np.ascontiguousarray(acc, np.float64)
     c = acc.shape[0]
     mul, bias = (None if v is None else np.ascontiguousarray(v, np.float64) for v in (mul, bias))
     assert all(v is None or v.shape == (c,) for v in (mul, bias)) and shift >= 1
-    if out is None:
-        out = np.empty(acc.shape, np.float64)
-    assert out.shape == acc.shape and out.dtype == np.float64 and out.flags.c_contiguous
-    _invoke(run, "nic_requantize", acc.ctypes.data, None if mul is None else mul.ctypes.data,
-            None if bias is None else bias.ctypes.data, out.ctypes.data, c, acc.size // max(1, c), shift, lo, hi)
+    out = np.empty(acc.shape, np.float64)
+    lib().nic_requantize(acc.ctypes.data, None if mul is None else mul.ctypes.data,
+                         None if bias is None else bias.ctypes.data, out.ctypes.data, c, acc.size // max(1, c),
+                         shift, lo, hi)
     return out
 
 

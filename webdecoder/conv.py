@@ -520,22 +520,10 @@ def phase_bands(a: np.ndarray, w: np.ndarray, s: int, pad: int,
 
 
 def _gather_i16(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray | None:
-    """``_conv_gather`` in the int16 kernel (``gather_operands``); None when the activations need more than 15 bits
-    (the general path splits them)."""
-    ops = gather_operands(a, w, pad)
-    if ops is None:
-        return None
-    w16, at16, chunk = ops
-    out = np.zeros((w16.shape[0], at16.shape[0]), np.float64)
-    _native.matmul_i16(w16, at16, out, chunk, 1.0)
-    return out.reshape(w16.shape[0], *a.shape[1:])
-
-
-def gather_operands(a: np.ndarray, w: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """The int16 operands of the stride-1 gather product ``w16 (Cout, Kp) @ at16 (N, Kp).T``, with its flush
-    interval: the shifted copies written straight into the (N, K) int16 operand (taps-major, channels
-    innermost) instead of a float64 (K, N) matrix converted afterwards: the hyper-decoder's last layer builds
-    1.3 MB instead of 5.3 MB plus a transposing copy. None when the activations need more than 15 bits."""
+    """``_conv_gather`` in the int16 kernel, the shifted copies written straight into its (N, K) int16 operand
+    (taps-major, channels innermost) instead of a float64 (K, N) matrix converted afterwards: the
+    hyper-decoder's last layer (where F(2x2, 3x3), ``wino3``, does not apply) builds 1.3 MB instead of 5.3 MB
+    plus a transposing copy. None when the activations need more than 15 bits (the general path splits them)."""
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
     w16, wmax = _derived(_gather16_cache, w, lambda w: _to_int16(np.ascontiguousarray(
@@ -554,7 +542,9 @@ def gather_operands(a: np.ndarray, w: np.ndarray, pad: int) -> tuple[np.ndarray,
         for kx in range(k):
             x0 = pad - kx + e
             cols[:, :, ky, kx] = ap[y0 : y0 + h, x0 : x0 + wd]
-    return w16, at.reshape(h * wd, -1), chunk
+    out = np.zeros((cout, h * wd), np.float64)
+    _native.matmul_i16(w16, at.reshape(h * wd, -1), out, chunk, 1.0)
+    return out.reshape(cout, h, wd)
 
 
 def _overlap_add(patches: np.ndarray, s: int, pad: int) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from webdecoder import _native
 
-ROLES = ("const", "in", "out", "scratch", "zeros")
+ROLES = ("const", "in", "out", "scratch")
 WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
 _log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
@@ -67,8 +67,8 @@ class Job:
     - "const": sent once and kept by the helper while ``arr`` lives (weights, plans);
     - "in": copied in for this job (``gather_in``: an input made of several arrays);
     - "out": zeros to start with, copied back into ``arr`` by ``wait``;
-    - "scratch": the helper's memory only, ``arr`` merely names it and is never touched ("zeros": the same, cleared
-      first, for sums); ``copy_out`` brings part of one back.
+    - "scratch": the helper's memory only, ``arr`` merely names it and is never touched; ``copy_out`` brings part
+      of one back.
 
     The ``_native`` wrappers take a Job as their ``run`` argument; their pointer arguments must then lie in
     declared arrays.
@@ -119,7 +119,7 @@ class Job:
         """After the calls, copy ``src`` (a contiguous part of a declared "scratch" array) back into ``dst``."""
         assert dst.flags.c_contiguous and src.flags.c_contiguous and dst.nbytes == src.nbytes
         i, off = self._arg(src.ctypes.data, True)
-        assert self.bufs[i]["role"] in ("scratch", "zeros") and off + src.nbytes <= self.bufs[i]["n"]
+        assert self.bufs[i]["role"] == "scratch" and off + src.nbytes <= self.bufs[i]["n"]
         self._arrays.append(dst)
         self.bufs.append({"ptr": dst.ctypes.data, "n": dst.nbytes, "role": "out", "from": [i, off]})
 
@@ -182,7 +182,7 @@ class LoopbackHelper:
         self.jobs += 1
         # Scratch and gathered inputs get memory of their own, as in the helper (names are never touched);
         # constants, plain inputs and outputs are read and written in place (the helper copies them in and out).
-        own = [b["role"] in ("scratch", "zeros") or "parts" in b for b in spec["bufs"]]
+        own = [b["role"] == "scratch" or "parts" in b for b in spec["bufs"]]
         mem = [np.zeros(max(b["n"], 1), np.uint8) if o else None for b, o in zip(spec["bufs"], own, strict=True)]
         addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
         for b, at in zip(spec["bufs"], addr, strict=True):

@@ -38,10 +38,15 @@ def input_frac_bits(model: Model) -> int:
     return model.int("syn.in_frac") if "syn.in_frac" in model.arrays else SYN_FRAC_BITS
 
 
+def _inverse_gain(model: Model, quality: int) -> tuple[np.ndarray, int]:
+    """The quality's per-channel inverse gain and the shift that takes the product from 2^FRAC_BITS to the
+    synthesis input's fraction bits."""
+    return model.f64("invgain")[quality], model.int("invgain.shift") - (input_frac_bits(model) - FRAC_BITS)
+
+
 def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarray:
     """Gained latent (fixed point) -> synthesis input: multiply by the quality's inverse gain."""
-    inv, shift = model.f64("invgain")[quality], model.int("invgain.shift")
-    shift -= input_frac_bits(model) - FRAC_BITS  # from 2^FRAC_BITS to the synthesis input's fraction bits
+    inv, shift = _inverse_gain(model, quality)
     return requantize_channels(y_fx.astype(np.float64), shift, ACT_LIMIT, mul=inv)
 
 
@@ -52,7 +57,7 @@ def latent_input(model: Model, q: np.ndarray, means: np.ndarray, quality: int) -
     # int32 in the kernel: |q| <= entropy.MAX_ABS = 2^15 (decode_values' bound), |means| <= ACT_LIMIT = 2^22.
     if not _latent_kernel_ok():
         return dequantize_latent(model, (q.astype(np.int64) << FRAC_BITS) + means, quality)
-    inv, shift = model.f64("invgain")[quality], model.int("invgain.shift") - (input_frac_bits(model) - FRAC_BITS)
+    inv, shift = _inverse_gain(model, quality)
     return _native.latent(q, means, inv, FRAC_BITS, shift, ACT_LIMIT)
 
 

@@ -2,7 +2,7 @@
  *
  * Pyodide runs Python on one thread. The decoder's heaviest stage, the depth-2 synthesis, splits into bands
  * of image rows that need little from each other (webdecoder/synthesis.py), and the hyper-decoder's last
- * product into groups of output channels (webdecoder/conv.py), so while Python computes one part, a helper
+ * layer into halves of its output channels (webdecoder/hyper.py), so while Python computes one part, a helper
  * thread computes the other with the very same WebAssembly kernels (webdecoder's
  * nicmm.wasm.so, instantiated here a second time, on its own memory). Python describes the helper's part as
  * a job (webdecoder/parallel.py): buffers (constants kept between jobs, inputs, outputs, scratch) and kernel
@@ -85,8 +85,7 @@
       const mem = new Uint8Array(memory.buffer);
       msg.bufs.forEach((b, i) => {
         if (b.role === "in") mem.set(src.subarray(b.at, b.at + b.n), addr[i]);
-        // outputs and "zeros" start as zeros (sums add to them)
-        if ((b.role === "out" && !b.from) || b.role === "zeros") mem.fill(0, addr[i], addr[i] + b.n);
+        if (b.role === "out" && !b.from) mem.fill(0, addr[i], addr[i] + b.n); // outputs start as zeros (sums add to them)
       });
       const rcs = msg.calls.map(([name, args]) => {
         const fn = exports[name];
