@@ -161,6 +161,15 @@ def test_winograd_plan_counts_and_declines():
     assert winograd._make_plan(rng.integers(-9, 9, (4, 2, 18, 18)).astype(np.float64), 16, 1) is None
     assert winograd._make_plan(rng.integers(-9, 9, (4, 2, 5, 5)).astype(np.float64), 2, 2) is None
     assert winograd._make_plan(w[:, :1].copy(), 8, 3) is None  # an odd channel count
+    # The plan sums weights in int32: it declines what that could not hold exactly, rather than wrap or truncate
+    assert winograd._make_plan(w + 0.5, 8, 3) is None
+    big = w.copy()
+    big[0, 0, 0, 0] = 1 << 30  # beyond int16 anyway, but its int32 sums would wrap back into range
+    assert winograd._make_plan(big, 8, 3) is None
+    # Plans of one (k, s, pad) share its layout, which no caller may change
+    other = winograd._make_plan(w * 2, 8, 3)
+    assert other.tstart is plan.tstart and not plan.combo.flags.writeable
+    assert np.array_equal(other.w16, plan.w16 * 2)
 
 
 def _wino3_numpy(a: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ output pixels it feeds; ``conv._conv_kernels_pass`` checks them against the NumP
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -73,10 +74,23 @@ def _axis_terms(k: int, s: int, pad: int) -> list[Term]:
     return terms
 
 
-def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
-    cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
-    if not (s < k <= 2 * s) or w.shape[3] != k or cout % 2:
-        return None
+class _Layout(NamedTuple):
+    """What a plan takes from (k, s, pad) alone: its data vectors and, per term, the weight taps and outputs."""
+
+    desc: list[tuple[int, int]]
+    border: int
+    taps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # c0, k0, c1, k1 (one per axis term)
+    iy: np.ndarray  # (terms,) the axis terms of each 2-D term, grouped by output phase pair
+    ix: np.ndarray
+    tstart: np.ndarray
+    py: np.ndarray
+    px: np.ndarray
+    combo: np.ndarray
+    mask: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(k: int, s: int, pad: int) -> _Layout | None:
     terms = _axis_terms(k, s, pad)
     direct = 2 * k  # products per axis for a tile's two outputs of every phase (k taps over s phases, twice)
     if (len(terms) / direct) ** 2 > MAX_MAC_RATIO:
@@ -84,15 +98,10 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     desc = sorted({t[1] for t in terms})
     border = max(max(-j for _, j in desc), max(j + kind for kind, j in desc), 0)
     by_phase = [[i for i, t in enumerate(terms) if t[0] == p] for p in range(s)]
-    # Per axis, each term's weight is c0 w[k0] + c1 w[k1] (c1 = 0 for one tap): applied along y, then along x, to
-    # all terms at once with a few gathers (the first decode in the browser builds this plan).
-    c0, k0, c1, k1 = (np.zeros(len(terms), np.int64) for _ in range(4))
+    c0, c1 = np.zeros(len(terms), np.int32), np.zeros(len(terms), np.int32)  # int32: the weight sums stay int32
+    k0, k1 = np.zeros(len(terms), np.intp), np.zeros(len(terms), np.intp)
     for i, (_, _, taps, _) in enumerate(terms):
         (c0[i], k0[i]), (c1[i], k1[i]) = taps[0], taps[1] if len(taps) > 1 else (0, taps[0][1])
-    wy = (c0[:, None, None, None] * w[:, :, k0].transpose(2, 0, 1, 3)
-          + c1[:, None, None, None] * w[:, :, k1].transpose(2, 0, 1, 3))  # (term y, Cin, Cout, kx)
-    w2 = (c0[None, :, None, None] * wy[..., k0].transpose(0, 3, 2, 1)
-          + c1[None, :, None, None] * wy[..., k1].transpose(0, 3, 2, 1))  # (term y, term x, Cout, Cin)
     pairs, tstart, py, px, combo, mask = [], [0], [], [], [], []
     index = {d: i for i, d in enumerate(desc)}  # a dict, not list.index: the browser's first decode builds this plan
     for p_y in range(s):
@@ -107,14 +116,38 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
             py.append(p_y)
             px.append(p_x)
     iy, ix = np.array(pairs).T
-    wt = w2[iy, ix]  # (terms, cout, cin)
+    arrays = [np.array(v, np.int32) for v in (tstart, py, px, combo, mask)]
+    for a in (c0, k0, c1, k1, iy, ix, *arrays):
+        a.setflags(write=False)  # shared by every plan of this (k, s, pad)
+    return _Layout(desc, border, (c0, k0, c1, k1), iy, ix, *arrays)
+
+
+def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
+    cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
+    if not (s < k <= 2 * s) or w.shape[3] != k or cout % 2:
+        return None
+    lay = _layout(k, s, pad)
+    if lay is None:
+        return None
+    # Each term's weight is c0 w[k0] + c1 w[k1] per axis (c1 = 0 for one tap), applied along y, then along x. In
+    # int32 on a (ky, kx, Cout, Cin) copy, every gather moves whole contiguous (Cout, Cin) blocks: the browser's first
+    # decode builds this plan in cold WebAssembly code, where float64 strided passes cost 3-4x as much.
+    if np.abs(w).max() >= 1 << 28:
+        return None
+    wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0), np.int32)
+    if not np.array_equal(wk, w.transpose(2, 3, 1, 0)):  # integers only: the plan must be exact
+        return None
+    c0, k0, c1, k1 = lay.taps
+    wy = c0[:, None, None, None] * wk[k0] + c1[:, None, None, None] * wk[k1]  # (term y, kx, Cout, Cin)
+    w2 = c0[None, :, None, None] * wy[:, k0] + c1[None, :, None, None] * wy[:, k1]  # (term y, term x, Cout, Cin)
+    wt = w2[lay.iy, lay.ix]  # (terms, Cout, Cin)
     wmax = np.abs(wt).max(axis=(1, 2))
     if wmax.max() >= 1 << 15:
         return None
     w16 = np.zeros((wt.shape[0] * cout, -(-cin // 8) * 8), np.int16)
     w16[:, :cin] = wt.reshape(-1, cin)
-    i32 = lambda v: np.array(v, np.int32)  # noqa: E731
-    return Plan(i32(desc), border, w16, i32(tstart), i32(py), i32(px), i32(combo), i32(mask), i32(wmax))
+    return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask,
+                wmax.astype(np.int32))
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): Plan or None})
