@@ -78,8 +78,8 @@ def test_constants_keep_their_key_until_the_table_is_cleared(fake, monkeypatch):
 
 
 def test_loopback_runs_a_job_from_its_json(fake):
-    """Outputs start at zero, scratch lives apart from its name, gathered inputs arrive in one piece, and
-    copy_out brings part of a scratch back."""
+    """Outputs and "zero" scratch start at zero, scratch lives apart from its name, gathered inputs arrive in one
+    piece, and copy_out brings part of a scratch back."""
     lo, hi = np.arange(4, dtype=np.uint8), np.arange(10, 14, dtype=np.uint8)
     rows = np.stack([lo, hi])[:, None]  # two parts, apart in memory
     job = parallel.Job()
@@ -87,15 +87,21 @@ def test_loopback_runs_a_job_from_its_json(fake):
     job.gather_in(gathered, [np.ascontiguousarray(r[0]) for r in rows])
     scratch = job.buf(np.full(8, 50, np.uint8), "scratch")
     out = job.buf(np.full(8, 9, np.uint8), "out")
+    acc = job.buf(np.full(8, 5, np.uint8), "zero")
+    summed = job.buf(np.full(8, 3, np.uint8), "out")
     job("nic_copy", scratch.ctypes.data, gathered.ctypes.data, 8)
     job("nic_add_one", scratch.ctypes.data, 8)
     job("nic_add_one", out.ctypes.data, 8)
+    job("nic_add_one", acc.ctypes.data, 8)
+    job("nic_copy", summed.ctypes.data, acc.ctypes.data, 8)
     back = np.zeros(3, np.uint8)
     job.copy_out(back, scratch[5:8])
     h = parallel.LoopbackHelper()
     assert job.start(h)
-    assert job.wait(h) == [0, 7, 7]
+    assert job.wait(h) == [0, 7, 7, 7, 0]
     assert out.tolist() == [1] * 8  # zeros, then + 1: not the 9s that were there
+    assert summed.tolist() == [1] * 8  # a "zero" scratch also starts at zero ...
+    assert acc.tolist() == [5] * 8  # ... and, like any scratch, is not copied back
     assert back.tolist() == [12, 13, 14]  # the gathered input, + 1, from the helper's scratch
     assert scratch.tolist() == [50] * 8 and gathered.tolist() == [99] * 8  # names are never touched
     assert h.jobs == 1

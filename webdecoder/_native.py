@@ -108,7 +108,7 @@ def matmul_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, s
 
 
 def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, scale: float, tap: np.ndarray,
-              pix: np.ndarray) -> None:
+              pix: np.ndarray, run: Callable[..., Any] | None = None) -> None:
     """out (Cout, H, W) += scale * the overlap-add of w16 (P, Kp) @ at16 (N, Kp).T, without the (P, N) patches.
 
     ``tap`` (P, 3) int32: (ky - pad, kx - pad, flat offset of that tap's pixel (0, 0)) per row of w16;
@@ -119,8 +119,8 @@ def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, sc
     assert tap.dtype == pix.dtype == np.int32 and tap.shape == (w16.shape[0], 3) and pix.shape == (at16.shape[0], 2)
     assert all(v.flags.c_contiguous for v in (w16, at16, out, tap, pix)) and out.ndim == 3
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0
-    lib().nic_convt_i16(w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
-                        at16.shape[0], chunk, scale, tap.ctypes.data, pix.ctypes.data, out.shape[1], out.shape[2])
+    _invoke(run, "nic_convt_i16", w16.ctypes.data, at16.ctypes.data, out.ctypes.data, w16.shape[0], w16.shape[1],
+            at16.shape[0], chunk, scale, tap.ctypes.data, pix.ctypes.data, out.shape[1], out.shape[2])
 
 
 def wino_data_scratch(kp: int, w: int, border: int, tile_rows: int) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from webdecoder import _native
 
-ROLES = ("const", "in", "out", "scratch")
+ROLES = ("const", "in", "out", "scratch", "zero")
 WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
 _log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
@@ -68,7 +68,8 @@ class Job:
     - "in": copied in for this job (``gather_in``: an input made of several arrays);
     - "out": zeros to start with, copied back into ``arr`` by ``wait``;
     - "scratch": the helper's memory only, ``arr`` merely names it and is never touched; ``copy_out`` brings part
-      of one back.
+      of one back;
+    - "zero": a scratch that starts as zeros (an accumulator the kernels add to), never copied back.
 
     The ``_native`` wrappers take a Job as their ``run`` argument; their pointer arguments must then lie in
     declared arrays.
@@ -182,7 +183,7 @@ class LoopbackHelper:
         self.jobs += 1
         # Scratch and gathered inputs get memory of their own, as in the helper (names are never touched);
         # constants, plain inputs and outputs are read and written in place (the helper copies them in and out).
-        own = [b["role"] == "scratch" or "parts" in b for b in spec["bufs"]]
+        own = [b["role"] in ("scratch", "zero") or "parts" in b for b in spec["bufs"]]
         mem = [np.zeros(max(b["n"], 1), np.uint8) if o else None for b, o in zip(spec["bufs"], own, strict=True)]
         addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
         for b, at in zip(spec["bufs"], addr, strict=True):

@@ -18,15 +18,16 @@ LEGACY_SPLIT = "c70e283cb922a40b"  # a model without syn.in_frac: its 17-bit lat
 
 
 @pytest.fixture(scope="module")
-def big_file(encoder, kodak) -> bytes:
+def big_files(encoder, kodak) -> dict[str, bytes]:
+    """A 256x384 crop at each depth: large enough to be split between the two threads."""
     import numpy as np
     from PIL import Image
 
     img = np.asarray(Image.open(kodak[0]).convert("RGB"))[100:356, 200:584]
-    return encoder.encode(img, 4, 2, effort="none")
+    return {f"big-d{d}.nic": encoder.encode(img, 4, d, effort="none") for d in (2, 1)}
 
 
-def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
+def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files):
 
     runtime = ROOT / "build" / "web" / "runtime"
     node = shutil.which("node")
@@ -45,11 +46,12 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
     inflated = tmp_path / f"nic-{LEGACY_SPLIT}.npz"
     inflated.write_bytes(read_model_file(ROOT / "models" / "legacy" / f"nic-{LEGACY_SPLIT}.npz.xz"))
     models.append(str(inflated))
-    # A 256x384 crop at depth 2: large enough to be split between the two threads (bands and half products).
-    big = tmp_path / "big-d2.nic"
-    big.write_bytes(big_file)
-    files.append(str(big))
-    want[str(big)] = hashlib.sha256(webdecoder.decode(big_file).tobytes()).hexdigest()
+    # 256x384 crops at depths 2 and 1: split between the two threads (bands and half products).
+    for name, data in big_files.items():
+        big = tmp_path / name
+        big.write_bytes(data)
+        files.append(str(big))
+        want[str(big)] = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), "--helper", str(runtime),
                           str(HERE / "pyodide_kernel_check.py"), ",".join(map(str, models)), *files],
                          capture_output=True, text=True, timeout=300)
@@ -73,14 +75,15 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_file):
         # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
         # int16) take neither Winograd path, and depth 1 has no output layer.
         assert winograd_runs == (Path(f).name in ("d2.nic", "big-d2.nic")), (Path(f).name, winograd_runs)
-        assert direct_i16_runs == (Path(f).name != "d1.nic"), (Path(f).name, direct_i16_runs)
+        assert direct_i16_runs == (Path(f).name not in ("d1.nic", "big-d1.nic")), (Path(f).name, direct_i16_runs)
         # The hyper-decoder's last layer (3x3) takes F(2x2, 3x3) (webdecoder/wino3.py) in every file: its input
         # stays far below 2^13 (legacy models' too).
         assert wino3_runs == 1, (Path(f).name, wino3_runs)
     # The two-thread schedule: same pixels through recorded jobs run here and through the helper thread;
-    # only the large file is split (two jobs: the hyper-decoder's last product and the lower synthesis band).
+    # only the large files are split (two jobs: the hyper-decoder's last product and the lower synthesis band, at
+    # depth 2 the Winograd band and at depth 1 the k18/s16 layer's lower latent rows).
     # A helper that refuses jobs or fails them changes nothing either: this thread then computes every part.
     for f, (loop_sha, loop_jobs, thread_sha, thread_jobs, refused_sha, failed_sha) in r["helper"].items():
         assert loop_sha == thread_sha == refused_sha == failed_sha == want[f], Path(f).name
-        split = Path(f).name == "big-d2.nic"
+        split = Path(f).name in ("big-d2.nic", "big-d1.nic")
         assert loop_jobs == thread_jobs == (2 if split else 0), (Path(f).name, loop_jobs, thread_jobs)

@@ -85,7 +85,8 @@
       const mem = new Uint8Array(memory.buffer);
       msg.bufs.forEach((b, i) => {
         if (b.role === "in") mem.set(src.subarray(b.at, b.at + b.n), addr[i]);
-        if (b.role === "out" && !b.from) mem.fill(0, addr[i], addr[i] + b.n); // outputs start as zeros (sums add to them)
+        // outputs and "zero" scratch start as zeros (sums add to them)
+        if ((b.role === "out" && !b.from) || b.role === "zero") mem.fill(0, addr[i], addr[i] + b.n);
       });
       const rcs = msg.calls.map(([name, args]) => {
         const fn = exports[name];
