@@ -189,6 +189,8 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     split = hy // 2
     if h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok():
         return None
+    if 3 * 256 * (hy - split + 1) * wy * 8 > winograd.MAX_DATA_BYTES:  # the helper's accumulator: its memory stays
+        return None  # grown for the page's life, so the largest images keep theirs on this thread
     w, wmat = model.convt("jpeg.w")
     b, shift = model.f64("jpeg.b"), model.int("jpeg.shift")
     cout, k = w.shape[1], w.shape[2]
