@@ -45,6 +45,36 @@ def test_every_sample_is_bit_exact_in_the_worker(page, server, catalog, cpython_
           f"{ms[0]:.0f}/{ms[len(ms) // 2]:.0f}/{ms[-1]:.0f}; cold start {res['stats']['coldStartMs']:.0f} ms")
 
 
+DECODE_BYTES_JS = """
+async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const nic = await import("/static/nic.js");
+  const r = await nic.decodeDetailed(bytes);
+  return { sha: await window.rgbSha256(r.imageData), threads: r.info.threads, kernels: r.info.kernels };
+}
+"""
+
+
+def test_depth_one_on_two_threads_is_bit_exact(page, server, encoder, kodak):
+    """A full-size depth-1 image (the gallery's are depth 2): its k18/s16 layer's lower latent rows run on the
+    worker's helper thread (webdecoder.synthesis._one_by_bands), to exactly CPython's pixels."""
+    import base64
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    import webdecoder
+
+    data = encoder.encode(np.asarray(Image.open(kodak[0]).convert("RGB")), 4, 1, effort="none")
+    want = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
+    page.goto(server + "/latency?autorun=0")
+    page.evaluate(RGB_SHA256_JS)
+    got = page.evaluate(DECODE_BYTES_JS, base64.b64encode(data).decode())
+    assert got["threads"] == 2 and got["kernels"], got
+    assert got["sha"] == want
+
+
 def test_one_core_worker_is_bit_exact(page, server, catalog, cpython_hashes):
     """The latency page's ?cores=1: the worker starts no helper thread and computes every band itself."""
     entries = sorted(catalog, key=lambda e: e["nic"]["bytes"])[::3]
