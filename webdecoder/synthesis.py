@@ -196,14 +196,18 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     cout, k = w.shape[1], w.shape[2]
     if (k, w.shape[3]) != (18, 18):
         return None
-    ops = conv._int16_parts(wmat, np.ascontiguousarray(x, np.float64).reshape(cin, hy * wy))
-    if ops is None:
-        return None
-    w16, parts = ops
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
 
-    def band(r0: int, r1: int, skip: int, y0: int, y1: int, run: parallel.Job | None = None) -> None:
-        """Image rows y0 .. y1 - 1 from latent rows r0 .. r1 - 1, whose output rows start ``skip`` rows above y0."""
+    def operands(r0: int, r1: int) -> tuple[np.ndarray, list] | None:
+        """The int16 operands of latent rows r0 .. r1 - 1 (``conv._int16_parts``, each band its own: the lower
+        band's are made before the helper starts, this band's while it works)."""
+        return conv._int16_parts(wmat, np.ascontiguousarray(x[:, r0:r1], np.float64).reshape(cin, -1))
+
+    def band(ops: tuple[np.ndarray, list], r0: int, r1: int, skip: int, y0: int, y1: int,
+             run: parallel.Job | None = None) -> None:
+        """Image rows y0 .. y1 - 1 from latent rows r0 .. r1 - 1 (``ops``: their operands), whose output rows start
+        ``skip`` rows above y0."""
+        w16, parts = ops
         shape = (cout, 16 * (r1 - r0), 16 * wy)  # the helper zeroes its own: here the array only names it
         acc = np.empty(shape) if run is not None else np.zeros(shape)
         tap, pix = conv._scatter_index(cout, k, 16, 1, r1 - r0, wy)
@@ -214,20 +218,24 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
                 run.buf(arr, "const")
             run.buf(dst, "out")
         for at, chunk, scale in parts:
-            rows = at[r0 * wy : r1 * wy]
             if run is not None:
-                run.buf(rows, "in")
-            _native.convt_i16(w16, rows, acc, chunk, scale, tap, pix, run=run)
+                run.buf(at, "in")
+            _native.convt_i16(w16, at, acc, chunk, scale, tap, pix, run=run)
         _native.pixels_rows(acc, skip, b, shift, dst, run=run)
 
     lower = (split - 1, hy, 16, 16 * split, height)  # one latent row above the split: its first 16 rows are dropped
+    lower_ops = operands(split - 1, hy)
+    if lower_ops is None:  # weights beyond int16: the same for every band
+        return None
     job = parallel.Job()
-    band(*lower, run=job)
+    band(lower_ops, *lower, run=job)
     started = job.start(h)
-    band(0, split + 1, 0, 0, 16 * split)
+    upper_ops = operands(0, split + 1)
+    if upper_ops is not None:
+        band(upper_ops, 0, split + 1, 0, 0, 16 * split)
     if not started or job.wait(h) is None:  # busy, gone or failed: this thread computes the lower band too
-        band(*lower)
-    return img
+        band(lower_ops, *lower)
+    return img if upper_ops is not None else None
 
 
 def _band_buffers(model: Model, plan: winograd.Plan, tile_rows: int, tw: int,
