@@ -189,53 +189,44 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     split = hy // 2
     if h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok():
         return None
-    if 3 * 256 * (hy - split + 1) * wy * 8 > winograd.MAX_DATA_BYTES:  # the helper's accumulator: its memory stays
-        return None  # grown for the page's life, so the largest images keep theirs on this thread
     w, wmat = model.convt("jpeg.w")
     b, shift = model.f64("jpeg.b"), model.int("jpeg.shift")
     cout, k = w.shape[1], w.shape[2]
-    if (k, w.shape[3]) != (18, 18):
+    r0 = split - 1  # the lower band: one latent row above the split, whose first 16 output rows it drops
+    rows, y0 = hy - r0, 16 * split
+    # The helper's accumulator is its own memory, which stays grown for the page's life: the largest images keep
+    # theirs on this thread (the Winograd path's cap on its transformed inputs).
+    if (k, w.shape[3]) != (18, 18) or cout * 16 * rows * 16 * wy * 8 > winograd.MAX_DATA_BYTES:
+        return None
+    ops = conv._int16_parts(wmat, np.ascontiguousarray(x[:, r0:], np.float64).reshape(cin, -1))
+    if ops is None:  # weights beyond int16: the same for every band
         return None
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
 
-    def operands(r0: int, r1: int) -> tuple[np.ndarray, list] | None:
-        """The int16 operands of latent rows r0 .. r1 - 1 (``conv._int16_parts``, each band its own: the lower
-        band's are made before the helper starts, this band's while it works)."""
-        return conv._int16_parts(wmat, np.ascontiguousarray(x[:, r0:r1], np.float64).reshape(cin, -1))
+    def here(first: int, stop: int, skip: int, top: int, bottom: int) -> bool:
+        """Image rows top .. bottom - 1 on this thread from latent rows first .. stop - 1, whose output rows start
+        ``skip`` rows above top; False where the products could not be exact in int16."""
+        acc = conv._fused_convt(np.ascontiguousarray(x[:, first:stop], np.float64), w, wmat, 16, 1)
+        if acc is not None:
+            _native.pixels_rows(acc, skip, b, shift, img[top:bottom])
+        return acc is not None
 
-    def band(ops: tuple[np.ndarray, list], r0: int, r1: int, skip: int, y0: int, y1: int,
-             run: parallel.Job | None = None) -> None:
-        """Image rows y0 .. y1 - 1 from latent rows r0 .. r1 - 1 (``ops``: their operands), whose output rows start
-        ``skip`` rows above y0."""
-        w16, parts = ops
-        shape = (cout, 16 * (r1 - r0), 16 * wy)  # the helper zeroes its own: here the array only names it
-        acc = np.empty(shape) if run is not None else np.zeros(shape)
-        tap, pix = conv._scatter_index(cout, k, 16, 1, r1 - r0, wy)
-        dst = img[y0:y1]
-        if run is not None:
-            run.buf(acc, "zero")
-            for arr in (w16, tap, pix, b):
-                run.buf(arr, "const")
-            run.buf(dst, "out")
-        for at, chunk, scale in parts:
-            if run is not None:
-                run.buf(at, "in")
-            _native.convt_i16(w16, at, acc, chunk, scale, tap, pix, run=run)
-        _native.pixels_rows(acc, skip, b, shift, dst, run=run)
-
-    lower = (split - 1, hy, 16, 16 * split, height)  # one latent row above the split: its first 16 rows are dropped
-    lower_ops = operands(split - 1, hy)
-    if lower_ops is None:  # weights beyond int16: the same for every band
-        return None
+    # The lower band's calls, recorded for the helper (the same kernel calls as ``conv._fused_convt``'s).
+    w16, parts = ops
     job = parallel.Job()
-    band(lower_ops, *lower, run=job)
+    acc = job.buf(np.empty((cout, 16 * rows, 16 * wy)), "zero")  # only names the helper's accumulator
+    tap, pix = conv._scatter_index(cout, k, 16, 1, rows, wy)
+    for arr in (w16, tap, pix, b):
+        job.buf(arr, "const")
+    dst = job.buf(img[y0:], "out")
+    for at, chunk, scale in parts:
+        _native.convt_i16(w16, job.buf(at, "in"), acc, chunk, scale, tap, pix, run=job)
+    _native.pixels_rows(acc, 16, b, shift, dst, run=job)
     started = job.start(h)
-    upper_ops = operands(0, split + 1)
-    if upper_ops is not None:
-        band(upper_ops, 0, split + 1, 0, 0, 16 * split)
+    ok = here(0, split + 1, 0, 0, y0)
     if not started or job.wait(h) is None:  # busy, gone or failed: this thread computes the lower band too
-        band(lower_ops, *lower)
-    return img if upper_ops is not None else None
+        ok = here(r0, hy, 16, y0, height) and ok
+    return img if ok else None
 
 
 def _band_buffers(model: Model, plan: winograd.Plan, tile_rows: int, tw: int,

@@ -134,8 +134,9 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     # decode builds this plan in cold WebAssembly code, where float64 strided passes cost 3-4x as much.
     if np.abs(w).max() >= 1 << 28:
         return None
-    wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0), np.int32)
-    if not np.array_equal(wk, w.transpose(2, 3, 1, 0)):  # integers only: the plan must be exact
+    by_tap = w.transpose(2, 3, 1, 0)
+    wk = np.ascontiguousarray(by_tap, np.int32)
+    if not np.array_equal(wk, by_tap):  # integers only: the plan must be exact
         return None
     c0, k0, c1, k1 = lay.taps
     wy = c0[:, None, None, None] * wk[k0] + c1[:, None, None, None] * wk[k1]  # (term y, kx, Cout, Cin)
