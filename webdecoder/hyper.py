@@ -81,8 +81,9 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
             job = None
     if job is None:
         wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means)
-    scales = wino3.conv3(plans[1], prep, segs[1], bias[c:], shift, ACT_LIMIT, np.empty(shape))
-    scale_idx = _native.scale_index(scales, SCALE_LUT, LOG_SCALE_MIN_FX)
+    # The scales' table indices straight from the kernel's store (``_native.scale_index`` of its output, one pass)
+    scale_idx = wino3.conv3(plans[1], prep, segs[1], bias[c:], shift, ACT_LIMIT, np.empty(shape, np.int32),
+                            lut=(SCALE_LUT, LOG_SCALE_MIN_FX))
 
     def take_means() -> np.ndarray:
         if job is not None and job.wait(h) is None:  # the helper failed: this thread computes them
@@ -117,7 +118,8 @@ def _wino3_kernel_ok() -> bool:
 def _wino3_check() -> bool:
     """``wino3`` against the NumPy reference of the layer (``conv._numpy_convt``, ``conv._requantize_numpy``) on
     random integers: odd sizes (partial tiles), weights whose transforms need the high/low split, and inputs whose
-    int32 sums are flushed within a term."""
+    int32 sums are flushed within a term; and its scale indices (``lut``) against ``tables.scale_index``, on
+    log-scales across the table and past both of its ends."""
     rng = _native.CheckInts()
     # (Cin, Cout, h, w, input bound, weight bound): weights whose transforms need the high/low split; then inputs
     # at the path's limit, whose int32 sums are flushed after every block of 8.
@@ -134,5 +136,13 @@ def _wino3_check() -> bool:
         if seg is None or bool(np.any(p.scale != 1)) != (wmax > 1 << 12):
             return False
         if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
+            return False
+        # Shifted further, the same sums become log-scales of a few hundred around each channel's bias, biases spread
+        # from below the table's first log-scale to past its last: the table's inside and both clamps.
+        b = np.linspace(LOG_SCALE_MIN_FX - 400, LOG_SCALE_MAX_FX + 400, cout).round() * float(1 << 19)
+        want = scale_index(conv._requantize_numpy(acc, 19, ACT_LIMIT, None, b, False).astype(np.int64))
+        got = wino3.conv3(p, prep, seg, b, 19, ACT_LIMIT, np.empty((cout, h, wd), np.int32),
+                          lut=(SCALE_LUT, LOG_SCALE_MIN_FX))
+        if not (np.array_equal(got, want) and 0 in want and NUM_SCALES - 1 in want and len(np.unique(want)) > 4):
             return False
     return True

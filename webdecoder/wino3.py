@@ -124,10 +124,11 @@ def segments(p: Plan, prep: Prepared) -> np.ndarray | None:
 
 
 def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias: np.ndarray, shift: int, limit: float,
-          out: np.ndarray, run: Job | None = None) -> np.ndarray:
+          out: np.ndarray, run: Job | None = None, lut: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """out (rows, h, w) = ``conv.requantize_channels`` of the layer's output channels in ``p`` (bias, shift, clip to
     +-limit, no ReLU), through the transforms. ``run``: a ``parallel.Job`` to record the call in (the caller declares
-    ``prep.data`` and ``out``; the plan's arrays are declared here)."""
+    ``prep.data`` and ``out``; the plan's arrays are declared here). ``lut`` (table, lo), with an int32 ``out``: each
+    value's ``_native.scale_index`` instead, looked up as it is stored."""
     bias4 = np.ascontiguousarray(4.0 * bias, np.float64)
     if run is not None:
         for arr in (p.upk, p.combo, p.scale, p.skip):
@@ -135,5 +136,5 @@ def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias: np.ndarray, shift: int
         run.buf(seg, "in")
         run.buf(bias4, "in")
     _native.wino3_conv(p.upk, p.combo, p.scale, seg, p.skip, prep.data, prep.shape, bias4, shift + 2, -limit, limit,
-                       out, run=run)
+                       out, run=run, lut=lut)
     return out

@@ -848,7 +848,9 @@ int nic_wino3_data(const double *a, int cin, int h, int w, int Kp, int limit, in
 /* The products of nic_wino3_data's transforms with the transformed weights, the output transform and the
  * requantization, in one pass: out (rows, oh, ow) = clip(floor((4 conv + bias4_r + 2^(shift-1)) / 2^shift), lo,
  * hi), i.e. conv.py's requantize of the direct sum with bias4 = 4 bias and shift = its shift + 2 (exact: 4 conv is
- * what the transforms give), as float64, or as int32 where i32 is set (the means: half the bytes to hand over). Term t multiplies the weight pairs Upk[t][r][q] (w[2q] | w[2q + 1] << 16, pairs
+ * what the transforms give), as float64, or as int32 where i32 is set (the means: half the bytes to hand over), or,
+ * where lut is given (with i32), as int32 lut[clamp(v, llo, lhi) - llo]: nic_scale_index's table lookup in the same
+ * pass (the scales' indices, without their float64 plane and its second pass). Term t multiplies the weight pairs Upk[t][r][q] (w[2q] | w[2q + 1] << 16, pairs
  * q < P) by transform combo[t] and adds tscale[t] times that to the product of its combo: a weight beyond int16 is
  * split into a high term (scale 256) and a low one, and skip[t * rows / W3_R + r / W3_R] (NULL: none) marks the
  * row blocks where a term is all zero. A lane's int32 sum takes seg[t] pairs (at most 2^31 - 1 in all, from the
@@ -859,7 +861,8 @@ int nic_wino3_data(const double *a, int cin, int h, int w, int Kp, int limit, in
  * multiple of W3_R, groups of W3_G. */
 void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_t *combo, const double *tscale,
                     const int32_t *seg, const uint8_t *skip, const int16_t *V, int groups, int N, int tw,
-                    const double *bias4, int shift, double lo, double hi, void *out, int i32, int oh, int ow) {
+                    const double *bias4, int shift, double lo, double hi, void *out, int i32, int oh, int ow,
+                    const int32_t *lut, int llo, int lhi) {
   double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
   v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), vlo = wasm_f64x2_splat(lo),
          vhi = wasm_f64x2_splat(hi);
@@ -945,6 +948,12 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
                 if (f & 1) of[o + 1] = v[0][1][l];
                 if (f & 2) of[o + ow] = v[1][0][l];
               }
+            } else if (lut) { /* as nic_scale_index: integers within +-2^31 (the caller's lo, hi), clamped */
+              int a = (int)v[0][0][l], b = (int)v[0][1][l], c = (int)v[1][0][l], d = (int)v[1][1][l];
+              oi[o] = lut[(a < llo ? llo : (a > lhi ? lhi : a)) - llo];
+              if (f & 1) oi[o + 1] = lut[(b < llo ? llo : (b > lhi ? lhi : b)) - llo];
+              if (f & 2) oi[o + ow] = lut[(c < llo ? llo : (c > lhi ? lhi : c)) - llo];
+              if (f == 3) oi[o + ow + 1] = lut[(d < llo ? llo : (d > lhi ? lhi : d)) - llo];
             } else { /* exact: integers within +-2^31 (the caller's lo, hi) */
               oi[o] = (int32_t)v[0][0][l];
               if (f & 1) oi[o + 1] = (int32_t)v[0][1][l];
