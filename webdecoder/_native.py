@@ -71,12 +71,10 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_latent.restype = None
                 handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                               + [ctypes.c_void_p])
-                handle.nic_symbol_values.restype = ctypes.c_int
-                handle.nic_symbol_values.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 4
                 handle.nic_rans_decode.restype = ctypes.c_int
                 handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                                     ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-                                                   + [ctypes.c_void_p] * 4)
+                                                   + [ctypes.c_void_p] * 8)
                 _lib = handle
             except (OSError, AttributeError):
                 _lib = None
@@ -387,26 +385,15 @@ def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: 
     return out
 
 
-def symbol_values(glob: np.ndarray, tables: np.ndarray, base: np.ndarray,
-                  escsym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int32 values, int32 positions of the escapes) of global symbol indices (entropy.py ``decode_values``);
-    the caller has checked every table index against ``base`` and ``escsym`` (int32, one per table)."""
-    glob, tables = (np.ascontiguousarray(v, np.int32) for v in (glob, tables))
-    assert glob.shape == tables.shape and base.dtype == escsym.dtype == np.int32 and base.shape == escsym.shape
-    assert base.flags.c_contiguous and escsym.flags.c_contiguous
-    values = np.empty(glob.size, np.int32)
-    escpos = np.empty(glob.size, np.int32)
-    n = lib().nic_symbol_values(glob.ctypes.data, tables.ctypes.data, glob.size, base.ctypes.data,
-                                escsym.ctypes.data, values.ctypes.data, escpos.ctypes.data)
-    return values, escpos[:n]
-
-
 def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int, buckets: np.ndarray,
-                freqs: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, int]:
-    """The rANS step loop: returns (global symbol indices, new word pointer); pointer -1 = out of words.
+                freqs: np.ndarray, start: np.ndarray,
+                values: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The rANS step loop: returns (global symbol indices, None, new word pointer); pointer -1 = out of words.
 
     ``x`` (int64 lane states) is updated in place, like the NumPy loop does; ``buckets`` is the
-    (tables, 257) int32 index of ``rans._decode_tables``.
+    (tables, 257) int32 index of ``rans._decode_tables``. ``values`` (base, escsym), int32 per table (entropy.py
+    ``_value_tables``): the loop maps each symbol to its latent value as it goes, and returns (int32 values, int32
+    positions of the escapes, whose values are left 0, new word pointer); the caller has checked every table index.
     """
     n = tables.size
     args = [np.ascontiguousarray(tables, np.int32), np.ascontiguousarray(words, np.int64),
@@ -415,9 +402,20 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     assert x.dtype == np.int64 and x.flags.c_contiguous
     out = np.empty(n, np.int32)
     tb, wd, bk, fr, st = args
+    if values is None:
+        new_ptr = lib().nic_rans_decode(tb.ctypes.data, n, lanes, x.ctypes.data, wd.ctypes.data, wd.size, ptr,
+                                        bk.ctypes.data, fr.ctypes.data, st.ctypes.data, out.ctypes.data,
+                                        None, None, None, None)
+        return out, None, new_ptr
+    base, escsym = values
+    assert base.dtype == escsym.dtype == np.int32 and base.shape == escsym.shape == (bk.shape[0],)
+    assert base.flags.c_contiguous and escsym.flags.c_contiguous
+    escpos = np.empty(n, np.int32)
+    nesc = np.zeros(1, np.int32)
     new_ptr = lib().nic_rans_decode(tb.ctypes.data, n, lanes, x.ctypes.data, wd.ctypes.data, wd.size, ptr,
-                                    bk.ctypes.data, fr.ctypes.data, st.ctypes.data, out.ctypes.data)
-    return out, new_ptr
+                                    bk.ctypes.data, fr.ctypes.data, st.ctypes.data, out.ctypes.data,
+                                    base.ctypes.data, escsym.ctypes.data, escpos.ctypes.data, nesc.ctypes.data)
+    return out, escpos[: int(nesc[0])] if new_ptr >= 0 else escpos[:0], new_ptr
 
 
 class CheckInts:

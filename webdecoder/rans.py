@@ -128,7 +128,7 @@ def _decode_steps_kernel(tables: np.ndarray, lanes: int, x: np.ndarray, words: n
 
     It takes the table of each symbol (not ``table << 16``) and the bucket index of ``_decode_tables``.
     """
-    out, new_ptr = _native.rans_decode(tables, lanes, x, words, ptr, buckets, freqs, start)
+    out, _, new_ptr = _native.rans_decode(tables, lanes, x, words, ptr, buckets, freqs, start)
     if new_ptr < 0:
         raise NicError("rANS: stream ends early")
     return out, new_ptr
@@ -245,6 +245,24 @@ class RansDecoder:
             raise NicError("rANS: table index out of range")
         out, self.ptr = _run_steps(_kernel_ok(), tables, self.lanes, self.x, self.words, self.ptr, freqs, offsets)
         return out, tables
+
+    def decode_values(self, freqs: np.ndarray, offsets: np.ndarray, tables: np.ndarray,
+                      value_tables: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``decode_global`` and entropy.py's mapping of symbols to latent values in one pass of the C loop
+        (Pyodide, where ``_kernel_ok()``): (int32 values, int32 positions of the escapes, left 0).
+        ``value_tables``: entropy.py's ``_value_tables(offsets)``."""
+        freqs = np.asarray(freqs, np.int64)
+        offsets = np.asarray(offsets, np.int64)
+        tables = np.asarray(tables)
+        if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
+            raise NicError("rANS: table index out of range")
+        index, start = _decode_tables(freqs, offsets, buckets=True)
+        values, escapes, ptr = _native.rans_decode(tables, self.lanes, self.x, self.words, self.ptr, index, freqs,
+                                                   start, value_tables)
+        if ptr < 0:
+            raise NicError("rANS: stream ends early")
+        self.ptr = ptr
+        return values, escapes
 
     def finish(self) -> None:
         """Check that the stream was consumed exactly (integrity check)."""

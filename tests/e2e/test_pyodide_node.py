@@ -14,6 +14,8 @@ import subprocess
 from nic_e2e import ROOT, files_with_cpython_hashes
 import pytest
 
+import webdecoder
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -33,6 +35,16 @@ def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
     bad = tmp_path / "corrupt.nic"
     bad.write_bytes(small_files[2][: len(small_files[2]) // 2])
     files.append(str(bad))
+    # The fuzz corpus' hostile files (escape streams cut or overlong, a lane state below 2^16, a huge image over a
+    # tiny stream, ...) take the WebAssembly kernels' paths here (the rANS loop with its value mode, the
+    # hyper-decoder's kernels): each must be refused with the very message CPython's NumPy paths give.
+    corpus = sorted((ROOT / "tests" / "corpus").glob("*.nic"))
+    refused = {}
+    for path in corpus:
+        with pytest.raises(webdecoder.NicError) as err:
+            webdecoder.decode(path.read_bytes())
+        refused[str(path)] = f"NicError: {err.value}"
+    files += list(refused)
     out = subprocess.run([node, str(HERE / "pyodide_decode.mjs"), str(runtime), str(tmp_path / name),
                           ",".join(map(str, models)), *files], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, (out.stdout[-2000:] or out.stderr[-2000:])
@@ -41,3 +53,6 @@ def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
         assert "error" not in got[f], got[f]["error"]
         assert got[f]["sha256"] == sha, f"Pyodide pixels differ from CPython for {Path(f).name}"
     assert got[str(bad)]["error"].startswith("NicError"), got[str(bad)]
+    assert len(refused) >= 8
+    for f, message in refused.items():
+        assert got[f].get("error") == message, (Path(f).name, got[f], message)

@@ -471,21 +471,39 @@ void nic_upres_igdn(const double *acc, const double *b, const double *gamma, con
  * 257 + b] (b < 256) is the global index of the symbol covering slot b << 8 of table t, and bucket[t * 257
  * + 256] its last symbol, so the answer lies in [bucket[b], bucket[b + 1]]: a binary search of at most
  * 9 steps, usually none. Returns the new word pointer, or -1 when the stream runs out (rans.py raises
- * NicError then). Integer-only, so it matches NumPy exactly. */
-int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const int64_t *words, int nwords,
-                    int ptr, const int32_t *bucket, const int64_t *freqs, const int64_t *start, int32_t *out) {
+ * NicError then). Integer-only, so it matches NumPy exactly.
+ *
+ * out[i] is the symbol's global index (table offset + symbol) where base is NULL. With base, it is the latent
+ * value (webdecoder/entropy.py decode_values, same integers) in the same pass: global index a of table t is the
+ * value a - base[t] (base = the table's offset + its half-range R), or an escape when it is the table's last
+ * symbol escsym[t] (offset + 2R + 1): value 0 then, its position appended to escpos and counted in *nesc. */
+static inline __attribute__((always_inline)) int rans_loop(const int32_t *tables, int n, int lanes, int64_t *x,
+                                                           const int64_t *words, int nwords, int ptr,
+                                                           const int32_t *bucket, const int64_t *freqs,
+                                                           const int64_t *start, int32_t *out, const int32_t *base,
+                                                           const int32_t *escsym, int32_t *escpos, int32_t *nesc,
+                                                           int values) {
+  int ne = 0;
   for (int lo = 0; lo < n; lo += lanes) {
     int m = n - lo < lanes ? n - lo : lanes;
     for (int j = 0; j < m; j++) {
       int64_t s = x[j];
       int64_t slot = s & 0xFFFF;
-      const int32_t *bk = bucket + (long)tables[lo + j] * 257 + (slot >> 8);
+      int t = tables[lo + j];
+      const int32_t *bk = bucket + (long)t * 257 + (slot >> 8);
       int32_t a = bk[0], z = bk[1];
       while (a < z) {
         int32_t mid = (a + z + 1) >> 1;
         if (start[mid] <= slot) a = mid; else z = mid - 1;
       }
-      out[lo + j] = a;
+      if (values) {
+        int e = a == escsym[t];
+        out[lo + j] = e ? 0 : a - base[t];
+        escpos[ne] = lo + j;
+        ne += e;
+      } else {
+        out[lo + j] = a;
+      }
       s = freqs[a] * (s >> 16) + slot - start[a];
       if (s < 65536) {
         if (ptr >= nwords) return -1;
@@ -494,7 +512,16 @@ int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const i
       x[j] = s;
     }
   }
+  if (values) *nesc = ne;
   return ptr;
+}
+
+int nic_rans_decode(const int32_t *tables, int n, int lanes, int64_t *x, const int64_t *words, int nwords,
+                    int ptr, const int32_t *bucket, const int64_t *freqs, const int64_t *start, int32_t *out,
+                    const int32_t *base, const int32_t *escsym, int32_t *escpos, int32_t *nesc) {
+  if (base)
+    return rans_loop(tables, n, lanes, x, words, nwords, ptr, bucket, freqs, start, out, base, escsym, escpos, nesc, 1);
+  return rans_loop(tables, n, lanes, x, words, nwords, ptr, bucket, freqs, start, out, 0, 0, 0, 0, 0);
 }
 
 /* The last synthesis layer's accumulators to pixels (webdecoder/synthesis.py to_pixels, same arithmetic):
@@ -720,24 +747,6 @@ void nic_scale_index(const double *t, int32_t *out, int n, const int32_t *lut, i
     int v = (int)t[i]; /* exact: |t| <= 2^22 */
     out[i] = lut[(v < lo ? lo : (v > hi ? hi : v)) - lo];
   }
-}
-
-/* Latent values of decoded symbols (webdecoder/entropy.py decode_values, same integers): symbol glob[i] (a global
- * index, nic_rans_decode's output) of table t = tables[i] is the value glob[i] - base[t] (base = the table's
- * offset + its half-range R), or an escape when it is the table's last symbol escsym[t] (offset + 2R + 1): value
- * 0 then, its position appended to escpos. Returns the number of escapes. int32 values: the symbols' are small, the
- * escapes' (patched in afterwards) within +-2^15. */
-int nic_symbol_values(const int32_t *glob, const int32_t *tables, int n, const int32_t *base, const int32_t *escsym,
-                      int32_t *values, int32_t *escpos) {
-  int nesc = 0;
-  for (int i = 0; i < n; i++) {
-    int t = tables[i], g = glob[i];
-    int e = g == escsym[t];
-    values[i] = e ? 0 : g - base[t];
-    escpos[nesc] = i;
-    nesc += e;
-  }
-  return nesc;
 }
 
 /* The synthesis input straight from the latent symbols (webdecoder/synthesis.py latent_input; the same integers as
