@@ -245,8 +245,10 @@ def _conv_kernels_pass() -> bool:
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
     # The int16 direct conv: 15-bit inputs (a flush every two dots) and 10-bit ones (64 dots per flush), an
-    # even and an odd channel count, rows with and without the 8-pixel SIMD body.
-    for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2)):
+    # even and an odd channel count, rows with and without the 8-pixel SIMD body, and output channel groups of
+    # 3, 2, and 4 + 1.
+    for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2),
+                                              (3, 12, 5, 5, 2, 4, 13, 2)):
         a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14), 1 << 14, (cin, cout, k, k)).astype(np.float64)
         want = _numpy_convt(a, wt, weight_matrix(wt), s, pad)

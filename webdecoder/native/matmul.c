@@ -308,72 +308,96 @@ static double pairs_to_i16(const double *a, int cin, int h, int w, int e, int16_
   return mv > ms ? mv : ms;
 }
 
-int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int cin, int cout, int k, int s, int h,
-                         int w, int pad, int e, int wmax, int16_t *ap) {
-  int H = s * h, W = s * w, wp = w + 2 * e, pairs = (cin + 1) / 2;
-  double amax = pairs_to_i16(a, cin, h, w, e, ap);
-  if (!(amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
-  v128_t tw[MAX_TERMS];
-  int32_t tws[MAX_TERMS];
+/* One output row phase (row oy, column phase px) for output channels c0 .. c0 + CG - 1 at once: each term (tap,
+ * pair) loads its 8 pixels once for all CG channels (the output layer's 3: a third of the loads and pointer reads of
+ * a channel at a time). The runs bound every channel's lanes by the largest of the group's weight pairs. */
+static inline __attribute__((always_inline)) void direct_i16_group(const int32_t *wpk, double *out, int c0, int CG,
+                                                                  int k, int s, int h, int w, int pad, int e,
+                                                                  int pairs, int H, int W, int oy, int px,
+                                                                  double amax, const int16_t *ap) {
+  v128_t tw[MAX_TERMS][4];
+  int32_t tws[MAX_TERMS][4];
   int run_end[MAX_TERMS + 1];
   const int16_t *tp[MAX_TERMS];
-  for (int c = 0; c < cout; c++)
-    for (int oy = 0; oy < H; oy++) {
-      double *row = out + ((long)c * H + oy) * W;
-      int ty = oy + pad;
-      for (int px = 0; px < s; px++) {
-        int tx = px + pad, nt = 0, nrun = 0;
-        double load = 0;
-        for (int ky = ty % s; ky < k; ky += s) {
-          int y = (ty - ky) / s;
-          if (y < 0 || y >= h) continue;
-          for (int kx = tx % s; kx < k; kx += s) {
-            int dx = (tx - kx) / s; /* exact: kx = tx (mod s); |dx| <= e by the caller's choice of e */
-            for (int q = 0; q < pairs && nt < MAX_TERMS; q++, nt++) {
-              int32_t v = wpk[(((long)c * k + ky) * k + kx) * pairs + q];
-              int w0 = (int16_t)(v & 0xFFFF), w1 = (int16_t)(v >> 16);
-              double bound = ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1)) * amax;
-              if (load + bound > I32_LIMIT) { run_end[nrun++] = nt; load = 0; }
-              load += bound;
-              tws[nt] = v;
-              tw[nt] = wasm_i32x4_splat(v);
-              tp[nt] = ap + (((long)q * h + y) * wp + e + dx) * 2;
-            }
-          }
+  int wp = w + 2 * e, ty = oy + pad, tx = px + pad, nt = 0, nrun = 0;
+  double load = 0;
+  for (int ky = ty % s; ky < k; ky += s) {
+    int y = (ty - ky) / s;
+    if (y < 0 || y >= h) continue;
+    for (int kx = tx % s; kx < k; kx += s) {
+      int dx = (tx - kx) / s; /* exact: kx = tx (mod s); |dx| <= e by the caller's choice of e */
+      for (int q = 0; q < pairs && nt < MAX_TERMS; q++, nt++) {
+        double bound = 0;
+        for (int g = 0; g < CG; g++) {
+          int32_t v = wpk[(((long)(c0 + g) * k + ky) * k + kx) * pairs + q];
+          int w0 = (int16_t)(v & 0xFFFF), w1 = (int16_t)(v >> 16);
+          double b = ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1)) * amax;
+          bound = b > bound ? b : bound;
+          tws[nt][g] = v;
+          tw[nt][g] = wasm_i32x4_splat(v);
         }
-        run_end[nrun++] = nt;
-        double *o = row + px;
-        int x = 0;
-        for (; x + 8 <= w; x += 8) {
-          v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
-          for (int r = 0, t = 0; r < nrun; r++) {
-            v128_t c0 = wasm_i32x4_splat(0), c1 = c0;
-            for (; t < run_end[r]; t++) {
-              const int16_t *q = tp[t] + 2 * x;
-              c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(wasm_v128_load(q), tw[t]));
-              c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(wasm_v128_load(q + 8), tw[t]));
-            }
-            f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(c0));
-            f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c0, c0, 2, 3, 0, 1)));
-            f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(c1));
-            f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c1, c1, 2, 3, 0, 1)));
-          }
-          double *d = o + (long)x * s;
-          d[0] = wasm_f64x2_extract_lane(f0, 0); d[s] = wasm_f64x2_extract_lane(f0, 1);
-          d[2 * s] = wasm_f64x2_extract_lane(f1, 0); d[3 * s] = wasm_f64x2_extract_lane(f1, 1);
-          d[4 * s] = wasm_f64x2_extract_lane(f2, 0); d[5 * s] = wasm_f64x2_extract_lane(f2, 1);
-          d[6 * s] = wasm_f64x2_extract_lane(f3, 0); d[7 * s] = wasm_f64x2_extract_lane(f3, 1);
-        }
-        for (; x < w; x++) { /* the tail in int64, exact */
-          int64_t acc = 0;
-          for (int t = 0; t < nt; t++) {
-            const int16_t *q = tp[t] + 2 * x;
-            acc += (int64_t)q[0] * (int16_t)(tws[t] & 0xFFFF) + (int64_t)q[1] * (int16_t)(tws[t] >> 16);
-          }
-          o[(long)x * s] = (double)acc;
-        }
+        if (load + bound > I32_LIMIT) { run_end[nrun++] = nt; load = 0; }
+        load += bound;
+        tp[nt] = ap + (((long)q * h + y) * wp + e + dx) * 2;
       }
     }
+  }
+  run_end[nrun++] = nt;
+  int x = 0;
+  for (; x + 8 <= w; x += 8) {
+    v128_t f[4][4];
+    for (int g = 0; g < CG; g++) f[g][0] = f[g][1] = f[g][2] = f[g][3] = wasm_f64x2_splat(0);
+    for (int r = 0, t = 0; r < nrun; r++) {
+      v128_t c[4][2];
+      for (int g = 0; g < CG; g++) c[g][0] = c[g][1] = wasm_i32x4_splat(0);
+      for (; t < run_end[r]; t++) {
+        const int16_t *q = tp[t] + 2 * x;
+        v128_t d0 = wasm_v128_load(q), d1 = wasm_v128_load(q + 8);
+        for (int g = 0; g < CG; g++) {
+          c[g][0] = wasm_i32x4_add(c[g][0], wasm_i32x4_dot_i16x8(d0, tw[t][g]));
+          c[g][1] = wasm_i32x4_add(c[g][1], wasm_i32x4_dot_i16x8(d1, tw[t][g]));
+        }
+      }
+      for (int g = 0; g < CG; g++) {
+        f[g][0] = wasm_f64x2_add(f[g][0], wasm_f64x2_convert_low_i32x4(c[g][0]));
+        f[g][1] = wasm_f64x2_add(f[g][1], wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c[g][0], c[g][0], 2, 3, 0, 1)));
+        f[g][2] = wasm_f64x2_add(f[g][2], wasm_f64x2_convert_low_i32x4(c[g][1]));
+        f[g][3] = wasm_f64x2_add(f[g][3], wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c[g][1], c[g][1], 2, 3, 0, 1)));
+      }
+    }
+    for (int g = 0; g < CG; g++) {
+      double *d = out + ((long)(c0 + g) * H + oy) * W + px + (long)x * s;
+      d[0] = wasm_f64x2_extract_lane(f[g][0], 0); d[s] = wasm_f64x2_extract_lane(f[g][0], 1);
+      d[2 * s] = wasm_f64x2_extract_lane(f[g][1], 0); d[3 * s] = wasm_f64x2_extract_lane(f[g][1], 1);
+      d[4 * s] = wasm_f64x2_extract_lane(f[g][2], 0); d[5 * s] = wasm_f64x2_extract_lane(f[g][2], 1);
+      d[6 * s] = wasm_f64x2_extract_lane(f[g][3], 0); d[7 * s] = wasm_f64x2_extract_lane(f[g][3], 1);
+    }
+  }
+  for (; x < w; x++) /* the tail in int64, exact */
+    for (int g = 0; g < CG; g++) {
+      int64_t acc = 0;
+      for (int t = 0; t < nt; t++) {
+        const int16_t *q = tp[t] + 2 * x;
+        acc += (int64_t)q[0] * (int16_t)(tws[t][g] & 0xFFFF) + (int64_t)q[1] * (int16_t)(tws[t][g] >> 16);
+      }
+      out[((long)(c0 + g) * H + oy) * W + px + (long)x * s] = (double)acc;
+    }
+}
+
+int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int cin, int cout, int k, int s, int h,
+                         int w, int pad, int e, int wmax, int16_t *ap) {
+  int H = s * h, W = s * w, pairs = (cin + 1) / 2;
+  double amax = pairs_to_i16(a, cin, h, w, e, ap);
+  if (!(amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
+  for (int oy = 0; oy < H; oy++)
+    for (int px = 0; px < s; px++)
+      for (int c0 = 0; c0 < cout;) { /* groups of 4 channels, then the rest as one group (constants: unrolled) */
+        int n = cout - c0;
+        if (n >= 4) { direct_i16_group(wpk, out, c0, 4, k, s, h, w, pad, e, pairs, H, W, oy, px, amax, ap); c0 += 4; }
+        else if (n == 3) { direct_i16_group(wpk, out, c0, 3, k, s, h, w, pad, e, pairs, H, W, oy, px, amax, ap); c0 += 3; }
+        else if (n == 2) { direct_i16_group(wpk, out, c0, 2, k, s, h, w, pad, e, pairs, H, W, oy, px, amax, ap); c0 += 2; }
+        else { direct_i16_group(wpk, out, c0, 1, k, s, h, w, pad, e, pairs, H, W, oy, px, amax, ap); c0 += 1; }
+      }
   return 0;
 }
 
