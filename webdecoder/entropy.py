@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder import _native
+from webdecoder import _native, conv
 from webdecoder.errors import NicError
 from webdecoder.rans import RansDecoder, RansEncoder
 from webdecoder.rans import _kernel_ok as _rans_kernel_ok
@@ -108,22 +108,19 @@ def _symbol_values(glob: np.ndarray, tables: np.ndarray, offsets: np.ndarray) ->
     return values, np.flatnonzero(is_esc)
 
 
-_VALUE_TABLES: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}  # id(offsets) -> (offsets, tables)
+_value_cache: dict[int, tuple] = {}  # id(offsets) -> (offsets, value tables)
 
 
 def _value_tables(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per table, int32: the global index of value 0 and that of the escape (``rans.RansDecoder.decode_values``).
-    Kept per offsets array (the model's): a decode would otherwise rebuild them, ~0.1 ms in Pyodide."""
-    hit = _VALUE_TABLES.get(id(offsets))
-    if hit is not None and hit[0] is offsets:
-        return hit[1]
-    offsets64 = np.asarray(offsets, np.int64)
-    r = half_ranges(offsets64)
-    made = (offsets64[:-1] + r).astype(np.int32), (offsets64[:-1] + 2 * r + 1).astype(np.int32)
-    if len(_VALUE_TABLES) >= 8:  # a few models at most
-        _VALUE_TABLES.clear()
-    _VALUE_TABLES[id(offsets)] = (offsets, made)
-    return made
+    Kept per offsets array (the model's, ``conv._derived``): a decode would otherwise rebuild them (~0.1 ms)."""
+    return conv._derived(_value_cache, offsets, _make_value_tables)  # type: ignore[return-value]
+
+
+def _make_value_tables(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.asarray(offsets, np.int64)
+    r = half_ranges(offsets)
+    return (offsets[:-1] + r).astype(np.int32), (offsets[:-1] + 2 * r + 1).astype(np.int32)
 
 
 _values_state: bool | None = None  # None: not checked yet

@@ -178,6 +178,20 @@ def _kernel_ok() -> bool:
     return _kernel_state
 
 
+def _checked(freqs: np.ndarray, offsets: np.ndarray,
+             tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoders' operands as int64 (tables int32 where they come so: what the C loop reads, no copy), every
+    table index checked against the tables there are."""
+    freqs = np.asarray(freqs, np.int64)
+    offsets = np.asarray(offsets, np.int64)
+    tables = np.asarray(tables)
+    if tables.dtype != np.int32:
+        tables = tables.astype(np.int64)
+    if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
+        raise NicError("rANS: table index out of range")
+    return freqs, offsets, tables
+
+
 class RansEncoder:
     def __init__(self, lanes: int):
         if not 1 <= lanes <= 65535:
@@ -236,13 +250,7 @@ class RansDecoder:
                       tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``decode`` without the last step: each symbol's global index (table offset + symbol), and the
         checked table indices (int32 or int64)."""
-        freqs = np.asarray(freqs, np.int64)
-        offsets = np.asarray(offsets, np.int64)
-        tables = np.asarray(tables)
-        if tables.dtype != np.int32:  # int32 (the hyper-decoder's wasm kernel) is what the C loop reads: no copy
-            tables = tables.astype(np.int64)
-        if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
-            raise NicError("rANS: table index out of range")
+        freqs, offsets, tables = _checked(freqs, offsets, tables)
         out, self.ptr = _run_steps(_kernel_ok(), tables, self.lanes, self.x, self.words, self.ptr, freqs, offsets)
         return out, tables
 
@@ -251,11 +259,7 @@ class RansDecoder:
         """``decode_global`` and entropy.py's mapping of symbols to latent values in one pass of the C loop
         (Pyodide, where ``_kernel_ok()``): (int32 values, int32 positions of the escapes, left 0).
         ``value_tables``: entropy.py's ``_value_tables(offsets)``."""
-        freqs = np.asarray(freqs, np.int64)
-        offsets = np.asarray(offsets, np.int64)
-        tables = np.asarray(tables)
-        if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
-            raise NicError("rANS: table index out of range")
+        freqs, offsets, tables = _checked(freqs, offsets, tables)
         index, start = _decode_tables(freqs, offsets, buckets=True)
         values, escapes, ptr = _native.rans_decode(tables, self.lanes, self.x, self.words, self.ptr, index, freqs,
                                                    start, value_tables)
