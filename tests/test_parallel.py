@@ -144,3 +144,13 @@ def test_a_failing_or_refusing_helper_is_reported(fake):
 
 def test_no_helper_in_cpython():
     assert _native.lib() is None and parallel.helper() is None
+
+
+def test_ptr_is_the_data_address_of_every_kind_of_array() -> None:
+    # _native.ptr takes a shortcut for writable C-contiguous arrays and falls back for the rest: either way the address
+    # must be the one ctypes gives, or a kernel would read the wrong bytes
+    a = np.arange(60, dtype=np.float64).reshape(3, 4, 5)
+    readonly = np.arange(8, dtype=np.int32)
+    readonly.setflags(write=False)
+    for arr in (a, a[1], a[:, 1:3], a.T, a[:, :, ::2], readonly, np.zeros(0), np.zeros(7, np.int16), a.reshape(-1)[3:]):
+        assert _native.ptr(arr) == arr.ctypes.data

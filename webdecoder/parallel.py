@@ -85,7 +85,7 @@ class Job:
     def buf(self, arr: np.ndarray, role: str) -> np.ndarray:
         global _const_generation
         assert role in ROLES and arr.flags.c_contiguous
-        ptr, n = arr.ctypes.data, arr.nbytes
+        ptr, n = _native.ptr(arr), arr.nbytes
         entry = {"ptr": ptr, "n": n, "role": role}
         if role == "const":
             if id(arr) not in _const_keys and len(_const_keys) >= CONST_ARRAYS:
@@ -105,7 +105,7 @@ class Job:
         assert sum(a.nbytes for a in parts) == name.nbytes
         self.buf(name, "in")
         self._arrays.extend(parts)
-        self.bufs[-1]["parts"] = [[a.ctypes.data, a.nbytes] for a in parts]
+        self.bufs[-1]["parts"] = [[_native.ptr(a), a.nbytes] for a in parts]
 
     def gather_blocks(self, name: np.ndarray, view: np.ndarray) -> None:
         """``gather_in`` of the blocks ``view[0], view[1], ...``, each contiguous (rows of a band across channels):
@@ -113,16 +113,16 @@ class Job:
         assert view[0].flags.c_contiguous and name.flags.c_contiguous and view.nbytes == name.nbytes
         self.buf(name, "in")
         self._arrays.append(view)
-        ptr, n, step = view.ctypes.data, view[0].nbytes, view.strides[0]
+        ptr, n, step = _native.ptr(view), view[0].nbytes, view.strides[0]
         self.bufs[-1]["parts"] = [[ptr + i * step, n] for i in range(view.shape[0])]
 
     def copy_out(self, dst: np.ndarray, src: np.ndarray) -> None:
         """After the calls, copy ``src`` (a contiguous part of a declared "scratch" array) back into ``dst``."""
         assert dst.flags.c_contiguous and src.flags.c_contiguous and dst.nbytes == src.nbytes
-        i, off = self._arg(src.ctypes.data, True)
+        i, off = self._arg(_native.ptr(src), True)
         assert self.bufs[i]["role"] == "scratch" and off + src.nbytes <= self.bufs[i]["n"]
         self._arrays.append(dst)
-        self.bufs.append({"ptr": dst.ctypes.data, "n": dst.nbytes, "role": "out", "from": [i, off]})
+        self.bufs.append({"ptr": _native.ptr(dst), "n": dst.nbytes, "role": "out", "from": [i, off]})
 
     def _arg(self, value: Any, pointer: bool) -> Any:
         if not pointer:
@@ -185,7 +185,7 @@ class LoopbackHelper:
         # constants, plain inputs and outputs are read and written in place (the helper copies them in and out).
         own = [b["role"] in ("scratch", "zero") or "parts" in b for b in spec["bufs"]]
         mem = [np.zeros(max(b["n"], 1), np.uint8) if o else None for b, o in zip(spec["bufs"], own, strict=True)]
-        addr = [b["ptr"] if m is None else m.ctypes.data for b, m in zip(spec["bufs"], mem, strict=True)]
+        addr = [b["ptr"] if m is None else _native.ptr(m) for b, m in zip(spec["bufs"], mem, strict=True)]
         for b, at in zip(spec["bufs"], addr, strict=True):
             if b["role"] == "out" and "from" not in b:
                 ctypes.memset(b["ptr"], 0, b["n"])
