@@ -49,6 +49,9 @@ def test_latency_page_reports_nic_and_native_decode_times(page, server, catalog)
     bench = page.evaluate("window.nicBench")
     assert "error" not in bench, bench
     assert bench["coldStartMs"] > 0 and bench["reps"] == 2
+    # the session's first decode is a warm-up, apart from the table; the calibration is the first timed decode
+    assert bench["firstDecodeMs"] > 0 and bench["calibration"]["fromKey"] == catalog[0]["key"]
+    assert bench["calibration"]["decodeMs"] == bench["images"][0]["decodeMs"][0]
     assert [r["key"] for r in bench["images"]] == [e["key"] for e in catalog]
     for r in bench["images"]:
         assert len(r["decodeMs"]) == 2 and all(ms > 0 for ms in r["decodeMs"])
