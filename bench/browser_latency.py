@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import urlparse
 import urllib.request
 
+from bench.host import CpuWatch, describe
 from bench.site_server import require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +243,7 @@ def image_row(key: str, e: dict, res: dict) -> dict:
 def run(args: argparse.Namespace) -> dict:
     from playwright.sync_api import sync_playwright
 
+    watch = CpuWatch()
     out: dict[str, Any] = {"version": 1, "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
                                     "python": platform.python_version()}}
@@ -366,6 +368,7 @@ def run(args: argparse.Namespace) -> dict:
         ctx.close()
         browser.close()
     out["summary"] = summarize(out)
+    out["host"]["cpu"] = watch.report()
     return out
 
 
@@ -452,6 +455,7 @@ def markdown(out: dict) -> str:
     for k, v in s.items():
         n = v["nativeMedianMs"]
         lines.append(f"| {k} | {v['nicMedianMs']} | {n['avif']} | {n['webp']} | {n['jpeg']} | {v['ratioVsAvif']} |")
+    lines += ["", describe(out.get("host", {}).get("cpu"))]
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import urllib.request
 
 from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
+from bench.host import CpuWatch, describe
 from bench.site_server import require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +93,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     runs: dict[str, list[dict]] = {name: [] for name in bundles}
+    watch = CpuWatch()
     with contextlib.ExitStack() as stack, sync_playwright() as p:
         urls = {name: stack.enter_context(running_site(args.cache_dir, 1800, {"NIC_WEB_DIR": str(web.resolve())},
                                                        root.resolve()))
@@ -111,7 +113,8 @@ def main() -> None:
                       f"<nic-img> {res['galleryFirstPixelMs']:.0f} ms", flush=True)
         out = {"browser": browser.version, "images": images, "rounds": args.rounds,
                "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs}
+               "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs,
+               "hostCpu": watch.report()}
         browser.close()
     keys = ("firstPixelMs", "galleryFirstPixelMs", "initStartMs", *INIT_KEYS, "decodeMs")
     def median(values: list) -> float | None:  # None where a site's nic-core.js does not report that key
@@ -139,6 +142,7 @@ def main() -> None:
         for n in split:
             m = med[n]
             print(f"- {n}: {m['weightsWaitMs']:.0f} / {m['bootScriptMs']:.0f} / {m['registerMs']:.0f}")
+    print("\n" + describe(out["hostCpu"]))
 
 
 if __name__ == "__main__":

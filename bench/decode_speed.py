@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from bench import report, save_json
+from bench.host import CpuWatch, describe
 from bench.rd import encode_classical, list_images, load_rgb
 
 PILLOW_CODECS = ("webp", "avif", "jpeg")
@@ -113,6 +114,7 @@ def run(
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Time every decoder on the first ``limit`` images; returns (and optionally writes) JSON-able results."""
+    watch = CpuWatch()
     import torch
 
     import encoder
@@ -187,6 +189,7 @@ def run(
         "nic_quality": quality,
         "repeats": repeats,
         "threads": threads,
+        "host_cpu": watch.report(),
         "reference": ref,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -220,6 +223,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "CompressAI's bpp is from random weights (not meaningful); Pillow files are size-matched to nic.",
+        "",
+        describe(result.get("host_cpu")),
     ]
     return "\n".join(lines) + "\n"
 

@@ -210,3 +210,23 @@ def test_sga_schedule_smoke(tiny_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| 4 | 0.0005 | 0.123 | +0.00 % | 0 of 1 |" in out
     assert "| steps | decay | q2 |" in out  # the per-quality table against no SGA
+
+
+# --------------------------------------------------------------------------- host CPU time
+
+
+def test_host_cpu_watch_reports_the_stolen_share(tmp_path, monkeypatch):
+    from bench import host
+
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(host, "STAT", stat)
+    # user nice system idle iowait irq softirq steal (guest fields after them are ignored)
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 1 2 3\n")
+    watch = host.CpuWatch()
+    stat.write_text("cpu  160 0 70 900 10 0 0 140 0 0\ncpu0 1 2 3\n")  # +60 +20 +100 idle +100 steal: 280 ticks
+    cpu = watch.report()
+    assert cpu["stealPercent"] == pytest.approx(100 * 100 / 280, abs=0.05)
+    assert cpu["busyPercent"] == pytest.approx(100 * 80 / 280, abs=0.05)
+    assert "35.7 % stolen" in host.describe(cpu)
+    stat.unlink()  # no /proc/stat (not Linux): no figure, and the table says so
+    assert host.CpuWatch().report() is None and "not available" in host.describe(None)

@@ -1,0 +1,53 @@
+"""What the host did besides a benchmark: the share of CPU time its hypervisor took (steal) during the run.
+
+On a shared VM the absolute times of the same run move 1.2-2x between hours with the steal time (session 28 saw 0 %
+and then runs 1.3-2x slower while `top` showed steal), so each benchmark records it beside its results: a reader can
+then tell a slow hour from a slow decoder. Read from /proc/stat (Linux); None elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import time
+
+STAT = Path("/proc/stat")
+
+
+def _cpu_times() -> list[int] | None:
+    """The aggregate ``cpu`` line: user nice system idle iowait irq softirq steal (clock ticks since boot)."""
+    try:
+        fields = STAT.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if fields[:1] != ["cpu"] or len(fields) < 9:
+        return None
+    return [int(v) for v in fields[1:9]]
+
+
+class CpuWatch:
+    """Started at construction; ``report()`` gives the CPU time shares since then."""
+
+    def __init__(self) -> None:
+        self._start, self._t0 = _cpu_times(), time.monotonic()
+
+    def report(self) -> dict | None:
+        """{"seconds", "stealPercent", "busyPercent"} since construction (busy: this guest's user + system time,
+        the benchmark's own included), or None without /proc/stat or before a clock tick has passed."""
+        end = _cpu_times()
+        if self._start is None or end is None:
+            return None
+        d = [b - a for a, b in zip(self._start, end, strict=True)]
+        total = sum(d)
+        if total <= 0:
+            return None
+        idle, iowait, steal = d[3], d[4], d[7]
+        return {"seconds": round(time.monotonic() - self._t0, 1), "stealPercent": round(100 * steal / total, 1),
+                "busyPercent": round(100 * (total - idle - iowait - steal) / total, 1)}
+
+
+def describe(cpu: dict | None) -> str:
+    """One Markdown line for a benchmark's table."""
+    if cpu is None:
+        return "Host CPU time during the run: not available (no /proc/stat)."
+    return (f"Host CPU time during the run ({cpu['seconds']:.0f} s): **{cpu['stealPercent']:.1f} % stolen** by the "
+            f"hypervisor, {cpu['busyPercent']:.1f} % busy in this machine (the benchmark included).")
