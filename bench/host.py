@@ -1,8 +1,10 @@
 """What the host did besides a benchmark: the share of CPU time its hypervisor took (steal) during the run.
 
-On a shared VM the absolute times of the same run move 1.2-2x between hours with the steal time (session 28 saw 0 %
-and then runs 1.3-2x slower while `top` showed steal), so each benchmark records it beside its results: a reader can
-then tell a slow hour from a slow decoder. Read from /proc/stat (Linux); None elsewhere.
+On a shared VM the absolute times of the same run move 1.2-2x between hours. Stolen time is the visible sign of one
+cause (session 28's slowest runs came while `top` showed steal); neighbours sharing the caches and memory bandwidth
+slow a run without any (a quick browser run at 0.4 % steal was 1.3x the idle hour's). Each benchmark records it
+beside its results, so that a reader can tell a busy host from a slow decoder where it shows. Read from /proc/stat
+(Linux); None elsewhere.
 """
 
 from __future__ import annotations
