@@ -107,6 +107,28 @@ def test_loopback_runs_a_job_from_its_json(fake):
     assert h.jobs == 1
 
 
+def test_a_part_comes_back_before_the_rest_of_its_job(fake):
+    """``end_part`` splits a job: ``wait_part`` returns the first calls' codes with only that part's outputs back (the
+    hyper-decoder takes the helper's scales this way, before its means), ``wait`` the rest; the spec carries the
+    split for nic-helper.js."""
+    job = parallel.Job()
+    first = job.buf(np.full(4, 9, np.uint8), "out")
+    job("nic_add_one", first.ctypes.data, 4)
+    job.end_part()
+    second = job.buf(np.full(4, 9, np.uint8), "out")
+    job("nic_add_one", second.ctypes.data, 4)
+    job("nic_add_one", second.ctypes.data, 4)
+    assert job.parts == [(1, [0])]
+    h = parallel.LoopbackHelper()
+    assert job.start(h)
+    assert json.loads(json.dumps(h.spec))["parts"] == [[1, [0]]]
+    assert job.wait_part(h) == [7]
+    assert first.tolist() == [1] * 4 and second.tolist() == [9] * 4  # the later calls have not run yet
+    assert job.wait(h) == [7, 7, 7]
+    assert first.tolist() == [1] * 4 and second.tolist() == [2] * 4  # the first part's calls ran once
+    assert h.jobs == 1
+
+
 def test_gather_blocks_takes_rows_of_every_channel(fake):
     """A band of rows across channels (a strided view, e.g. the latent rows a Winograd band reads) arrives as one
     contiguous array, channel after channel."""
@@ -140,6 +162,8 @@ def test_a_failing_or_refusing_helper_is_reported(fake):
     job.buf(np.zeros(4), "out")
     assert not job.start(Refuses())
     assert job.start(Dies()) and job.wait(Dies()) is None
+    job.end_part()
+    assert job.start(Dies()) and job.wait_part(Dies()) is None  # a client without parts counts as failed too
 
 
 def test_no_helper_in_cpython():

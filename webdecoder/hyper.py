@@ -32,9 +32,9 @@ def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray]:
     """``hyper_decode`` with the means handed over later, as a function that returns them: where a helper thread
-    is there (``parallel``), it computes the means half of the last layer while this thread computes the scale
-    half and the caller decodes y with the scales (the means are needed only at the end). The means are int64, or
-    int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers)."""
+    is there (``parallel``), it computes a quarter of the last layer's scales and then its means, while this thread
+    computes the other scales and the caller decodes y with them (the means are needed only at the end). The means
+    are int64, or int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers)."""
     t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
     for i, (_k, stride, crop) in enumerate(HYPER_LAYERS):
         w, wmat = model.convt(f"h{i}.w")
@@ -55,42 +55,68 @@ def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[],
 
 def _last_layer_winograd(model: Model, t: np.ndarray,
                          w: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray] | None:
-    """The last layer (3x3, stride 1) through ``wino3``, by output channels: the means half on the helper thread
-    where there is one (``parallel``), the scale half here. None without the kernels, or where the transforms do
-    not apply (input range, int32 bounds): the caller then runs the layer directly."""
+    """The last layer (3x3, stride 1) through ``wino3``, by output channels. Where a helper thread is there
+    (``parallel``), it computes part of the scales and then the means, while this thread computes the other scales
+    and its caller decodes y with them (the means are needed only at the end of y). None without the kernels, or
+    where the transforms do not apply (input range, int32 bounds): the caller then runs the layer directly."""
     if not (_wino3_kernel_ok() and _scale_kernel_ok()) or w.shape[1] % 4:
         return None
     c = w.shape[1] // 2
-    plans = wino3.plan(w, slice(0, c)), wino3.plan(w, slice(c, 2 * c))
-    if plans[0] is None or plans[1] is None:
-        return None
     prep = wino3.prepare(t, 8 * -(-t.shape[0] // 8))
-    segs = None if prep is None else [wino3.segments(p, prep) for p in plans]
-    if segs is None or segs[0] is None or segs[1] is None:
-        return None
-    bias, shift, shape = model.f64("h2.b"), model.int("h2.shift"), (c, *t.shape[1:])
-    means = np.empty(shape, np.int32)
     h = parallel.helper() if t.shape[0] * 9 * 2 * c * t[0].size >= SPLIT_MIN_MACS else None
+    # Output channels: the means [0, c), the scales this thread computes [c, m), those the helper computes [m, 2c).
+    m = 2 * c if h is None else c + _scales_here(c)
+    parts = []
+    for rows in (slice(0, c), slice(c, m), slice(m, 2 * c))[: 2 if m == 2 * c else 3]:
+        p = wino3.plan(w, rows)
+        seg = None if p is None or prep is None else wino3.segments(p, prep)
+        if seg is None:
+            return None
+        parts.append((p, seg, model.f64("h2.b")[rows]))
+    shift, shape, lut = model.int("h2.shift"), (c, *t.shape[1:]), (SCALE_LUT, LOG_SCALE_MIN_FX)
+    means = np.empty(shape, np.int32)
+    scale_idx = np.empty(shape, np.int32)  # the scales' table indices straight from the kernel's store
+    ours, theirs = scale_idx[: m - c], scale_idx[m - c :]
+
+    def run(i: int, out: np.ndarray, job: parallel.Job | None = None) -> None:
+        p, seg, bias = parts[i]
+        wino3.conv3(p, prep, seg, bias, shift, ACT_LIMIT, out, job, lut=lut if i else None)
+
     job = None
     if h is not None:
         job = parallel.Job()
         job.buf(prep.data, "in")
-        job.buf(means, "out")
-        wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means, job)
+        if m < 2 * c:
+            run(2, job.buf(theirs, "out"), job)
+            job.end_part()
+        run(0, job.buf(means, "out"), job)
         if not job.start(h):
             job = None
+    run(1, ours)
+    if m < 2 * c and (job is None or job.wait_part(h) is None):  # no helper after all, or it failed
+        run(2, theirs)
+        job = None
     if job is None:
-        wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means)
-    # The scales' table indices straight from the kernel's store (``_native.scale_index`` of its output, one pass)
-    scale_idx = wino3.conv3(plans[1], prep, segs[1], bias[c:], shift, ACT_LIMIT, np.empty(shape, np.int32),
-                            lut=(SCALE_LUT, LOG_SCALE_MIN_FX))
+        run(0, means)
 
     def take_means() -> np.ndarray:
         if job is not None and job.wait(h) is None:  # the helper failed: this thread computes them
-            wino3.conv3(plans[0], prep, segs[0], bias[:c], shift, ACT_LIMIT, means)
+            run(0, means)
         return means
 
     return take_means, scale_idx
+
+
+# The share of the scales this thread computes while the helper computes the rest and then the means: this thread
+# then decodes y (~3 ms in Chromium for a Kodak image) while the helper finishes the means, so both threads
+# carry about the same work (the means and the scales cost about the same).
+SCALES_HERE = 0.75
+
+
+def _scales_here(c: int) -> int:
+    """Scale channels for this thread: ``SCALES_HERE`` of c, a multiple of the kernel's row block."""
+    r = _native.W3_ROWS
+    return min(c, max(r, round(SCALES_HERE * c / r) * r))
 
 
 # scale_index of every log-scale between the table's ends: below them it is 0, above them the last index.

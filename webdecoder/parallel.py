@@ -4,8 +4,10 @@ Python in Pyodide runs on one thread, and so do the WebAssembly kernels it calls
 (and ``scripts/pyodide_run.mjs`` under Node) can start a helper thread that instantiates the same kernel
 module (site/nic_site/static/nic-helper.js); ``helper()`` finds it. A caller then records the kernel calls of
 one independent piece of work (a band of the synthesis, half of a layer's output channels) in a ``Job``,
-starts it, does its own part, and waits. The helper copies bytes and calls kernels in the recorded order; all
-the arithmetic is the kernels', so a part computed there is bit for bit the part computed here.
+starts it, does its own part, and waits. A job may end a part early (``end_part``): the caller takes that part's
+outputs as soon as they are done (``wait_part``) while the helper goes on with the rest. The helper copies bytes
+and calls kernels in the recorded order; all the arithmetic is the kernels', so a part computed there is bit for
+bit the part computed here.
 
 Everything is optional: without a helper (CPython, a page that is not cross-origin isolated, a failed helper)
 ``helper()`` is None and the caller computes every part itself.
@@ -78,6 +80,8 @@ class Job:
     def __init__(self) -> None:
         self.bufs: list[dict] = []
         self.calls: list[tuple[str, list]] = []
+        self.parts: list[tuple[int, list[int]]] = []  # (calls so far, the "out" buffers that come back then)
+        self._parts_taken = 0
         self._spans: list[tuple[int, int, int]] = []  # (start, end, index)
         self._arrays: list[np.ndarray] = []  # alive until the job is done: it holds only their addresses
         self._started = 0.0
@@ -139,14 +143,34 @@ class Job:
         types = getattr(_native.lib(), name).argtypes
         self.calls.append((name, [self._arg(a, t is ctypes.c_void_p) for a, t in zip(args, types, strict=True)]))
 
+    def end_part(self) -> None:
+        """The calls recorded so far are a part: its outputs (the "out" buffers declared so far and in no earlier
+        part) come back as soon as those calls are done, through ``wait_part``, while the helper goes on with the
+        calls recorded after this."""
+        taken = {i for _, outs in self.parts for i in outs}
+        outs = [i for i, b in enumerate(self.bufs) if b["role"] == "out" and i not in taken]
+        self.parts.append((len(self.calls), outs))
+
     def start(self, h: Any) -> bool:
         """Hand the job to helper ``h``; False when it cannot take it (the caller then runs it itself)."""
-        spec = {"bufs": self.bufs, "calls": self.calls}
+        spec = {"bufs": self.bufs, "calls": self.calls, "parts": self.parts}
         self._started = time.perf_counter()
         try:
             return bool(h.start(json.dumps(spec)))
         except Exception:  # a JavaScript error: treat the helper as unavailable for this job
             return False
+
+    def wait_part(self, h: Any) -> list[int] | None:
+        """The return codes of the calls up to the next ``end_part`` once that part's outputs are back; None if the
+        helper failed (``wait`` then returns None too: the caller computes every part not taken itself)."""
+        assert self._parts_taken < len(self.parts), "no part left to wait for"
+        self._parts_taken += 1
+        limit = max(WAIT_MIN_MS, 10_000 * (time.perf_counter() - self._started))
+        try:
+            answer = json.loads(str(h.waitPart(limit)))  # nic-helper.js names it in JavaScript style
+        except Exception:
+            return None
+        return answer["rcs"]
 
     def wait(self, h: Any) -> list[int] | None:
         """The return codes of the job's calls once its outputs are back; None if the helper failed."""
@@ -172,31 +196,64 @@ class LoopbackHelper:
     def __init__(self) -> None:
         self.spec: dict | None = None
         self.jobs = 0
+        self._run: tuple[list, list[int]] | None = None  # (addresses, return codes) of the job under way
+        self._mem: list = []  # its own memory (scratch, gathered inputs), alive while it is under way
+        self._parts = 0
 
     def start(self, spec_json: str) -> bool:
         self.spec = json.loads(spec_json)
+        self._run, self._parts = None, 0
         return True
+
+    def waitPart(self, limit_ms: float = 0.0) -> str:  # nic-helper.js's name
+        """Runs the job's calls up to its next part's end and copies that part's outputs back."""
+        spec = self.spec
+        assert spec is not None and self._parts < len(spec["parts"])
+        ncalls, outs = spec["parts"][self._parts]
+        self._parts += 1
+        addr, rcs = self._begin(spec)
+        self._calls(spec, addr, rcs, ncalls)
+        self._copy_back(spec, addr, outs)
+        return json.dumps({"rcs": rcs[:ncalls]})
 
     def wait(self, limit_ms: float = 0.0) -> str:
         spec, self.spec = self.spec, None
         assert spec is not None
         self.jobs += 1
-        # Scratch and gathered inputs get memory of their own, as in the helper (names are never touched);
-        # constants, plain inputs and outputs are read and written in place (the helper copies them in and out).
-        own = [b["role"] in ("scratch", "zero") or "parts" in b for b in spec["bufs"]]
+        addr, rcs = self._begin(spec)
+        self._calls(spec, addr, rcs, len(spec["calls"]))
+        taken = {i for _, outs in spec["parts"][: self._parts] for i in outs}
+        self._copy_back(spec, addr, [i for i, b in enumerate(spec["bufs"]) if b["role"] == "out" and i not in taken])
+        self._run, self._mem = None, []
+        return json.dumps({"rcs": rcs})
+
+    def _begin(self, spec: dict) -> tuple[list, list[int]]:
+        if self._run is not None:
+            return self._run
+        # Scratch, outputs and gathered inputs get memory of their own (zeros), as in the helper: names are never
+        # touched, outputs come back when their part or the job is waited for; constants and plain inputs are read
+        # in place (the helper copies them in).
+        own = [b["role"] in ("scratch", "zero") or "parts" in b or (b["role"] == "out" and "from" not in b)
+               for b in spec["bufs"]]
         mem = [np.zeros(max(b["n"], 1), np.uint8) if o else None for b, o in zip(spec["bufs"], own, strict=True)]
         addr = [b["ptr"] if m is None else _native.ptr(m) for b, m in zip(spec["bufs"], mem, strict=True)]
         for b, at in zip(spec["bufs"], addr, strict=True):
-            if b["role"] == "out" and "from" not in b:
-                ctypes.memset(b["ptr"], 0, b["n"])
             for ptr, n in b.get("parts", []):  # a gathered input: its parts one after the other
                 ctypes.memmove(at, ptr, n)
                 at += n
-        rcs = []
-        for name, args in spec["calls"]:
+        self._mem = mem
+        self._run = (addr, [])
+        return self._run
+
+    @staticmethod
+    def _calls(spec: dict, addr: list, rcs: list[int], upto: int) -> None:
+        for name, args in spec["calls"][len(rcs):upto]:
             vals = [addr[a[0]] + a[1] if isinstance(a, list) else a for a in args]
             rcs.append(int(getattr(_native.lib(), name)(*vals) or 0))
-        for b in spec["bufs"]:
-            if "from" in b:
-                ctypes.memmove(b["ptr"], addr[b["from"][0]] + b["from"][1], b["n"])
-        return json.dumps({"rcs": rcs})
+
+    @staticmethod
+    def _copy_back(spec: dict, addr: list, indices: list[int]) -> None:
+        for i in indices:
+            b = spec["bufs"][i]
+            src = addr[b["from"][0]] + b["from"][1] if "from" in b else addr[i]  # a copy_out: part of a scratch
+            ctypes.memmove(b["ptr"], src, b["n"])

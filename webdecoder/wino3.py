@@ -131,7 +131,7 @@ def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias: np.ndarray, shift: int
     value's ``_native.scale_index`` instead, looked up as it is stored."""
     bias4 = np.ascontiguousarray(4.0 * bias, np.float64)
     if run is not None:
-        for arr in (p.upk, p.combo, p.scale, p.skip):
+        for arr in (p.upk, p.combo, p.scale, p.skip) + ((lut[0],) if lut is not None else ()):
             run.buf(arr, "const")
         run.buf(seg, "in")
         run.buf(bias4, "in")

@@ -14,6 +14,9 @@
  *       const h = await NicHelper.create({wasm, heap, spawn})   wasm: the .so bytes; heap(): Pyodide's HEAPU8;
  *                                                               spawn(): a Worker running this file as helper
  *       h.start(jobJson) -> true (started) | false (busy or broken: Python computes the band itself)
+ *       h.waitPart(limitMs) -> JSON {rcs, ms} once the job's next part (its first calls, up to a mark Python set)
+ *                          is done and that part's outputs are back; the job goes on with its later calls
+ *                          (the hyper-decoder's scales are needed before its means); throws as wait does
  *       h.wait(limitMs) -> JSON {rcs: [...], ms: [...], memoryBytes} once the outputs are back in Python's memory;
  *                          throws on a helper error, or after limitMs (the helper is then considered dead:
  *                          start() refuses every later job); Python then computes the part itself
@@ -30,6 +33,8 @@
   const PAGE = 65536;
   const CONST_CAP = 64 << 20; // constants kept in the helper (weights, plans); past this, all are sent again
   const align = (n) => Math.ceil(n / ALIGN) * ALIGN;
+  const PROGRESS_AT = 56 * 4; // byte offset of the parts counter in the flag buffer (after ctrl and times)
+  const PARTS_ALL = 1 << 30;
 
   // ---------------------------------------------------------------- helper side
   function serve(port) {
@@ -37,6 +42,7 @@
     let memory = null;
     let times = null; // Float64Array after ctrl: when the last job began and ended (ms since the epoch), memory bytes
     let ctrl = null; // Int32Array on the flag SharedArrayBuffer: [state (0 idle, 1 done, 2 failed), ncalls, rcs...]
+    let progress = null; // Int32Array(1) on it: parts of the running job done (PARTS_ALL once it has ended)
     let data = null; // the job bytes' SharedArrayBuffer (replaced by a larger one when needed)
     let consts = new Map(); // key -> offset in memory
     let constTop = STACK_BYTES;
@@ -57,6 +63,7 @@
       if (exports.__wasm_call_ctors) exports.__wasm_call_ctors();
       ctrl = new Int32Array(msg.ctrl, 0, 48);
       times = new Float64Array(msg.ctrl, 48 * 4, 3);
+      progress = new Int32Array(msg.ctrl, PROGRESS_AT, 1);
     }
 
     function run(msg) {
@@ -88,15 +95,26 @@
         // outputs and "zero" scratch start as zeros (sums add to them)
         if ((b.role === "out" && !b.from) || b.role === "zero") mem.fill(0, addr[i], addr[i] + b.n);
       });
-      const rcs = msg.calls.map(([name, args]) => {
+      // A part's outputs go back as soon as its calls are done (the client's waitPart); the rest at the end.
+      const sendBack = (indices) => {
+        const out = new Uint8Array(memory.buffer);
+        for (const i of indices) src.set(out.subarray(addr[i], addr[i] + msg.bufs[i].n), msg.bufs[i].at);
+      };
+      const parts = msg.parts || [];
+      const inPart = new Set(parts.flatMap(([, outs]) => outs));
+      let done = 0;
+      msg.calls.forEach(([name, args], c) => {
         const fn = exports[name];
         if (typeof fn !== "function") throw new Error(`nic-helper: no kernel ${name}`);
-        return fn(...args.map((a) => (Array.isArray(a) ? addr[a[0]] + a[1] : a))) | 0;
+        ctrl[2 + c] = fn(...args.map((a) => (Array.isArray(a) ? addr[a[0]] + a[1] : a))) | 0;
+        while (done < parts.length && parts[done][0] === c + 1) {
+          sendBack(parts[done][1]);
+          Atomics.store(progress, 0, ++done);
+          Atomics.notify(progress, 0);
+        }
       });
-      const out = new Uint8Array(memory.buffer);
-      msg.bufs.forEach((b, i) => { if (b.role === "out") src.set(out.subarray(addr[i], addr[i] + b.n), b.at); });
-      ctrl[1] = rcs.length;
-      rcs.forEach((rc, i) => { ctrl[2 + i] = rc; });
+      sendBack(msg.bufs.map((b, i) => i).filter((i) => msg.bufs[i].role === "out" && !inPart.has(i)));
+      ctrl[1] = msg.calls.length;
     }
 
     const now = () => performance.timeOrigin + performance.now(); // one clock for both threads
@@ -124,6 +142,8 @@
         times[2] = memory.buffer.byteLength;
         Atomics.store(ctrl, 0, state);
         Atomics.notify(ctrl, 0);
+        Atomics.store(progress, 0, PARTS_ALL); // wakes a waitPart too, failed or not
+        Atomics.notify(progress, 0);
       }
     };
     if (port.on) port.on("message", onMessage); // Node worker_threads
@@ -136,6 +156,7 @@
     const ctrlBuf = new SharedArrayBuffer(4 * 64);
     const ctrl = new Int32Array(ctrlBuf, 0, 48);
     const times = new Float64Array(ctrlBuf, 48 * 4, 3);
+    const progress = new Int32Array(ctrlBuf, PROGRESS_AT, 1);
     const now = () => performance.timeOrigin + performance.now();
     let posted = 0;
     const on = (fn) => (worker.on ? worker.on("message", fn) : worker.addEventListener("message", (e) => fn(e.data)));
@@ -153,7 +174,9 @@
     let dataSent = false; // the helper gets the buffer with the first job, and each larger one with its job
     let sent = new Map(); // const key -> bytes, as the helper holds them
     let sentBytes = 0;
-    let job = null; // the running job's output buffers: [{ptr, at, n}]
+    let job = null; // the running job's output buffers: [{ptr, at, n, index}]
+    let parts = []; // the running job's parts not yet taken: [[ncalls, [buffer index, ...]], ...]
+    let partsTaken = 0;
     let broken = null;
 
     function start(jobJson) {
@@ -182,28 +205,63 @@
         } else if (bufs[i].at >= 0 && bufs[i].role !== "out") dst.set(src.subarray(b.ptr, b.ptr + b.n), bufs[i].at);
         if (b.role === "const" && !sent.has(b.key)) { sent.set(b.key, b.n); sentBytes += b.n; }
       });
-      job = spec.bufs.map((b, i) => ({ ptr: b.ptr, at: bufs[i].at, n: b.n, role: b.role })).filter((b) => b.role === "out");
+      job = spec.bufs.map((b, i) => ({ ptr: b.ptr, at: bufs[i].at, n: b.n, role: b.role, index: i }))
+        .filter((b) => b.role === "out");
+      parts = spec.parts || [];
+      partsTaken = 0;
       Atomics.store(ctrl, 0, 0);
+      Atomics.store(progress, 0, 0);
       errors = [];
       posted = now();
-      worker.postMessage({ type: "job", data: grown, reset, bufs, calls: spec.calls });
+      worker.postMessage({ type: "job", data: grown, reset, bufs, calls: spec.calls, parts });
       return true;
+    }
+
+    // Blocks until the helper has ended (state !== 0) or, with part >= 0, has done that many + 1 parts.
+    function block(limitMs, part) {
+      const deadline = now() + limitMs;
+      for (;;) {
+        const seen = Atomics.load(progress, 0);
+        if (part < 0 ? Atomics.load(ctrl, 0) !== 0 : seen > part) return;
+        const left = deadline - now();
+        if (left <= 0 || Atomics.wait(progress, 0, seen, left) === "timed-out") {
+          if (part < 0 ? Atomics.load(ctrl, 0) !== 0 : Atomics.load(progress, 0) > part) return;
+          broken = "no answer within " + limitMs + " ms";
+          job = null;
+          throw new Error("nic-helper: " + broken);
+        }
+      }
+    }
+
+    function failed() {
+      sent = new Map(); // the helper's state is unknown: send every constant again
+      sentBytes = 0;
+      job = null;
+      return new Error("nic-helper: the job failed " + errors.join("; "));
+    }
+
+    function waitPart(limitMs = timeoutMs) {
+      if (!job || partsTaken >= parts.length) throw new Error("nic-helper: no part left to wait for");
+      const waited = now();
+      block(limitMs, partsTaken);
+      if (Atomics.load(ctrl, 0) === 2) throw failed();
+      const [ncalls, outs] = parts[partsTaken++];
+      const src = new Uint8Array(data);
+      const dst = heap();
+      const copied = now();
+      for (const b of job) if (outs.includes(b.index)) dst.set(src.subarray(b.at, b.at + b.n), b.ptr);
+      const rcs = Array.from(ctrl.subarray(2, 2 + ncalls));
+      return JSON.stringify({ rcs, ms: [times[0] - posted, 0, copied - waited, now() - copied] });
     }
 
     function wait(limitMs = timeoutMs) {
       if (!job) throw new Error("nic-helper: no job running");
-      const outs = job;
-      job = null;
+      const taken = new Set(parts.slice(0, partsTaken).flatMap(([, outs]) => outs));
+      const outs = job.filter((b) => !taken.has(b.index));
       const waited = now();
-      if (Atomics.wait(ctrl, 0, 0, limitMs) === "timed-out") {
-        broken = "no answer within " + limitMs + " ms";
-        throw new Error("nic-helper: " + broken);
-      }
-      if (Atomics.load(ctrl, 0) !== 1) {
-        sent = new Map(); // the helper's state is unknown: send every constant again
-        sentBytes = 0;
-        throw new Error("nic-helper: the job failed " + errors.join("; "));
-      }
+      block(limitMs, -1);
+      job = null;
+      if (Atomics.load(ctrl, 0) !== 1) throw failed();
       const src = new Uint8Array(data);
       const dst = heap();
       const copied = now();
@@ -214,7 +272,7 @@
       return JSON.stringify({ rcs, ms, memoryBytes: times[2] });
     }
 
-    return { start, wait, terminate: () => worker.terminate() };
+    return { start, wait, waitPart, terminate: () => worker.terminate() };
   }
 
   const api = { create };
