@@ -98,11 +98,12 @@ async ({ url, reps, warm, native }) => {
   const nic = await import("/static/nic.js");
   const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(u); return r.arrayBuffer(); };
   const bytes = await get(url);
-  const out = { decodeMs: [], roundTripMs: [], stages: [], wasmBytes: null, info: null, native: {} };
+  const out = { decodeMs: [], roundTripMs: [], stages: [], jobs: [], wasmBytes: null, info: null, native: {} };
   for (let i = 0; i < warm + reps; i++) {
     const r = await nic.decodeDetailed(bytes.slice(0));   // slice: the buffer is transferred to the worker
     if (i < warm) continue;
     out.decodeMs.push(r.decodeMs); out.roundTripMs.push(r.roundTripMs); out.stages.push(r.info.stages_ms);
+    out.jobs.push(r.info.helper_jobs_ms || []);
     out.wasmBytes = r.wasmBytes; out.info = r.info;
     if (window.__heap) await window.__heap();
   }
@@ -237,7 +238,20 @@ def image_row(key: str, e: dict, res: dict) -> dict:
             "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat.get("avif") else None,
             "kernels": (res["info"] or {}).get("kernels"), "threads": (res["info"] or {}).get("threads"),
             "helperWasmBytes": (res["info"] or {}).get("helper_wasm_bytes"),
+            "helperJobsMs": helper_jobs(res.get("jobs") or []),
             "wasmBytes": res["wasmBytes"]}
+
+
+def helper_jobs(per_decode: list[list[list[float]]]) -> list[dict]:
+    """Per job of a decode (the hyper-decoder's, the synthesis band's), medians over the decodes that ran it: the
+    helper's start delay + its time on the job against this thread's own work meanwhile, and this thread's wait."""
+    out = []
+    for i in range(max((len(d) for d in per_decode), default=0)):
+        rows = [d[i] for d in per_decode if len(d) > i and len(d[i]) >= 5]
+        if rows:
+            out.append({"helperMs": r2(median([r[0] + r[1] for r in rows])),
+                        "thisThreadMs": r2(median([r[4] for r in rows])), "waitMs": r2(median([r[2] for r in rows]))})
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -378,7 +392,12 @@ def summarize(out: dict) -> dict:
         nat = {f: median([r["nativeMs"][f] for r in rows if r["nativeMs"].get(f)]) for f in FORMATS}
         return {"nicMedianMs": r2(nic), "nativeMedianMs": {f: r2(v) for f, v in nat.items()},
                 "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat["avif"] else None,
-                "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES}}
+                "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES},
+                "helperJobsMedianMs": [{k: r2(median([r["helperJobsMs"][i][k] for r in rows
+                                                      if len(r.get("helperJobsMs") or []) > i]))
+                                        for k in ("helperMs", "thisThreadMs", "waitMs")}
+                                       for i in range(max((len(r.get("helperJobsMs") or []) for r in rows),
+                                                          default=0))]}
 
     summary = {"worker1x": agg(out["worker"]), **{f"page{k}x": agg(v) for k, v in out["pageThrottled"].items()}}
     if out.get("workerNumpyOnly"):
@@ -455,6 +474,12 @@ def markdown(out: dict) -> str:
     for k, v in s.items():
         n = v["nativeMedianMs"]
         lines.append(f"| {k} | {v['nicMedianMs']} | {n['avif']} | {n['webp']} | {n['jpeg']} | {v['ratioVsAvif']} |")
+    jobs = s.get("worker1x", {}).get("helperJobsMedianMs") or []
+    if jobs:  # how evenly the worker's two threads shared each parallel part of a decode
+        names = ["the hyper-decoder's last layer and y", "the synthesis bands"] + [f"job {i}" for i in range(2, 9)]
+        lines += ["", "Two threads (worker, 1x, medians over images): " + "; ".join(
+            f"{names[i]}: helper {j['helperMs']} ms, this thread {j['thisThreadMs']} ms, then waited {j['waitMs']} ms"
+            for i, j in enumerate(jobs)) + "."]
     lines += ["", describe(out.get("host", {}).get("cpu"))]
     return "\n".join(lines) + "\n"
 

@@ -230,3 +230,19 @@ def test_host_cpu_watch_reports_the_stolen_share(tmp_path, monkeypatch):
     assert "35.7 % stolen" in host.describe(cpu)
     stat.unlink()  # no /proc/stat (not Linux): no figure, and the table says so
     assert host.CpuWatch().report() is None and "not available" in host.describe(None)
+
+
+def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
+    """bench.browser_latency's two-thread balance: per job index, medians over the decodes that ran it of the helper's
+    start delay + busy time against this thread's own work, and this thread's wait; decodes with fewer jobs (a small
+    image, one thread) do not count for the later jobs."""
+    from bench.browser_latency import helper_jobs
+
+    decodes = [[[0.2, 6.0, 0.1, 0.1, 6.5], [0.3, 14.0, 0.0, 0.2, 14.5]],
+               [[0.2, 7.0, 0.3, 0.1, 6.0], [0.1, 15.0, 1.0, 0.2, 13.0]],
+               [[0.4, 8.0, 0.2, 0.1, 7.5]],
+               []]
+    got = helper_jobs(decodes)
+    assert got == [{"helperMs": 7.2, "thisThreadMs": 6.5, "waitMs": 0.2},
+                   {"helperMs": 14.7, "thisThreadMs": 13.75, "waitMs": 0.5}]
+    assert helper_jobs([[], []]) == []

@@ -71,6 +71,8 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_latent.restype = None
                 handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                               + [ctypes.c_void_p])
+                handle.nic_to_i16t.restype = ctypes.c_int
+                handle.nic_to_i16t.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
                 handle.nic_rans_decode.restype = ctypes.c_int
                 handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                                     ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
@@ -396,6 +398,15 @@ def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: 
     lib().nic_latent(ptr(q), ptr(means), ptr(inv), c, q.size // max(1, c), frac, shift, limit,
                      ptr(out))
     return out
+
+
+def to_i16t(a: np.ndarray, at: np.ndarray, limit: int) -> int:
+    """at (N, Kp) int16 = the transpose of a (K, N) float64 integers, zero-padded to Kp columns; returns max |a|, or
+    -1 where some |a| exceeds ``limit`` (``at`` then holds garbage)."""
+    k, n = a.shape
+    assert a.dtype == np.float64 and at.dtype == np.int16 and a.flags.c_contiguous and at.flags.c_contiguous
+    assert at.shape[0] == n and at.shape[1] >= k and 0 <= limit < 1 << 15
+    return int(lib().nic_to_i16t(ptr(a), k, n, at.shape[1], limit, ptr(at)))
 
 
 def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, word_ptr: int, buckets: np.ndarray,

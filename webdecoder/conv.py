@@ -94,6 +94,12 @@ def _int16_parts(wmat: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, list] | 
     if w16 is None:
         return None
     k, n = a2.shape
+    if a2.dtype == np.float64 and a2.flags.c_contiguous and _to_i16t_kernel_ok():  # one pass in wasm
+        at = np.empty((n, w16.shape[1]), np.int16)
+        amax = _native.to_i16t(a2, at, (1 << 15) - 1)
+        if amax >= 0:
+            chunk = _chunk(wmax, amax)
+            return None if chunk is None else (w16, [(at, chunk, 1.0)])
     amax = int(np.abs(a2).max()) if a2.size else 0
     if amax < (1 << 15):
         split = [(a2, 1.0, amax)]
@@ -633,6 +639,35 @@ def kernel_checked(name: str, check: Callable[[], bool]) -> bool:
     if name not in _checked:
         _checked[name] = bool(check())
     return _checked[name]
+
+
+def _to_i16t_kernel_ok() -> bool:
+    """As ``kernel_checked``, without asking ``kernels_on``: its own check (``_conv_kernels_pass``) runs through
+    ``_int16_parts``, which asks this."""
+    if _native.lib() is None or _kernel is None or _conv_kernels is False:
+        return False
+    if "to_i16t" not in _checked:
+        _checked["to_i16t"] = bool(_to_i16t_check())
+    return _checked["to_i16t"]
+
+
+def _to_i16t_check() -> bool:
+    """``nic_to_i16t`` against NumPy's transposed int16 copy on integers up to the int16 bound, and its refusals: a
+    value one past the bound, and NaN."""
+    a = _native.CheckInts().integers(-(1 << 15) + 1, 1 << 15, (13, 37)).astype(np.float64)
+    a[3, 5], a[7, 2] = (1 << 15) - 1, -(1 << 15) + 1
+    at = np.full((37, 16), 99, np.int16)
+    want = np.zeros((37, 16), np.int16)
+    want[:, :13] = a.astype(np.int16).T
+    if _native.to_i16t(a, at, (1 << 15) - 1) != int(np.abs(a).max()) or not np.array_equal(at, want):
+        return False
+    for bad in (float(1 << 15), -float(1 << 15), np.nan):  # in the 4 x 2 blocks and in the remainder row / column
+        for where in ((1, 4), (12, 36), (5, 36)):
+            b = a.copy()
+            b[where] = bad
+            if _native.to_i16t(b, at, (1 << 15) - 1) != -1:
+                return False
+    return True
 
 
 def _requantize_kernel_ok() -> bool:

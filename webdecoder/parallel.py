@@ -27,7 +27,10 @@ from webdecoder import _native
 ROLES = ("const", "in", "out", "scratch", "zero")
 WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
-_log: list[list[float]] = []  # per job, ms: helper start delay, helper busy, this thread's wait, copy back
+# per job, ms: the helper's start delay, its time on the job, this thread's wait, the copy back, and this thread's own
+# work between the start and the wait (with the first two: how evenly the two threads shared the work)
+_log: list[list[float]] = []
+_jobs_done = 0
 _memory_bytes = 0  # the helper's WebAssembly memory after its last job (it only grows)
 _UNSET = object()
 _helper: Any = _UNSET
@@ -54,6 +57,17 @@ def helper() -> Any:
     import js  # Pyodide only: lib() is None elsewhere
 
     return getattr(js.globalThis, "nicHelper", None)
+
+
+def jobs_done() -> int:
+    """How many jobs the helper has finished so far (``recent`` gives their times)."""
+    return _jobs_done
+
+
+def recent(n: int) -> list[list[float]]:
+    """The last n jobs' times (at most ``LOG_JOBS``), ms: [the helper's start delay, its time on the job, this
+    thread's wait, the copy back, this thread's own work from the start to the wait]."""
+    return [list(r) for r in _log[len(_log) - min(n, len(_log)):]] if n > 0 else []
 
 
 def memory_bytes() -> int:
@@ -174,17 +188,19 @@ class Job:
 
     def wait(self, h: Any) -> list[int] | None:
         """The return codes of the job's calls once its outputs are back; None if the helper failed."""
-        global _memory_bytes
+        global _memory_bytes, _jobs_done
         # The helper's part is about as large as this thread's: give it ten times what this thread took (and at
         # least WAIT_MIN_MS) before declaring it dead; the client then starts no more jobs.
-        limit = max(WAIT_MIN_MS, 10_000 * (time.perf_counter() - self._started))
+        own = time.perf_counter() - self._started
+        limit = max(WAIT_MIN_MS, 10_000 * own)
         try:
             answer = json.loads(str(h.wait(limit)))
         except Exception:
             return None
         if "ms" in answer:
-            _log.append(answer["ms"])
+            _log.append([*answer["ms"], 1000 * own])
             del _log[:-LOG_JOBS]
+            _jobs_done += 1
         _memory_bytes = max(_memory_bytes, int(answer.get("memoryBytes", 0)))
         return answer["rcs"]
 

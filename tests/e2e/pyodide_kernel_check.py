@@ -1,7 +1,8 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
-"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel": bool,
+"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
+"to_i16t_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers] run in
 the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
@@ -69,6 +70,7 @@ from webdecoder import synthesis  # noqa: E402
 conv_ok = conv.kernels_on()
 igdn_ok = synthesis._igdn_kernel_ok()
 latent_ok = synthesis._latent_kernel_ok()
+to_i16t_ok = conv._to_i16t_kernel_ok()
 pixels_ok = synthesis._pixels_kernel_ok()
 requantize_ok = conv._requantize_kernel_ok()
 from webdecoder import hyper  # noqa: E402
@@ -164,4 +166,5 @@ print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
                   "values_kernel": values_ok, "wino3_kernel": wino3_ok, "latent_kernel": latent_ok,
+                  "to_i16t_kernel": to_i16t_ok,
                   "rans_equal": bool(rans_equal), "files": out}))

@@ -69,6 +69,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["values_kernel"], "the symbol-values kernel did not load or failed its self-check"
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
+    assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
     for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs)) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16

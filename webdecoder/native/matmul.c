@@ -998,3 +998,57 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
       }
     }
 }
+
+/* at (n x kp) int16: the transpose of a (k x n) float64, zero-padded to kp columns: the int16 operand of the
+ * transposed convs' products (conv.py _int16_parts), in one pass instead of NumPy's four (abs, max, astype, and a
+ * transposed copy: ~1.2 ms a band of a depth-1 Kodak decode). Returns the largest |a| (truncated, as NumPy's
+ * int(abs(a).max()) is), or -1, at partly written, where some value lies beyond +-limit or is not a number (the
+ * caller then takes NumPy's path, which splits wide values). The values are the decoder's integer activations; the
+ * conversion truncates, as astype(int16) does. By blocks of TB columns: a row of a is read in runs of TB, and the
+ * TB rows of at being written (TB kp int16) stay in L1 through all k channels. */
+#define TB 64
+static inline int to_i16t_one(double v, double lim, double *m, int16_t *dst) {
+  double av = v < 0 ? -v : v;
+  if (!(av <= lim)) return 1;
+  *m = av > *m ? av : *m;
+  *dst = (int16_t)v;
+  return 0;
+}
+
+int nic_to_i16t(const double *a, int k, int n, int kp, int limit, int16_t *at) {
+  double lim = (double)limit, m = 0;
+  v128_t mx = wasm_f64x2_splat(0); /* max |a| so far; NaN once a NaN was read (f64x2.max propagates it) */
+  int k4 = k - k % 4;
+  for (int j0 = 0; j0 < n; j0 += TB) {
+    int j1 = j0 + TB < n ? j0 + TB : n, j2 = j0 + (j1 - j0) / 2 * 2;
+    for (int c = 0; c < k4; c += 4) { /* 4 channels x 2 columns a step: two 8-byte stores, one per row of at */
+      const double *s0 = a + (long)c * n, *s1 = s0 + n, *s2 = s1 + n, *s3 = s2 + n;
+      for (int j = j0; j < j2; j += 2) {
+        v128_t v0 = wasm_v128_load(s0 + j), v1 = wasm_v128_load(s1 + j), v2 = wasm_v128_load(s2 + j),
+               v3 = wasm_v128_load(s3 + j);
+        mx = wasm_f64x2_max(mx, wasm_f64x2_max(wasm_f64x2_max(wasm_f64x2_abs(v0), wasm_f64x2_abs(v1)),
+                                               wasm_f64x2_max(wasm_f64x2_abs(v2), wasm_f64x2_abs(v3))));
+        v128_t i0 = wasm_i32x4_trunc_sat_f64x2_zero(v0), i1 = wasm_i32x4_trunc_sat_f64x2_zero(v1),
+               i2 = wasm_i32x4_trunc_sat_f64x2_zero(v2), i3 = wasm_i32x4_trunc_sat_f64x2_zero(v3);
+        v128_t t0 = wasm_i32x4_shuffle(i0, i1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(i2, i3, 0, 4, 1, 5);
+        v128_t rows = wasm_i16x8_narrow_i32x4(wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5),
+                                              wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+        wasm_v128_store64_lane(at + (long)j * kp + c, rows, 0);
+        wasm_v128_store64_lane(at + (long)(j + 1) * kp + c, rows, 1);
+      }
+      for (int j = j2; j < j1; j++)
+        for (int d = 0; d < 4; d++)
+          if (to_i16t_one(a[(long)(c + d) * n + j], lim, &m, at + (long)j * kp + c + d)) return -1;
+    }
+    for (int c = k4; c < k; c++)
+      for (int j = j0; j < j1; j++)
+        if (to_i16t_one(a[(long)c * n + j], lim, &m, at + (long)j * kp + c)) return -1;
+    for (int j = j0; j < j1; j++)
+      for (int c = k; c < kp; c++) at[(long)j * kp + c] = 0;
+  }
+  double l0 = wasm_f64x2_extract_lane(mx, 0), l1 = wasm_f64x2_extract_lane(mx, 1);
+  if (!(l0 <= lim && l1 <= lim)) return -1; /* beyond the bound, or NaN (the stores above then hold garbage) */
+  m = l0 > m ? l0 : m;
+  m = l1 > m ? l1 : m;
+  return (int)m;
+}

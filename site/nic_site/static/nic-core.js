@@ -11,6 +11,8 @@
  *     info: webdecoder.info fields (kmac_per_px, total_mac, ...) + stages_ms {parse, z, hyper, y, synthesis}
  *           + kernels: whether the WebAssembly kernels were loaded (false: the NumPy reference decoded)
  *           + threads: 2 when the helper thread took part, else 1; helper_wasm_bytes: its WebAssembly memory
+ *           + helper_jobs_ms: per job the helper ran for this decode, ms [its start delay, its time on the job,
+ *             this thread's wait, the copy back, this thread's own work meanwhile] (parallel.recent)
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
@@ -41,8 +43,11 @@ def _nic_decode(buf):
     data = buf.to_bytes()
     meta = webdecoder.info(data)
     stages = {}
+    jobs = parallel.jobs_done()
     rgba = webdecoder.decode(data, timings=stages, rgba=True)  # canvas layout, opaque alpha: no copy here
-    return [rgba, _meta(meta, stages)]
+    out = _meta(meta, stages)
+    out["helper_jobs_ms"] = parallel.recent(parallel.jobs_done() - jobs)  # how the two threads shared the work
+    return [rgba, out]
 
 def _nic_preview_bytes(buf):
     return webdecoder.preview_bytes(buf.to_bytes())
