@@ -249,8 +249,10 @@ def helper_jobs(per_decode: list[list[list[float]]]) -> list[dict]:
     for i in range(max((len(d) for d in per_decode), default=0)):
         rows = [d[i] for d in per_decode if len(d) > i and len(d[i]) >= 5]
         if rows:
+            late = [r[5] for r in rows if len(r) > 5]
             out.append({"helperMs": r2(median([r[0] + r[1] for r in rows])),
-                        "thisThreadMs": r2(median([r[4] for r in rows])), "waitMs": r2(median([r[2] for r in rows]))})
+                        "thisThreadMs": r2(median([r[4] for r in rows])), "waitMs": r2(median([r[2] for r in rows])),
+                        "helperLateMs": r2(median(late)) if late else None})
     return out
 
 
@@ -394,8 +396,9 @@ def summarize(out: dict) -> dict:
                 "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat["avif"] else None,
                 "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES},
                 "helperJobsMedianMs": [{k: r2(median([r["helperJobsMs"][i][k] for r in rows
-                                                      if len(r.get("helperJobsMs") or []) > i]))
-                                        for k in ("helperMs", "thisThreadMs", "waitMs")}
+                                                      if len(r.get("helperJobsMs") or []) > i
+                                                      and r["helperJobsMs"][i].get(k) is not None]))
+                                        for k in ("helperMs", "thisThreadMs", "waitMs", "helperLateMs")}
                                        for i in range(max((len(r.get("helperJobsMs") or []) for r in rows),
                                                           default=0))]}
 
@@ -478,7 +481,8 @@ def markdown(out: dict) -> str:
     if jobs:  # how evenly the worker's two threads shared each parallel part of a decode
         names = ["the hyper-decoder's last layer and y", "the synthesis bands"] + [f"job {i}" for i in range(2, 9)]
         lines += ["", "Two threads (worker, 1x, medians over images): " + "; ".join(
-            f"{names[i]}: helper {j['helperMs']} ms, this thread {j['thisThreadMs']} ms, then waited {j['waitMs']} ms"
+            f"{names[i]}: helper {j['helperMs']} ms, this thread {j['thisThreadMs']} ms, then waited {j['waitMs']} ms "
+            f"(the helper ended {j['helperLateMs']} ms after this thread's call to wait)"
             for i, j in enumerate(jobs)) + "."]
     lines += ["", describe(out.get("host", {}).get("cpu"))]
     return "\n".join(lines) + "\n"

@@ -238,11 +238,11 @@ def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
     image, one thread) do not count for the later jobs."""
     from bench.browser_latency import helper_jobs
 
-    decodes = [[[0.2, 6.0, 0.1, 0.1, 6.5], [0.3, 14.0, 0.0, 0.2, 14.5]],
-               [[0.2, 7.0, 0.3, 0.1, 6.0], [0.1, 15.0, 1.0, 0.2, 13.0]],
-               [[0.4, 8.0, 0.2, 0.1, 7.5]],
+    decodes = [[[0.2, 6.0, 0.1, 0.1, 6.5, -0.5], [0.3, 14.0, 0.0, 0.2, 14.5]],
+               [[0.2, 7.0, 0.3, 0.1, 6.0, 0.3], [0.1, 15.0, 1.0, 0.2, 13.0]],
+               [[0.4, 8.0, 0.2, 0.1, 7.5, 0.2]],
                []]
     got = helper_jobs(decodes)
-    assert got == [{"helperMs": 7.2, "thisThreadMs": 6.5, "waitMs": 0.2},
-                   {"helperMs": 14.7, "thisThreadMs": 13.75, "waitMs": 0.5}]
+    assert got == [{"helperMs": 7.2, "thisThreadMs": 6.5, "waitMs": 0.2, "helperLateMs": 0.2},
+                   {"helperMs": 14.7, "thisThreadMs": 13.75, "waitMs": 0.5, "helperLateMs": None}]
     assert helper_jobs([[], []]) == []

@@ -178,3 +178,37 @@ def test_ptr_is_the_data_address_of_every_kind_of_array() -> None:
     readonly.setflags(write=False)
     for arr in (a, a[1], a[:, 1:3], a.T, a[:, :, ::2], readonly, np.zeros(0), np.zeros(7, np.int16), a.reshape(-1)[3:]):
         assert _native.ptr(arr) == arr.ctypes.data
+
+
+def test_a_share_moves_toward_even_ends_within_its_range():
+    """A helper that ends late gets less of the next job, one that ends early more; half a step each time (the
+    ends are noisy), never past the range."""
+    s = parallel.Share(0.5, 0.3, 0.7)
+    s.learn(2.0, 10.0, 0.5)  # the whole is 20 ms on the helper: 1 ms of it should move, half of that per step
+    assert s.value == pytest.approx(0.5 + 0.5 * 2.0 / 40.0)
+    s.learn(-2.0, 10.0, 0.5)
+    assert s.value == pytest.approx(0.5)
+    for _ in range(100):
+        s.learn(50.0, 10.0, 0.5)
+    assert s.value == 0.7
+    s.learn(1.0, 0.0, 0.5)  # no time measured: nothing learnt
+    s.learn(1.0, 5.0, 0.0)
+    assert s.value == 0.7
+    assert {"hyper", "bands1", "bands2"} <= set(parallel.SHARES)
+
+
+def test_wait_feeds_the_job_timing_to_its_share(fake):
+    class Timed(parallel.LoopbackHelper):
+        def wait(self, limit_ms: float = 0.0) -> str:
+            answer = json.loads(super().wait(limit_ms))
+            return json.dumps({**answer, "ms": [0.1, 8.0, 1.5, 0.1, 1.5]})  # ended 1.5 ms after this thread
+
+    s = parallel.Share(0.5, 0.3, 0.7)
+    job = parallel.Job()
+    job.buf(np.zeros(4, np.uint8), "out")
+    job.learn = (s, 0.5)
+    h = Timed()
+    done = parallel.jobs_done()
+    assert job.start(h) and job.wait(h) == []
+    assert s.value > 0.5  # the helper was late: this thread takes more next time
+    assert parallel.jobs_done() == done + 1 and len(parallel.recent(1)[0]) == 6

@@ -65,7 +65,7 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     prep = wino3.prepare(t, 8 * -(-t.shape[0] // 8))
     h = parallel.helper() if t.shape[0] * 9 * 2 * c * t[0].size >= SPLIT_MIN_MACS else None
     # Output channels: the means [0, c), the scales this thread computes [c, m), those the helper computes [m, 2c).
-    m = 2 * c if h is None else c + _scales_here(c)
+    m = 2 * c if h is None else c + _scales_here(c, parallel.share("hyper").value)
     parts = []
     for rows in (slice(0, c), slice(c, m), slice(m, 2 * c))[: 2 if m == 2 * c else 3]:
         p = wino3.plan(w, rows)
@@ -90,6 +90,7 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
             run(2, job.buf(theirs, "out"), job)
             job.end_part()
         run(0, job.buf(means, "out"), job)
+        job.learn = (parallel.share("hyper"), (2 * c - m) / c + 1)  # the means cost about what all the scales do
         if not job.start(h):
             job = None
     run(1, ours)
@@ -107,16 +108,12 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     return take_means, scale_idx
 
 
-# The share of the scales this thread computes while the helper computes the rest and then the means: this thread
-# then decodes y (~3 ms in Chromium for a Kodak image) while the helper finishes the means, so both threads
-# carry about the same work (the means and the scales cost about the same).
-SCALES_HERE = 0.75
-
-
-def _scales_here(c: int) -> int:
-    """Scale channels for this thread: ``SCALES_HERE`` of c, a multiple of the kernel's row block."""
+def _scales_here(c: int, share: float) -> int:
+    """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``, which starts at 3/4: this thread
+    then decodes y, ~3 ms for a Kodak image, while the helper finishes the means, which cost about what all the
+    scales do), a multiple of the kernel's row block."""
     r = _native.W3_ROWS
-    return min(c, max(r, round(SCALES_HERE * c / r) * r))
+    return min(c, max(r, round(share * c / r) * r))
 
 
 # scale_index of every log-scale between the table's ends: below them it is 0, above them the last index.

@@ -27,8 +27,8 @@ from webdecoder import _native
 ROLES = ("const", "in", "out", "scratch", "zero")
 WAIT_MIN_MS = 5000.0
 LOG_JOBS = 64
-# per job, ms: the helper's start delay, its time on the job, this thread's wait, the copy back, and this thread's own
-# work between the start and the wait (with the first two: how evenly the two threads shared the work)
+# per job, ms: the helper's start delay, its time on the job, this thread's wait, the copy back, this thread's own
+# work between the start and the wait, and how much later than this thread the helper ended (negative: earlier)
 _log: list[list[float]] = []
 _jobs_done = 0
 _memory_bytes = 0  # the helper's WebAssembly memory after its last job (it only grows)
@@ -66,8 +66,40 @@ def jobs_done() -> int:
 
 def recent(n: int) -> list[list[float]]:
     """The last n jobs' times (at most ``LOG_JOBS``), ms: [the helper's start delay, its time on the job, this
-    thread's wait, the copy back, this thread's own work from the start to the wait]."""
+    thread's wait, the copy back, this thread's own work from the start to the wait, how much later than this thread
+    the helper ended (negative: earlier)]."""
     return [list(r) for r in _log[len(_log) - min(n, len(_log)):]] if n > 0 else []
+
+
+class Share:
+    """This thread's share of one kind of split work (the synthesis bands' rows, the hyper-decoder's scales), learnt
+    from the jobs: after each, it moves toward the share at which both threads would have ended together. The two
+    threads do not run at one speed (the helper copies its inputs and outputs; a browser may run it on a slower
+    core), and a fixed half left one waiting 1-2 ms for the other in Chromium. The split only moves work between
+    the threads: every share gives the same integers."""
+
+    RATE = 0.5  # half a step toward the even share per job: measured ends vary by a millisecond or so
+
+    def __init__(self, value: float, lo: float, hi: float) -> None:
+        self.value, self.lo, self.hi = value, lo, hi
+
+    def learn(self, late_ms: float, helper_ms: float, helper_units: float) -> None:
+        """The helper ended ``late_ms`` after this thread (negative: before) and worked ``helper_ms`` on
+        ``helper_units`` of the split work (in units of the whole): moving late / 2 ms of work to this thread would
+        have evened the ends."""
+        if helper_units <= 0 or helper_ms <= 0:
+            return
+        whole_ms = helper_ms / helper_units
+        self.value = min(self.hi, max(self.lo, self.value + self.RATE * late_ms / (2 * whole_ms)))
+
+
+SHARES = {"hyper": Share(0.75, 0.5, 1.0), "bands1": Share(0.5, 0.3, 0.7), "bands2": Share(0.5, 0.3, 0.7)}
+
+
+def share(kind: str) -> Share:
+    """The learnt share of a kind of split work: "hyper" (the last layer's scales: the helper computes the rest, then
+    the means), "bands1" / "bands2" (the synthesis's upper band at depth 1 / 2: the helper computes the lower one)."""
+    return SHARES[kind]
 
 
 def memory_bytes() -> int:
@@ -96,6 +128,7 @@ class Job:
         self.calls: list[tuple[str, list]] = []
         self.parts: list[tuple[int, list[int]]] = []  # (calls so far, the "out" buffers that come back then)
         self._parts_taken = 0
+        self.learn: tuple[Share, float] | None = None  # (share, the helper's units of it): updated by ``wait``
         self._spans: list[tuple[int, int, int]] = []  # (start, end, index)
         self._arrays: list[np.ndarray] = []  # alive until the job is done: it holds only their addresses
         self._started = 0.0
@@ -198,9 +231,12 @@ class Job:
         except Exception:
             return None
         if "ms" in answer:
-            _log.append([*answer["ms"], 1000 * own])
+            ms = answer["ms"]
+            _log.append([*ms[:4], 1000 * own, *ms[4:]])
             del _log[:-LOG_JOBS]
             _jobs_done += 1
+            if self.learn is not None and len(ms) >= 5:
+                self.learn[0].learn(ms[4], ms[1], self.learn[1])
         _memory_bytes = max(_memory_bytes, int(answer.get("memoryBytes", 0)))
         return answer["rcs"]
 

@@ -141,7 +141,10 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
         return None if rc else img
 
     h = parallel.helper()
-    split = th // 2
+    share = parallel.share("bands2")  # this thread's part of the tile rows, learnt from the previous decodes
+    split = min(th - 1, max(1, round(share.value * th)))
+    if not 2 <= 32 * split - 2 < 32 * split + 2 < height:
+        split = th // 2
     if h is None or th * tw < SPLIT_MIN_TILES or not 2 <= 32 * split - 2 < 32 * split + 2 < height:
         return whole()
     bufs = _band_buffers(model, plan, max(split, th - split), tw, pairs)
@@ -151,6 +154,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     _, hidden_names = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img, bufs, job)
     for ch in range(c):
         job.copy_out(edge[ch], hidden_names[ch, :2])
+    job.learn = (share, (th - split) / th)
     if not job.start(h):  # busy or gone: this thread computes the whole image
         return whole()
     rc, hidden = _band(model, plan, x, pairs, 0, split, 0, 32 * split - 2, img, bufs)
@@ -186,7 +190,10 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     h = parallel.helper()
     cin, hy, wy = x.shape
     height, width = size
-    split = hy // 2
+    share = parallel.share("bands1")  # this thread's part of the latent rows, learnt from the previous decodes
+    split = min(hy - 1, max(1, round(share.value * hy)))
+    if not 0 < 16 * split < height:
+        split = hy // 2
     if h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok():
         return None
     w, wmat = model.convt("jpeg.w")
@@ -222,6 +229,7 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     for at, chunk, scale in parts:
         _native.convt_i16(w16, job.buf(at, "in"), acc, chunk, scale, tap, pix, run=job)
     _native.pixels_rows(acc, 16, b, shift, dst, run=job)
+    job.learn = (share, rows / (hy + 2))  # the bands share one latent row each way
     started = job.start(h)
     ok = here(0, split + 1, 0, 0, y0)
     if not started or job.wait(h) is None:  # busy, gone or failed: this thread computes the lower band too

@@ -6,7 +6,8 @@ Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", 
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers] run in
 the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
-sha with a helper that refuses jobs, sha with one whose jobs fail]}}.
+sha with a helper that refuses jobs, sha with one whose jobs fail, shas with every learnt share at the low and at the
+high end of its range]}}.
 Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
 """
 
@@ -151,14 +152,24 @@ for f in files:
         if h is None:
             row += [None, 0]
             continue
-        jobs = len(parallel._log)
+        jobs = parallel.jobs_done()
         parallel.set_helper(h)
         row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
-        row.append(h.jobs if isinstance(h, parallel.LoopbackHelper) else len(parallel._log) - jobs)
+        row.append(h.jobs if isinstance(h, parallel.LoopbackHelper) else parallel.jobs_done() - jobs)
     # A helper that refuses every job, and one whose jobs fail: this thread computes everything itself.
     for h in (Refusing(), Failing()):
         parallel.set_helper(h)
         row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
+    # Every split the learnt shares may take: both ends of each share's range (the schedule moves, the pixels do not).
+    parallel.set_helper(real or parallel.LoopbackHelper())
+    learnt = {k: v.value for k, v in parallel.SHARES.items()}
+    for end in ("lo", "hi"):
+        for v in parallel.SHARES.values():
+            v.value = getattr(v, end)
+            v.RATE = 0.0  # held there while decoding
+        row.append(hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest())
+    for k, v in parallel.SHARES.items():
+        v.value, v.RATE = learnt[k], parallel.Share.RATE
     parallel.set_helper(None)
     helper_out[f] = row
 print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),
