@@ -111,9 +111,14 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
 def _scales_here(c: int, share: float) -> int:
     """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``, which starts at 3/4: this thread
     then decodes y, ~3 ms for a Kodak image, while the helper finishes the means, which cost about what all the
-    scales do), a multiple of the kernel's row block."""
+    scales do), in steps of an eighth of c (a multiple of the kernel's row block): each split has plans of its own
+    (built once, ~10 ms, and sent to the helper once), so the learnt share may take only a few."""
     r = _native.W3_ROWS
-    return min(c, max(r, round(share * c / r) * r))
+    step = max(r, c // SCALE_STEPS // r * r)
+    return min(c, max(step, round(share * c / step) * step))
+
+
+SCALE_STEPS = 8
 
 
 # scale_index of every log-scale between the table's ends: below them it is 0, above them the last index.
