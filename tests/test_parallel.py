@@ -210,5 +210,21 @@ def test_wait_feeds_the_job_timing_to_its_share(fake):
     h = Timed()
     done = parallel.jobs_done()
     assert job.start(h) and job.wait(h) == []
-    assert s.value > 0.5  # the helper was late: this thread takes more next time
+    assert s.value == pytest.approx(0.5 + 0.5 * 1.5 / (2 * 16.0))  # the helper was late: this thread takes more
     assert parallel.jobs_done() == done + 1 and len(parallel.recent(1)[0]) == 6
+
+    class Early(Timed):  # ended before this thread asked: its clock says 1 ms, this thread did not wait
+        def wait(self, limit_ms: float = 0.0) -> str:
+            return json.dumps({**json.loads(super().wait(limit_ms)), "ms": [0.1, 8.0, 0.0, 0.1, -1.0]})
+
+    class Skewed(Timed):  # this thread waited 0.9 ms: the helper was late, whatever its clock says
+        def wait(self, limit_ms: float = 0.0) -> str:
+            return json.dumps({**json.loads(super().wait(limit_ms)), "ms": [0.1, 8.0, 0.9, 0.1, -0.2]})
+
+    for helper, moved in ((Early(), -1.0), (Skewed(), 0.9)):
+        before = s.value = 0.5
+        job = parallel.Job()
+        job.buf(np.zeros(4, np.uint8), "out")
+        job.learn = (s, 0.5)
+        assert job.start(helper) and job.wait(helper) == []
+        assert s.value == pytest.approx(before + 0.5 * moved / (2 * 16.0))

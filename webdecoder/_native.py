@@ -52,7 +52,7 @@ def lib() -> ctypes.CDLL | None:
                 handle.nic_wino3_conv.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 5
                                                   + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_int]
                                                   + [ctypes.c_double] * 2 + [ctypes.c_void_p] + [ctypes.c_int] * 3
-                                                  + [ctypes.c_void_p] + [ctypes.c_int] * 2)
+                                                  + [ctypes.c_void_p] + [ctypes.c_int] * 4)
                 handle.nic_convt_direct_i16.restype = ctypes.c_int
                 handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
                 handle.nic_requantize.restype = None
@@ -219,11 +219,12 @@ def wino3_data(a: np.ndarray, kp: int, limit: int) -> tuple[np.ndarray, np.ndarr
 def wino3_conv(upk: np.ndarray, combo: np.ndarray, tscale: np.ndarray, seg: np.ndarray, skip: np.ndarray,
                data: np.ndarray, shape: tuple[int, int], bias4: np.ndarray, shift: int, lo: float, hi: float,
                out: np.ndarray, run: Callable[..., Any] | None = None,
-               lut: tuple[np.ndarray, int] | None = None) -> None:
+               lut: tuple[np.ndarray, int] | None = None, row_range: tuple[int, int] | None = None) -> None:
     """out (rows, h, w), float64 or int32, = clip(floor((4 conv + bias4 + 2^(shift-1)) / 2^shift), lo, hi), conv
     the 3x3 correlation whose F(2x2, 3x3) transforms are ``data`` (``wino3_data``) and term t's weight pairs upk[t]
     (rows, Kp / 2) for transform combo[t], times tscale[t], int32 sums flushed every seg[t] pairs (``wino3.conv3``).
     ``lut`` (table, lo): int32 ``out`` receives ``scale_index(that, table, lo)`` instead, in the same pass.
+    ``row_range`` (r0, r1): only those rows of the plan (multiples of W3_ROWS), into out (r1 - r0, h, w).
     The kernel checks no bounds: they are asserted here."""
     nt, rows, pairs = upk.shape
     h, w = shape
@@ -234,7 +235,9 @@ def wino3_conv(upk: np.ndarray, combo: np.ndarray, tscale: np.ndarray, seg: np.n
     assert combo.shape == tscale.shape == seg.shape == (nt,) and skip.shape == (nt, rows // W3_ROWS)
     assert bool(np.all((combo >= 0) & (combo < 16))) and bool(np.all(seg >= 1))
     assert data.shape == (16, -(-tiles // (4 * W3_GROUPS)) * W3_GROUPS, pairs, 4, 2) and bias4.shape == (rows,)
-    assert out.shape == (rows, h, w) and 1 <= shift < 62
+    r0, r1 = row_range or (0, rows)
+    assert 0 <= r0 < r1 <= rows and r0 % W3_ROWS == 0 and r1 % W3_ROWS == 0
+    assert out.shape == (r1 - r0, h, w) and 1 <= shift < 62
     assert all(v.flags.c_contiguous for v in (upk, combo, tscale, seg, skip, data, bias4, out))
     table, llo = lut if lut is not None else (None, 0)
     if table is not None:
@@ -242,7 +245,7 @@ def wino3_conv(upk: np.ndarray, combo: np.ndarray, tscale: np.ndarray, seg: np.n
     _invoke(run, "nic_wino3_conv", ptr(upk), rows, pairs, nt, ptr(combo), ptr(tscale),
             ptr(seg), ptr(skip), ptr(data), data.shape[1], tiles, -(-w // 2), ptr(bias4),
             shift, lo, hi, ptr(out), int(out.dtype == np.int32), h, w,
-            None if table is None else ptr(table), llo, llo + (0 if table is None else table.size - 1))
+            None if table is None else ptr(table), llo, llo + (0 if table is None else table.size - 1), r0, r1)
 
 
 DIRECT_MAX_TERMS = 256  # MAX_TERMS in matmul.c: Cin * ceil(k/s)^2 taps per output phase

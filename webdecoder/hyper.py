@@ -64,10 +64,11 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     c = w.shape[1] // 2
     prep = wino3.prepare(t, 8 * -(-t.shape[0] // 8))
     h = parallel.helper() if t.shape[0] * 9 * 2 * c * t[0].size >= SPLIT_MIN_MACS else None
-    # Output channels: the means [0, c), the scales this thread computes [c, m), those the helper computes [m, 2c).
+    # Output channels: the means [0, c), the scales this thread computes [c, m), those the helper computes [m, 2c):
+    # two plans (the means, the scales), each thread taking a range of the scales' rows.
     m = 2 * c if h is None else c + _scales_here(c, parallel.share("hyper").value)
     parts = []
-    for rows in (slice(0, c), slice(c, m), slice(m, 2 * c))[: 2 if m == 2 * c else 3]:
+    for rows in (slice(0, c), slice(c, 2 * c)):
         p = wino3.plan(w, rows)
         seg = None if p is None or prep is None else wino3.segments(p, prep)
         if seg is None:
@@ -79,8 +80,10 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     ours, theirs = scale_idx[: m - c], scale_idx[m - c :]
 
     def run(i: int, out: np.ndarray, job: parallel.Job | None = None) -> None:
-        p, seg, bias = parts[i]
-        wino3.conv3(p, prep, seg, bias, shift, ACT_LIMIT, out, job, lut=lut if i else None)
+        """0: the means; 1: this thread's scales; 2: the helper's."""
+        p, seg, bias = parts[min(i, 1)]
+        rows = None if i == 0 else (0, m - c) if i == 1 else (m - c, c)
+        wino3.conv3(p, prep, seg, bias, shift, ACT_LIMIT, out, job, lut=lut if i else None, rows=rows)
 
     job = None
     if h is not None:
@@ -111,14 +114,9 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
 def _scales_here(c: int, share: float) -> int:
     """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``, which starts at 3/4: this thread
     then decodes y, ~3 ms for a Kodak image, while the helper finishes the means, which cost about what all the
-    scales do), in steps of an eighth of c (a multiple of the kernel's row block): each split has plans of its own
-    (built once, ~10 ms, and sent to the helper once), so the learnt share may take only a few."""
+    scales do), a multiple of the kernel's row block."""
     r = _native.W3_ROWS
-    step = max(r, c // SCALE_STEPS // r * r)
-    return min(c, max(step, round(share * c / step) * step))
-
-
-SCALE_STEPS = 8
+    return min(c, max(r, round(share * c / r) * r))
 
 
 # scale_index of every log-scale between the table's ends: below them it is 0, above them the last index.
@@ -164,6 +162,11 @@ def _wino3_check() -> bool:
         if seg is None or bool(np.any(p.scale != 1)) != (wmax > 1 << 12):
             return False
         if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
+            return False
+        # Two ranges of rows (the two threads' parts of the scales): the same planes.
+        r = _native.W3_ROWS
+        if not all(np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)),
+                                              rows=(r0, r1)), want[r0:r1]) for r0, r1 in ((0, r), (r, cout))):
             return False
         # Shifted further, the same sums become log-scales of a few hundred around each channel's bias, biases spread
         # from below the table's first log-scale to past its last: the table's inside and both clamps.

@@ -26,6 +26,7 @@ from webdecoder import _native
 
 ROLES = ("const", "in", "out", "scratch", "zero")
 WAIT_MIN_MS = 5000.0
+LATE_MIN_MS = 0.05  # a wait longer than this means the helper ended after this thread asked
 LOG_JOBS = 64
 # per job, ms: the helper's start delay, its time on the job, this thread's wait, the copy back, this thread's own
 # work between the start and the wait, and how much later than this thread the helper ended (negative: earlier)
@@ -236,7 +237,10 @@ class Job:
             del _log[:-LOG_JOBS]
             _jobs_done += 1
             if self.learn is not None and len(ms) >= 5:
-                self.learn[0].learn(ms[4], ms[1], self.learn[1])
+                # Late: this thread's own wait, on one clock; early: the two threads' clocks (performance.timeOrigin
+                # + now() in each), which may disagree by a fraction of a millisecond, only ever as early.
+                late = ms[2] if ms[2] > LATE_MIN_MS else min(0.0, ms[4])
+                self.learn[0].learn(late, ms[1], self.learn[1])
         _memory_bytes = max(_memory_bytes, int(answer.get("memoryBytes", 0)))
         return answer["rcs"]
 

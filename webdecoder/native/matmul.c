@@ -891,11 +891,12 @@ int nic_wino3_data(const double *a, int cin, int h, int w, int Kp, int limit, in
  * W3_G tile groups: the accumulators in registers (more spill: V8 keeps 14 or so of x64's 16 for values), the
  * groups' transforms (16 x W3_G x P x 16 B) in cache while every row block reads them. Tile n covers output rows
  * 2 (n / tw) + {0, 1}, columns 2 (n % tw) + {0, 1}; outputs past oh, ow and tiles past N are dropped. rows is a
- * multiple of W3_R, groups of W3_G. */
+ * multiple of W3_R, groups of W3_G. Only rows r_lo .. r_hi - 1 (multiples of W3_R) are computed, into out's planes
+ * 0 .. r_hi - r_lo - 1: the two threads each take a range of one plan's rows. */
 void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_t *combo, const double *tscale,
                     const int32_t *seg, const uint8_t *skip, const int16_t *V, int groups, int N, int tw,
                     const double *bias4, int shift, double lo, double hi, void *out, int i32, int oh, int ow,
-                    const int32_t *lut, int llo, int lhi) {
+                    const int32_t *lut, int llo, int lhi, int r_lo, int r_hi) {
   double half = (double)(1LL << (shift - 1)), inv = 1.0 / (double)(1LL << shift);
   v128_t vh = wasm_f64x2_splat(half), vi = wasm_f64x2_splat(inv), vlo = wasm_f64x2_splat(lo),
          vhi = wasm_f64x2_splat(hi);
@@ -903,7 +904,7 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
   double *of = i32 ? 0 : (double *)out;
   int32_t *oi = i32 ? (int32_t *)out : 0;
   for (int g0 = 0; g0 < groups; g0 += W3_G)
-    for (int r0 = 0; r0 < rows; r0 += W3_R) {
+    for (int r0 = r_lo; r0 < r_hi; r0 += W3_R) {
       v128_t m[16][W3_R][2 * W3_G]; /* [combo][row][tile pair]: float64 sums of 2 tiles */
       for (int c = 0; c < 16; c++)
         for (int r = 0; r < W3_R; r++)
@@ -948,7 +949,7 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
       }
       for (int r = 0; r < W3_R; r++) {
         v128_t vb = wasm_f64x2_splat(bias4[r0 + r]);
-        long orow = (long)(r0 + r) * plane;
+        long orow = (long)(r0 - r_lo + r) * plane;
         for (int j = 0; j < 2 * W3_G; j++) { /* tiles 4 g0 + 2 j + {0, 1} */
           v128_t T[4][2], O[2][2];
           for (int a = 0; a < 4; a++) {
