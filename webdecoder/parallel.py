@@ -73,11 +73,11 @@ def recent(n: int) -> list[list[float]]:
 
 
 class Share:
-    """This thread's share of one kind of split work (the synthesis bands' rows, the hyper-decoder's scales), learnt
-    from the jobs: after each, it moves toward the share at which both threads would have ended together. The two
-    threads do not run at one speed (the helper copies its inputs and outputs; a browser may run it on a slower
-    core), and a fixed half left one waiting 1-2 ms for the other in Chromium. The split only moves work between
-    the threads: every share gives the same integers."""
+    """This thread's share of one kind of split work (the synthesis bands' rows, the hyper-decoder's scales), which
+    each job's end times teach: after each, it moves toward the share at which both threads would have ended
+    together. The two threads do not run at one speed (the helper copies its inputs and outputs; a browser may run
+    it on a slower core), and a fixed half left one waiting 1-2 ms for the other in Chromium. The split only moves
+    work between the threads: every share gives the same integers."""
 
     RATE = 0.5  # half a step toward the even share per job: measured ends vary by a millisecond or so
 
