@@ -112,9 +112,11 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
 
 
 def _scales_here(c: int, share: float) -> int:
-    """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``, which starts at 3/4: this thread
-    then decodes y, ~3 ms for a Kodak image, while the helper finishes the means, which cost about what all the
-    scales do), a multiple of the kernel's row block."""
+    """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``), a multiple of the kernel's row
+    block. The share starts at all of them (the helper computes only the means, as its first, cold job should: this
+    thread would otherwise wait for its cold scales) and learns down from there: about 3/4 under Node, where this
+    thread's y (~3 ms for a Kodak image) and the helper's means (~5 ms, about what all the scales cost) then end
+    together."""
     r = _native.W3_ROWS
     return min(c, max(r, round(share * c / r) * r))
 

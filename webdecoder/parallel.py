@@ -94,7 +94,9 @@ class Share:
         self.value = min(self.hi, max(self.lo, self.value + self.RATE * late_ms / (2 * whole_ms)))
 
 
-SHARES = {"hyper": Share(0.75, 0.5, 1.0), "bands1": Share(0.5, 0.3, 0.7), "bands2": Share(0.5, 0.3, 0.7)}
+# The hyper-decoder's starts at all the scales here: a first, cold job on the helper is slow, and this thread would
+# wait for its scales before y.
+SHARES = {"hyper": Share(1.0, 0.5, 1.0), "bands1": Share(0.5, 0.3, 0.7), "bands2": Share(0.5, 0.3, 0.7)}
 
 
 def share(kind: str) -> Share:
