@@ -256,6 +256,14 @@ def helper_jobs(per_decode: list[list[list[float]]]) -> list[dict]:
     return out
 
 
+def jobs_over_images(per_image: list[list[dict]]) -> list[dict]:
+    """``helper_jobs`` rows of several images -> per job index, the median of each figure over the images that have
+    it."""
+    n = max((len(jobs) for jobs in per_image), default=0)
+    return [{k: r2(median([jobs[i][k] for jobs in per_image if len(jobs) > i and jobs[i].get(k) is not None]))
+             for k in ("helperMs", "thisThreadMs", "waitMs", "helperLateMs")} for i in range(n)]
+
+
 def run(args: argparse.Namespace) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -395,12 +403,7 @@ def summarize(out: dict) -> dict:
         return {"nicMedianMs": r2(nic), "nativeMedianMs": {f: r2(v) for f, v in nat.items()},
                 "ratioVsAvif": r2(nic / nat["avif"]) if nic and nat["avif"] else None,
                 "stagesMedianMs": {s: r2(median([r["stagesMs"][s] for r in rows])) for s in STAGES},
-                "helperJobsMedianMs": [{k: r2(median([r["helperJobsMs"][i][k] for r in rows
-                                                      if len(r.get("helperJobsMs") or []) > i
-                                                      and r["helperJobsMs"][i].get(k) is not None]))
-                                        for k in ("helperMs", "thisThreadMs", "waitMs", "helperLateMs")}
-                                       for i in range(max((len(r.get("helperJobsMs") or []) for r in rows),
-                                                          default=0))]}
+                "helperJobsMedianMs": jobs_over_images([r.get("helperJobsMs") or [] for r in rows])}
 
     summary = {"worker1x": agg(out["worker"]), **{f"page{k}x": agg(v) for k, v in out["pageThrottled"].items()}}
     if out.get("workerNumpyOnly"):

@@ -226,16 +226,25 @@
       const ready = () => (part < 0 ? Atomics.load(ctrl, 0) !== 0 : Atomics.load(progress, 0) > part);
       for (const spinEnd = now() + Math.min(SPIN_MS, limitMs); now() < spinEnd;) if (ready()) return;
       for (;;) {
-        const seen = Atomics.load(progress, 0);
-        if (part < 0 ? Atomics.load(ctrl, 0) !== 0 : seen > part) return;
+        const seen = Atomics.load(progress, 0); // read before ready(): a change after it ends the wait at once
+        if (ready()) return;
         const left = deadline - now();
         if (left <= 0 || Atomics.wait(progress, 0, seen, left) === "timed-out") {
-          if (part < 0 ? Atomics.load(ctrl, 0) !== 0 : Atomics.load(progress, 0) > part) return;
+          if (ready()) return;
           broken = "no answer within " + limitMs + " ms";
           job = null;
           throw new Error("nic-helper: " + broken);
         }
       }
+    }
+
+    // Copies outputs back from the shared buffer into Python's memory; returns when the copy began.
+    function copyBack(outs) {
+      const src = new Uint8Array(data);
+      const dst = heap();
+      const copied = now();
+      for (const b of outs) dst.set(src.subarray(b.at, b.at + b.n), b.ptr);
+      return copied;
     }
 
     function failed() {
@@ -251,10 +260,7 @@
       block(limitMs, partsTaken);
       if (Atomics.load(ctrl, 0) === 2) throw failed();
       const [ncalls, outs] = parts[partsTaken++];
-      const src = new Uint8Array(data);
-      const dst = heap();
-      const copied = now();
-      for (const b of job) if (outs.includes(b.index)) dst.set(src.subarray(b.at, b.at + b.n), b.ptr);
+      const copied = copyBack(job.filter((b) => outs.includes(b.index)));
       const rcs = Array.from(ctrl.subarray(2, 2 + ncalls));
       return JSON.stringify({ rcs, ms: [times[0] - posted, 0, copied - waited, now() - copied] });
     }
@@ -267,10 +273,7 @@
       block(limitMs, -1);
       job = null;
       if (Atomics.load(ctrl, 0) !== 1) throw failed();
-      const src = new Uint8Array(data);
-      const dst = heap();
-      const copied = now();
-      for (const b of outs) dst.set(src.subarray(b.at, b.at + b.n), b.ptr);
+      const copied = copyBack(outs);
       const rcs = Array.from(ctrl.subarray(2, 2 + ctrl[1]));
       // ms: the helper's start delay after the post, its time on the job, this thread's wait, the copy back, and
       // how much later than this thread's call to wait the helper ended (negative: it had ended that much before)
