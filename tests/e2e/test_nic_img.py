@@ -98,6 +98,28 @@ def test_lazy_images_decode_only_when_scrolled_into_view(page, server, catalog):
     assert page.evaluate("() => { const a = document.querySelectorAll('nic-img'); return a[a.length - 1].complete; }")
 
 
+def test_the_runtime_starts_with_the_first_nic_img_even_a_lazy_one_off_screen(page, server, catalog):
+    """The codec's start-up (~2 s) begins when a <nic-img> is in the document, not when a lazy one reaches the
+    viewport; the element's own file still waits for the viewport."""
+    nic_requests: list[str] = []
+    page.on("request", lambda req: nic_requests.append(req.url) if req.url.endswith(".nic") else None)
+    _setup(page, server)
+    started = page.evaluate("""async (src) => {
+        const nic = await import('/static/nic.js');
+        if (nic.stats() !== null) return 'already started';
+        const spacer = document.createElement('div');
+        spacer.style.height = (innerHeight + 4000) + 'px';
+        const el = document.createElement('nic-img');
+        el.setAttribute('loading', 'lazy');
+        el.setAttribute('src', src);
+        document.querySelector('main').append(spacer, el);
+        for (let i = 0; i < 2400 && nic.stats() === null; i++) await new Promise((r) => setTimeout(r, 50));
+        return { ready: nic.stats() !== null, complete: el.complete, state: el.dataset.state || null };
+    }""", catalog[0]["nic"]["url"])
+    assert started == {"ready": True, "complete": False, "state": None}, started
+    assert not nic_requests, f"an off-screen lazy image was fetched: {nic_requests}"
+
+
 def _corrupt_variants(data: bytes) -> dict[str, bytes]:
     mid = len(data) // 2
     flipped = bytearray(data)

@@ -6,7 +6,9 @@
 //
 // Behaves like <img> where it can: width/height reserve space with the right aspect ratio (no layout
 // shift) and are presentational hints that page CSS overrides; loading="lazy" waits until the element is
-// near the viewport; `load`/`error` events do not bubble and carry
+// near the viewport to fetch and decode its file, but the decoder's runtime (Pyodide, NumPy, weights: ~2 s of
+// start-up in its worker, the codec's one-off "install") starts as soon as the first element with a src is in
+// the document, so the first image near the viewport does not wait for it too; `load`/`error` events do not bubble and carry
 // detail {decodeMs, bytes, kmacPerPx, totalMac, width, height, ...}; `complete`, `naturalWidth`, `naturalHeight`.
 // When WebAssembly is missing or decoding fails it fires `error` and shows `fallback` (or the alt text).
 //
@@ -22,7 +24,7 @@
 // `load` detail also has atMs, previewAtMs (null if no preview), fetchMs, totalMac and stages (ms per
 // decoder stage: parse, z, hyper, y, synthesis), so pages can predict decode time from the cost.
 
-import { decodeProgressive, supported } from "./nic.js";
+import { decodeProgressive, ready, supported } from "./nic.js";
 
 const ATTRS = ["src", "alt", "width", "height", "loading", "fallback", "progressive"];
 
@@ -40,6 +42,7 @@ img.fb { display: block; width: 100%; height: 100%; object-fit: inherit; }
 
 // One observer for every lazy element; 200px margin so images are ready just as they scroll in.
 let lazyObserver = null;
+let runtimeStarted = false; // _bootRuntime ran
 function observeLazy(el) {
   if (!lazyObserver) {
     lazyObserver = new IntersectionObserver((entries) => {
@@ -171,9 +174,20 @@ export class NicImg extends HTMLElement {
       this._cancel();
       this._complete = false;
       if (lazyObserver) lazyObserver.unobserve(this);
+      this._bootRuntime();
       if (this.loading === "lazy" && typeof IntersectionObserver === "function") observeLazy(this);
       else this._startNow();
     });
+  }
+
+  // The runtime's start-up, once per page: at the first connected element with a src rather than when a lazy one
+  // reaches the viewport (after the first layout: 0.1-0.25 s later on the gallery). In a task of its own, so that
+  // the page's module scripts, which all run before it, may still call nic.js configure(). Its failure is
+  // reported by the decode that awaits it (ready() keeps the error), not here.
+  _bootRuntime() {
+    if (runtimeStarted || !this.src || !supported()) return;
+    runtimeStarted = true;
+    setTimeout(() => ready().catch(() => {}), 0);
   }
 
   async _startNow() {

@@ -38,7 +38,8 @@ const DEFAULT_MAC_PER_MS = 1e6;
 const PREVIEW_COST = 0.9;
 
 /** Options {mode: "worker"|"page", kernels: true|false, cores: 1|2, manifestURL, workerURL, runtime} before the
- *  first decode; timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
+ *  first decode (and before the task after the first <nic-img> connects, which starts the runtime: a page's
+ *  module scripts run in time); timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
  *  WebAssembly kernels: same pixels, several times slower), to measure what the kernels buy. cores: the
  *  worker's threads; its second one (same pixels) needs a cross-origin isolated page (COOP + COEP headers,
  *  as the nic site sends) and is never used in page mode. */
