@@ -97,3 +97,18 @@ def test_bucket_index_brackets_every_slot_like_the_slot_table():
         ok = start[mid] <= slot
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid - 1)
     assert np.array_equal(lo, lut[(table << 16) | slot])
+
+
+@pytest.mark.parametrize("name", ["RANS", "VALUES"])
+def test_the_known_answer_streams_are_the_encoders_output_and_decode_to_their_symbols(name):
+    """The wasm loop's load-time checks decode stored streams (``webdecoder.known_answers``) instead of encoding their
+    inputs in the browser: each must be exactly what the encoder makes of those inputs, and the NumPy decoder must give
+    the symbols back from it (so a check that passes means the C loop decodes like the reference)."""
+    from webdecoder import entropy, known_answers, rans
+
+    freqs, offsets, tables, symbols, lanes = (rans._check_case if name == "RANS" else entropy._values_check_case)()
+    stream = getattr(known_answers, name)
+    assert RansEncoder(lanes).encode(symbols, freqs, offsets, tables) == stream
+    dec = RansDecoder(stream, lanes)
+    assert dec.decode(freqs, offsets, tables).tolist() == symbols.tolist()
+    dec.finish()  # every word consumed, every lane back at its start

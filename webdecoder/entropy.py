@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder import _native, conv
+from webdecoder import _native, conv, known_answers
 from webdecoder.errors import NicError
 from webdecoder.rans import RansDecoder, RansEncoder
 from webdecoder.rans import _kernel_ok as _rans_kernel_ok
@@ -126,25 +126,32 @@ def _make_value_tables(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _values_state: bool | None = None  # None: not checked yet
 
 
+def _values_check_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The known-answer case of ``_values_kernel_ok``: (freqs, offsets, tables, symbols, lanes), random symbols of
+    tables with escapes (half-ranges 0, 1, 3, 40: 2R + 2 symbols each, the last the escape); 1500 symbols on 37 lanes,
+    41 steps, the last partial. ``known_answers.VALUES`` is ``RansEncoder(lanes).encode`` of it (tests/test_rans.py)."""
+    ints = _native.CheckInts(3)
+    halves = [0, 1, 3, 40]
+    offsets = np.cumsum([0, *(2 * r + 2 for r in halves)]).astype(np.int64)
+    freqs = np.concatenate([_check_freqs(2 * r + 2) for r in halves])
+    n, lanes = 1500, 37
+    tables = ints.integers(0, len(halves), n)
+    symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
+    return freqs, offsets, tables, symbols, lanes
+
+
 def _values_kernel_ok() -> bool:
     """Use the C step loop's value mode (Pyodide) only where it reproduces ``decode_global`` + ``_symbol_values``
-    on a known stream: random symbols of tables with escapes, every word consumed, every lane back at its start;
-    checked once."""
+    on a known stream (``known_answers.VALUES``, stored rather than encoded here): every word consumed, every lane
+    back at its start; checked once."""
     global _values_state
     if _values_state is None:
         _values_state = False
         if _native.lib() is not None and _rans_kernel_ok():
-            ints = _native.CheckInts(3)
-            halves = [0, 1, 3, 40]  # half-ranges: 2R + 2 symbols each, the last the escape
-            offsets = np.cumsum([0, *(2 * r + 2 for r in halves)]).astype(np.int64)
-            freqs = np.concatenate([_check_freqs(2 * r + 2) for r in halves])
-            n, lanes = 1500, 37  # 41 steps, the last partial: every branch at little start-up cost
-            tables = ints.integers(0, len(halves), n)
-            symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
-            data = RansEncoder(lanes=lanes).encode(symbols, freqs, offsets, tables)
+            freqs, offsets, tables, symbols, lanes = _values_check_case()
             want = _symbol_values(offsets[tables] + symbols, tables, offsets)
             try:
-                dec = RansDecoder(data, lanes=lanes)
+                dec = RansDecoder(known_answers.VALUES, lanes=lanes)
                 got = dec.decode_values(freqs, offsets, tables.astype(np.int32), _value_tables(offsets))
                 dec.finish()
             except NicError:

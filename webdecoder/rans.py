@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder import _native
+from webdecoder import _native, known_answers
 from webdecoder.errors import NicError
 
 PRECISION = 16
@@ -146,30 +146,37 @@ def _run_steps(kernel: bool, tables: np.ndarray, lanes: int, x: np.ndarray, word
 _kernel_state: bool | None = None  # None: not checked yet
 
 
+def _check_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The known-answer case of ``_kernel_ok``: (freqs, offsets, tables, symbols, lanes). Three tables that each sum to
+    2^16; the last has 600 symbols, so the C loop's bucket search runs its full depth (several symbols start inside
+    one 256-slot bucket). 1500 symbols on 37 lanes: 41 steps, the last one partial, every branch at little cost.
+    ``known_answers.RANS`` is ``RansEncoder(lanes).encode`` of it (tests/test_rans.py encodes it again)."""
+    ints = _native.CheckInts()
+    big = 1 + (np.arange(600, dtype=np.int64) * 37) % 200
+    big[0] = (1 << PRECISION) - big[1:].sum()
+    freqs = np.concatenate([[30000, 20000, 15000, 535, 1], [65000, 535, 1], big]).astype(np.int64)
+    offsets = np.array([0, 5, 8, 608], np.int64)
+    n, lanes = 1500, 37
+    tables = ints.integers(0, 3, n)
+    symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
+    return freqs, offsets, tables, symbols, lanes
+
+
 def _kernel_ok() -> bool:
     """Use the C loop only where it loads and decodes a pseudo-random stream exactly.
 
     A known-answer check: every symbol back, every word consumed, every lane back at its initial state
-    (what an exact rANS decode must end with). The NumPy loop is not run here; tests/test_rans.py proves
-    it and the C loop agree, and skipping it halves this one-off start-up cost in the browser.
+    (what an exact rANS decode must end with). The stream is stored (``known_answers``), not encoded here, and the
+    NumPy loop is not run: tests/test_rans.py proves the stream is the encoder's and that the C loop and the NumPy one
+    agree, and each of those would add to this one-off start-up cost in the browser.
     """
     global _kernel_state
     if _kernel_state is None:
         _kernel_state = False
         if _native.lib() is not None:
-            ints = _native.CheckInts()
-            # three tables that each sum to 2^16; the last has 600 symbols, so the C loop's bucket
-            # search runs its full depth (several symbols start inside one 256-slot bucket)
-            big = 1 + (np.arange(600, dtype=np.int64) * 37) % 200
-            big[0] = (1 << PRECISION) - big[1:].sum()
-            freqs = np.concatenate([[30000, 20000, 15000, 535, 1], [65000, 535, 1], big]).astype(np.int64)
-            offsets = np.array([0, 5, 8, 608], np.int64)
-            n, lanes = 1500, 37  # 41 steps, the last one partial: every branch at little start-up cost
-            tables = ints.integers(0, 3, n)
-            symbols = ints.integers(0, 1 << 30, n) % np.diff(offsets)[tables]
-            data = RansEncoder(lanes=lanes).encode(symbols, freqs, offsets, tables)
+            freqs, offsets, tables, symbols, lanes = _check_case()
             try:
-                dec = RansDecoder(data, lanes=lanes)
+                dec = RansDecoder(known_answers.RANS, lanes=lanes)
                 out, ptr = _run_steps(True, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
                 _kernel_state = (out.astype(np.int64).tolist() == (offsets[tables] + symbols).tolist()
                                  and ptr == dec.words.size and dec.x.tolist() == [RANS_L] * lanes)
