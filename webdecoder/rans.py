@@ -167,8 +167,8 @@ def _kernel_ok() -> bool:
 
     A known-answer check: every symbol back, every word consumed, every lane back at its initial state
     (what an exact rANS decode must end with). The stream is stored (``known_answers``), not encoded here, and the
-    NumPy loop is not run: tests/test_rans.py proves the stream is the encoder's and that the C loop and the NumPy one
-    agree, and each of those would add to this one-off start-up cost in the browser.
+    NumPy loop is not run: tests/test_rans.py proves the stream is the encoder's, tests/e2e/pyodide_kernel_check.py
+    that the C loop and the NumPy one agree, and either here would add to this one-off start-up cost in the browser.
     """
     global _kernel_state
     if _kernel_state is None:
