@@ -84,6 +84,10 @@ class Share:
     def __init__(self, value: float, lo: float, hi: float) -> None:
         self.value, self.lo, self.hi = value, lo, hi
 
+    def rows(self, n: int) -> int:
+        """This thread's part of n rows (or row blocks) at the current share: at least one, and one fewer than all."""
+        return min(n - 1, max(1, round(self.value * n)))
+
     def learn(self, late_ms: float, helper_ms: float, helper_units: float) -> None:
         """The helper ended ``late_ms`` after this thread (negative: before) and worked ``helper_ms`` on
         ``helper_units`` of the split work (in units of the whole): moving late / 2 ms of work to this thread would

@@ -142,7 +142,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
 
     h = parallel.helper()
     share = parallel.share("bands2")  # this thread's part of the tile rows, learnt from the previous decodes
-    split = min(th - 1, max(1, round(share.value * th)))
+    split = share.rows(th)
     if not 2 <= 32 * split - 2 < 32 * split + 2 < height:
         split = th // 2
     if h is None or th * tw < SPLIT_MIN_TILES or not 2 <= 32 * split - 2 < 32 * split + 2 < height:
@@ -191,7 +191,7 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     cin, hy, wy = x.shape
     height, width = size
     share = parallel.share("bands1")  # this thread's part of the latent rows, learnt from the previous decodes
-    split = min(hy - 1, max(1, round(share.value * hy)))
+    split = share.rows(hy)
     if not 0 < 16 * split < height:
         split = hy // 2
     if h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok():

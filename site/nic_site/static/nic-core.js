@@ -12,7 +12,8 @@
  *           + kernels: whether the WebAssembly kernels were loaded (false: the NumPy reference decoded)
  *           + threads: 2 when the helper thread took part, else 1; helper_wasm_bytes: its WebAssembly memory
  *           + helper_jobs_ms: per job the helper ran for this decode, ms [its start delay, its time on the job,
- *             this thread's wait, the copy back, this thread's own work meanwhile] (parallel.recent)
+ *             this thread's wait, the copy back, this thread's own work meanwhile, how much later than this thread
+ *             the helper ended (negative: earlier)] (parallel.recent)
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
