@@ -246,3 +246,29 @@ def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
     assert got == [{"helperMs": 7.2, "thisThreadMs": 6.5, "waitMs": 0.2, "helperLateMs": 0.2},
                    {"helperMs": 14.7, "thisThreadMs": 13.75, "waitMs": 0.5, "helperLateMs": None}]
     assert helper_jobs([[], []]) == []
+
+
+def test_kernel_speed_times_builds_side_by_side_and_checks_their_outputs(tiny_dir, tmp_path, monkeypatch):
+    import encoder
+    from bench import kernel_speed
+
+    img = np.asarray(Image.open(tiny_dir / "tiny.png").convert("RGB"))
+    nic = tmp_path / "tiny.nic"
+    nic.write_bytes(encoder.encode(img, quality=3, depth=2, effort="none"))
+    so = Path(kernel_speed.ROOT) / "webdecoder" / "native" / "nicmm.wasm.so"
+    res = kernel_speed.run(nic, [("a", so), ("b", so)], rounds=3, max_pages=32768, out=tmp_path / "k.json")
+    assert set(res["median_ms"]) == {"a", "b"}
+    assert all(set(t) == set(kernel_speed.KERNELS) and min(t.values()) > 0 for t in res["median_ms"].values())
+    assert "| b / a |" in kernel_speed.markdown(res)
+    assert json.loads((tmp_path / "k.json").read_text())["builds"]["a"] == str(so)
+    # A build whose outputs differ from the NumPy reference fails the run (here: the reference is off by one).
+    real = kernel_speed.operands
+
+    def off_by_one(data: bytes):
+        arrays, scalars = real(data)
+        arrays["ref_means"] = arrays["ref_means"] + 1
+        return arrays, scalars
+
+    monkeypatch.setattr(kernel_speed, "operands", off_by_one)
+    with pytest.raises(SystemExit, match="differ from the NumPy reference"):
+        kernel_speed.run(nic, [("a", so)], rounds=1, max_pages=32768, out=None)

@@ -165,6 +165,9 @@ def _wino3_check() -> bool:
             return False
         if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
             return False
+        # int32 planes (the means' type): the kernel's own store paths, whole tile pairs and edge tiles.
+        if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd), np.int32)), want):
+            return False
         # Two ranges of rows (the two threads' parts of the scales): the same planes.
         r = _native.W3_ROWS
         if not all(np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)),

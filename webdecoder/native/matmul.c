@@ -892,7 +892,10 @@ int nic_wino3_data(const double *a, int cin, int h, int w, int Kp, int limit, in
  * groups' transforms (16 x W3_G x P x 16 B) in cache while every row block reads them. Tile n covers output rows
  * 2 (n / tw) + {0, 1}, columns 2 (n % tw) + {0, 1}; outputs past oh, ow and tiles past N are dropped. rows is a
  * multiple of W3_R, groups of W3_G. Only rows r_lo .. r_hi - 1 (multiples of W3_R) are computed, into out's planes
- * 0 .. r_hi - r_lo - 1: the two threads each take a range of one plan's rows. */
+ * 0 .. r_hi - r_lo - 1: the two threads each take a range of one plan's rows. The first flush of each transform
+ * stores its sums (no zeroed block to add to), unit-scale terms skip their multiply, and two whole tiles side by
+ * side store each output row as one vector: the output transform and its scalar stores had taken ~30 % of the
+ * kernel (bench/kernel_speed.py). */
 void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_t *combo, const double *tscale,
                     const int32_t *seg, const uint8_t *skip, const int16_t *V, int groups, int N, int tw,
                     const double *bias4, int shift, double lo, double hi, void *out, int i32, int oh, int ow,
@@ -906,9 +909,7 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
   for (int g0 = 0; g0 < groups; g0 += W3_G)
     for (int r0 = r_lo; r0 < r_hi; r0 += W3_R) {
       v128_t m[16][W3_R][2 * W3_G]; /* [combo][row][tile pair]: float64 sums of 2 tiles */
-      for (int c = 0; c < 16; c++)
-        for (int r = 0; r < W3_R; r++)
-          for (int j = 0; j < 2 * W3_G; j++) m[c][r][j] = wasm_f64x2_splat(0);
+      int seen = 0; /* bit c: m[c] holds a sum (the first flush of a combo stores instead of adding to zeros) */
       for (int t = 0; t < nterm; t++) {
         if (skip && skip[(long)t * (rows / W3_R) + r0 / W3_R]) continue;
         const int32_t *u = Upk + ((long)t * rows + r0) * P;
@@ -929,16 +930,26 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
             }
           }
           v128_t(*mc)[2 * W3_G] = m[combo[t]];
+          int first = !(seen >> combo[t] & 1), unit = tscale[t] == 1.0;
+          seen |= 1 << combo[t];
           for (int r = 0; r < W3_R; r++)
             for (int g = 0; g < W3_G; g++) {
               v128_t x = acc[r][g];
               v128_t lo2 = wasm_f64x2_convert_low_i32x4(x),
                      hi2 = wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(x, x, 2, 3, 0, 1));
-              mc[r][2 * g] = wasm_f64x2_add(mc[r][2 * g], wasm_f64x2_mul(sc, lo2));
-              mc[r][2 * g + 1] = wasm_f64x2_add(mc[r][2 * g + 1], wasm_f64x2_mul(sc, hi2));
+              if (!unit) {
+                lo2 = wasm_f64x2_mul(sc, lo2);
+                hi2 = wasm_f64x2_mul(sc, hi2);
+              }
+              mc[r][2 * g] = first ? lo2 : wasm_f64x2_add(mc[r][2 * g], lo2);
+              mc[r][2 * g + 1] = first ? hi2 : wasm_f64x2_add(mc[r][2 * g + 1], hi2);
             }
         }
       }
+      for (int c = 0; c < 16; c++) /* a transform no term multiplies (no plan has one): its sums are 0 */
+        if (!(seen >> c & 1))
+          for (int r = 0; r < W3_R; r++)
+            for (int j = 0; j < 2 * W3_G; j++) m[c][r][j] = wasm_f64x2_splat(0);
       /* Where each tile's outputs go (an integer division per tile, not per row and output). */
       long off[4 * W3_G];
       int fits[4 * W3_G]; /* bit 0: column X + 1 inside, bit 1: row Y + 1 inside; -1: no such tile */
@@ -964,6 +975,29 @@ void nic_wino3_conv(const int32_t *Upk, int rows, int P, int nterm, const int32_
               v128_t x = wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_add(O[oy][ox], vb), vh), vi));
               O[oy][ox] = wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, x));
             }
+          }
+          if (fits[2 * j] == 3 && fits[2 * j + 1] == 3 && off[2 * j + 1] == off[2 * j] + 2) {
+            /* Both tiles whole and side by side (every pair but at a right or bottom edge, or a tile row's wrap):
+             * each output row is 4 adjacent values, stored as one vector. */
+            long o = orow + off[2 * j];
+            for (int oy = 0; oy < 2; oy++, o += ow) {
+              if (of) {
+                wasm_v128_store(of + o, wasm_i64x2_shuffle(O[oy][0], O[oy][1], 0, 2));
+                wasm_v128_store(of + o + 2, wasm_i64x2_shuffle(O[oy][0], O[oy][1], 1, 3));
+                continue;
+              }
+              /* exact: integers within +-2^31 (the caller's lo, hi) */
+              v128_t q = wasm_i32x4_shuffle(wasm_i32x4_trunc_sat_f64x2_zero(O[oy][0]),
+                                            wasm_i32x4_trunc_sat_f64x2_zero(O[oy][1]), 0, 4, 1, 5);
+              if (lut) { /* as nic_scale_index: clamped into the table */
+                q = wasm_i32x4_sub(wasm_i32x4_min(wasm_i32x4_max(q, wasm_i32x4_splat(llo)), wasm_i32x4_splat(lhi)),
+                                   wasm_i32x4_splat(llo));
+                q = wasm_i32x4_make(lut[wasm_i32x4_extract_lane(q, 0)], lut[wasm_i32x4_extract_lane(q, 1)],
+                                    lut[wasm_i32x4_extract_lane(q, 2)], lut[wasm_i32x4_extract_lane(q, 3)]);
+              }
+              wasm_v128_store(oi + o, q);
+            }
+            continue;
           }
           double v[2][2][2]; /* [oy][ox][tile] */
           wasm_v128_store(v[0][0], O[0][0]);
