@@ -249,8 +249,8 @@ def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
 
 
 def test_kernel_speed_times_builds_side_by_side_and_checks_their_outputs(tiny_dir, tmp_path, monkeypatch):
-    import encoder
     from bench import kernel_speed
+    import encoder
 
     img = np.asarray(Image.open(tiny_dir / "tiny.png").convert("RGB"))
     nic = tmp_path / "tiny.nic"
