@@ -29,58 +29,64 @@ def lib() -> ctypes.CDLL | None:
         _lib = None
         if sys.platform == "emscripten" and not os.environ.get("NIC_NO_KERNEL"):
             try:
-                handle = ctypes.CDLL(str(LIB_PATH))
-                handle.nic_matmul_f64.restype = None
-                handle.nic_matmul_f64.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
-                handle.nic_matmul_i16.restype = None
-                handle.nic_matmul_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
-                handle.nic_convt_i16.restype = None
-                handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
-                                                 + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
-                handle.nic_wino_data.restype = ctypes.c_int
-                handle.nic_wino_data.argtypes = ([ctypes.c_void_p, ctypes.c_long] + [ctypes.c_int] * 8
-                                                 + [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
-                handle.nic_wino_convt.restype = ctypes.c_int
-                handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3
-                                                  + [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int]
-                                                  + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
-                                                  + [ctypes.c_void_p] * 2
-                                                  + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
-                handle.nic_wino3_data.restype = ctypes.c_int
-                handle.nic_wino3_data.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3
-                handle.nic_wino3_conv.restype = None
-                handle.nic_wino3_conv.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 5
-                                                  + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_int]
-                                                  + [ctypes.c_double] * 2 + [ctypes.c_void_p] + [ctypes.c_int] * 3
-                                                  + [ctypes.c_void_p] + [ctypes.c_int] * 4)
-                handle.nic_convt_direct_i16.restype = ctypes.c_int
-                handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
-                handle.nic_requantize.restype = None
-                handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
-                handle.nic_pixels.restype = None
-                handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9
-                handle.nic_convt_direct.restype = None
-                handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 8
-                handle.nic_upres_igdn.restype = None
-                handle.nic_upres_igdn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 6 + [ctypes.c_double]
-                handle.nic_overlap_add.restype = None
-                handle.nic_overlap_add.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 6
-                handle.nic_scale_index.restype = None
-                handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
-                                                   + [ctypes.c_int] * 2)
-                handle.nic_latent.restype = None
-                handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
-                                              + [ctypes.c_void_p])
-                handle.nic_to_i16t.restype = ctypes.c_int
-                handle.nic_to_i16t.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
-                handle.nic_rans_decode.restype = ctypes.c_int
-                handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
-                                                    ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-                                                   + [ctypes.c_void_p] * 8)
-                _lib = handle
+                _lib = open_module(LIB_PATH)
             except (OSError, AttributeError):
                 _lib = None
     return _lib  # type: ignore[return-value]
+
+
+def open_module(path: Path) -> ctypes.CDLL:
+    """A build of the side module at ``path``, its exports typed (``lib()`` opens the package's own; a benchmark may
+    open another build beside it: bench/pyodide_ab.py --so)."""
+    handle = ctypes.CDLL(str(path))
+    handle.nic_matmul_f64.restype = None
+    handle.nic_matmul_f64.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
+    handle.nic_matmul_i16.restype = None
+    handle.nic_matmul_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+    handle.nic_convt_i16.restype = None
+    handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                                     + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
+    handle.nic_wino_data.restype = ctypes.c_int
+    handle.nic_wino_data.argtypes = ([ctypes.c_void_p, ctypes.c_long] + [ctypes.c_int] * 8
+                                     + [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
+    handle.nic_wino_convt.restype = ctypes.c_int
+    handle.nic_wino_convt.argtypes = ([ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3
+                                      + [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int]
+                                      + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
+                                      + [ctypes.c_void_p] * 2
+                                      + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
+    handle.nic_wino3_data.restype = ctypes.c_int
+    handle.nic_wino3_data.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3
+    handle.nic_wino3_conv.restype = None
+    handle.nic_wino3_conv.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 5
+                                      + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_int]
+                                      + [ctypes.c_double] * 2 + [ctypes.c_void_p] + [ctypes.c_int] * 3
+                                      + [ctypes.c_void_p] + [ctypes.c_int] * 4)
+    handle.nic_convt_direct_i16.restype = ctypes.c_int
+    handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
+    handle.nic_requantize.restype = None
+    handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
+    handle.nic_pixels.restype = None
+    handle.nic_pixels.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9
+    handle.nic_convt_direct.restype = None
+    handle.nic_convt_direct.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 8
+    handle.nic_upres_igdn.restype = None
+    handle.nic_upres_igdn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 6 + [ctypes.c_double]
+    handle.nic_overlap_add.restype = None
+    handle.nic_overlap_add.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 6
+    handle.nic_scale_index.restype = None
+    handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
+                                       + [ctypes.c_int] * 2)
+    handle.nic_latent.restype = None
+    handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
+                                  + [ctypes.c_void_p])
+    handle.nic_to_i16t.restype = ctypes.c_int
+    handle.nic_to_i16t.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
+    handle.nic_rans_decode.restype = ctypes.c_int
+    handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                        ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+                                       + [ctypes.c_void_p] * 8)
+    return handle
 
 
 _addressof, _from_buffer = ctypes.addressof, ctypes.c_char.from_buffer

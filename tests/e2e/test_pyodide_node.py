@@ -56,3 +56,21 @@ def test_webdecoder_in_pyodide_matches_cpython(tmp_path, small_files):
     assert len(refused) >= 8
     for f, message in refused.items():
         assert got[f].get("error") == message, (Path(f).name, got[f], message)
+
+
+def test_pyodide_ab_compares_two_builds_of_the_kernels_in_one_process(tmp_path, small_files):
+    """bench/pyodide_ab.py --so: both builds opened beside each other, swapped in turn, each decoding the same
+    pixels (the run stops otherwise) and timed."""
+    node = shutil.which("node")
+    assert node is not None, "node is required (scripts/setup_web.sh needs it too)"
+    nic = tmp_path / "small.nic"
+    nic.write_bytes(small_files[2])  # depth 2: every kind of kernel
+    so = ROOT / "webdecoder" / "native" / "nicmm.wasm.so"
+    other = tmp_path / "copy.so"
+    other.write_bytes(so.read_bytes())
+    out = subprocess.run([node, str(ROOT / "scripts" / "pyodide_run.mjs"), str(ROOT / "build" / "web" / "runtime"),
+                          str(ROOT / "bench" / "pyodide_ab.py"), "--so", str(so), str(other), "--rounds", "2",
+                          str(nic)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:] or out.stderr[-2000:])
+    lines = out.stdout.strip().splitlines()[-2:]
+    assert lines[0].startswith(f"A ({so}): median") and lines[1].startswith(f"B ({other}): median"), lines
