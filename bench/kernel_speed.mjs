@@ -47,7 +47,7 @@ function instantiate(path) {
   };
   const P = {};
   for (const [name, a] of Object.entries(ops)) if (!name.startsWith("ref_")) P[name] = put(a);
-  P.k13_data = alloc(k.k13_nd ** 2 * k.k13_tiles * k.k13_kp * 2);
+  P.k13_data = alloc(k.k13_nd ** 2 * k.k13_tiles4 * k.k13_kp * 2);
   P.k13_maxabs = alloc(k.k13_nd ** 2 * 4);
   P.k13_scratch = alloc(k.k13_scratch * 2);
   P.k13_out = alloc(ops.ref_k13.byteLength);
@@ -68,7 +68,7 @@ function k13(m) {
     P.k13_desc, k.k13_nd, k.k13_border, k.k13_limit, P.k13_scratch, P.k13_data, P.k13_maxabs)) throw new Error("k13 data");
   const t1 = performance.now();
   if (e.nic_wino_convt(P.k13_w16, k.k13_kp, P.k13_tstart, P.k13_py, P.k13_px, k.k13_units, P.k13_combo, P.k13_mask,
-    P.k13_wmax, P.k13_maxabs, k.k13_cout, P.k13_data, k.k13_tiles, k.k13_tiles * k.k13_kp, P.k13_pix, P.k13_out, k.k13_s,
+    P.k13_wmax, P.k13_maxabs, k.k13_cout, P.k13_data, k.k13_tiles, k.k13_tiles4 * k.k13_kp, P.k13_pix, P.k13_out, k.k13_s,
     k.k13_plane, k.k13_row, k.k13_band)) throw new Error("k13 convt");
   return { k13_data: t1 - t0, k13_convt: performance.now() - t1 };
 }

@@ -10,7 +10,9 @@ this shared machine. Here CPython decodes the file up to each layer's input, com
 reference, and writes the operands; ``bench/kernel_speed.mjs`` then instantiates each build bare under Node (no
 Pyodide: the kernels import only a memory and a stack pointer), calls every kernel of every build in turn for
 ``--rounds`` rounds, and fails unless each build's outputs equal the reference bit for bit. Prints the median ms
-per kernel and build with the ratio to the first build; writes JSON.
+per kernel and build with the ratio to the first build; writes JSON. The operands are laid out as the working tree's
+plans lay them out: builds from before a layout change (the k13/s8 weights' interleaved row pairs, session 31) fail
+the check rather than time garbage.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def operands(nic: bytes) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     kp = plan.w16.shape[1]
     scalars.update(k13_cin=cin, k13_h=hy, k13_w=wy, k13_th=th, k13_kp=kp, k13_nd=len(plan.desc),
                    k13_border=plan.border, k13_limit=winograd.MAX_INPUT, k13_units=len(plan.py),
-                   k13_cout=wk.shape[1], k13_tiles=th * tw, k13_s=s, k13_plane=2 * s * th * 2 * s * tw,
+                   k13_cout=wk.shape[1], k13_tiles=th * tw, k13_tiles4=winograd.padded_tiles(th * tw),
+                   k13_s=s, k13_plane=2 * s * th * 2 * s * tw,
                    k13_row=2 * s * tw, k13_band=winograd.BAND_TILES,
                    k13_scratch=(2 * th + 2 * plan.border) * (wy + 2 * plan.border) * kp)
     return arrays, {k: int(v) for k, v in scalars.items()}

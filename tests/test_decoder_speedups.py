@@ -125,7 +125,7 @@ def _winograd_numpy(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarra
             if kx:
                 t = t - np.take(ry, np.arange(tw) * 2 + b + jx, axis=2)
             data[iy * nd + ix] = t.reshape(cin, -1)  # (cin, tiles)
-    w16 = plan.w16[:, :cin].astype(np.int64)
+    w16 = winograd.natural_rows(plan.w16)[:, :cin].astype(np.int64)
     out = np.zeros((cout, th, 2 * s, tw, 2 * s), np.int64)
     for u in range(len(plan.py)):
         for t in range(plan.tstart[u], plan.tstart[u + 1]):

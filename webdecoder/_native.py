@@ -153,8 +153,10 @@ def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc
                    run: Callable[..., Any] | None = None) -> int | None:
     """Winograd-transformed inputs (``winograd``) of tile rows ty0 .. ty1 - 1 of a (Cin, h, w) float64 input of
     ``shape`` (h, w), of which ``a`` (Cin, rows, w) holds rows a0 .. a0 + rows - 1 (a view with contiguous rows, or
-    a copy): into ``out`` (nd * nd, (ty1 - ty0) * ceil(w/2), Kp) int16 and ``maxabs`` (nd * nd,) int32, the largest
-    |value| of each transform. 0, or 1 where some |a| the band reads exceeds ``limit`` (None when recorded)."""
+    a copy): into ``out`` (nd * nd, tiles rounded up to a multiple of 4, Kp) int16, tiles = (ty1 - ty0) * ceil(w/2),
+    laid out as the kernel reads them (groups of four tiles interleaved by 8 channels, the missing tiles zero), and
+    ``maxabs`` (nd * nd,) int32, the largest |value| of each transform. 0, or 1 where some |a| the band reads exceeds
+    ``limit`` (None when recorded)."""
     cin, rows, w = a.shape
     h = shape[0]
     nd = desc.shape[0]
@@ -164,7 +166,8 @@ def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc
     # every image row the band reads is there
     assert a0 <= max(0, 2 * ty0 - border) and a0 + rows >= min(h, 2 * ty1 + border)
     assert a.dtype == np.float64 and a.strides[1:] == (8 * w, 8) and a.strides[0] % 8 == 0
-    assert out.dtype == np.int16 and out.shape == (nd * nd, (ty1 - ty0) * -(-w // 2), kp) and out.flags.c_contiguous
+    tiles4 = -(-(ty1 - ty0) * -(-w // 2) // 4) * 4
+    assert out.dtype == np.int16 and out.shape == (nd * nd, tiles4, kp) and out.flags.c_contiguous
     assert maxabs.dtype == np.int32 and maxabs.shape == (nd * nd,) and scratch.dtype == np.int16
     assert scratch.size >= wino_data_scratch(kp, w, border, ty1 - ty0) and scratch.flags.c_contiguous
     return _invoke(run, "nic_wino_data", ptr(a), a.strides[0] // 8, a0, rows, cin, h, w, ty0, ty1, kp,
@@ -176,8 +179,9 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
                out: np.ndarray, s: int, band: int, run: Callable[..., Any] | None = None) -> int | None:
     """out (Cout, 2s th, 2s tw) = the Winograd transposed conv (``winograd.convt``'s plan): unit u (phase pair
     py[u], px[u]) sums its terms tstart[u]..tstart[u+1]-1, term t being rows t*Cout + c of w16 against transform
-    combo[t] of data (combos, N, Kp) into the tile outputs in mask[t]; tile n's origin is pix[n] in a plane.
-    Every output is written once. ``data`` may be a band of tiles of a larger array (contiguous per transform).
+    combo[t] of data (combos, N rounded up to a multiple of 4, Kp: ``wino_data_into``'s) into the tile outputs in
+    mask[t]; tile n's origin is pix[n] (N tiles) in a plane. Every output is written once. ``data`` may be a band of
+    tiles of a larger array (contiguous per transform); w16's row pairs are interleaved (``winograd.Plan``).
     The int32 flush intervals come from ``wmax`` (per term) and ``maxabs`` (per transform, ``wino_data_into``'s):
     0, or 1 with ``out`` untouched where a single block could overflow (None when recorded). The kernel checks no
     bounds: they are asserted here."""
@@ -188,7 +192,8 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == wmax.shape == (nt,)
     assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
     assert nt <= WINO_MAX_TERMS and maxabs.shape == (data.shape[0],)
-    assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.shape == (data.shape[1],)
+    assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.ndim == 1
+    assert data.shape[1] == -(-pix.shape[0] // 4) * 4
     assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
     if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
@@ -197,7 +202,7 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     assert data.strides[1:] == (2 * data.shape[2], 2) and data.strides[0] % 2 == 0  # tiles contiguous
     return _invoke(run, "nic_wino_convt", ptr(w16), w16.shape[1], ptr(tstart), ptr(py),
                    ptr(px), nu, ptr(combo), ptr(mask), ptr(wmax), ptr(maxabs),
-                   cout, ptr(data), data.shape[1], data.strides[0] // 2, ptr(pix), ptr(out), s,
+                   cout, ptr(data), pix.shape[0], data.strides[0] // 2, ptr(pix), ptr(out), s,
                    hh * ww, ww, band)
 
 

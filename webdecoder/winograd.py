@@ -48,7 +48,8 @@ MAX_DATA_BYTES = 128 << 20
 class Plan(NamedTuple):
     desc: np.ndarray  # (nd, 2) int32 (kind, j) per axis data vector
     border: int  # input rows / columns read outside the image (zeros)
-    w16: np.ndarray  # (terms * cout, Kp) int16: term t's transformed weights for channel c in row t * cout + c
+    w16: np.ndarray  # (terms * cout, Kp) int16: term t's transformed weights for channel c in row t * cout + c, each
+    # pair of rows interleaved by 8 channels as the kernel reads them (``natural_rows`` undoes it)
     tstart: np.ndarray  # (units + 1,) int32: unit u (output phase pair) owns terms tstart[u] .. tstart[u + 1] - 1
     py: np.ndarray  # (units,) int32 its phases
     px: np.ndarray
@@ -145,10 +146,24 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     wmax = np.abs(wt).max(axis=(1, 2))
     if wmax.max() >= 1 << 15:
         return None
-    w16 = np.zeros((wt.shape[0] * cout, -(-cin // 8) * 8), np.int16)
+    kp = -(-cin // 8) * 8
+    w16 = np.zeros((wt.shape[0] * cout, kp), np.int16)
     w16[:, :cin] = wt.reshape(-1, cin)
+    # Rows 2q and 2q + 1 interleaved by 8 channels: nic_wino_convt's two weight vectors of a step in one 32-byte run.
+    w16 = np.ascontiguousarray(w16.reshape(-1, 2, kp // 8, 8).transpose(0, 2, 1, 3)).reshape(-1, kp)
     return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask,
                 wmax.astype(np.int32))
+
+
+def natural_rows(w16: np.ndarray) -> np.ndarray:
+    """A plan's ``w16`` with its row pairs de-interleaved: row t * cout + c holds term t's weights for channel c."""
+    kp = w16.shape[1]
+    return np.ascontiguousarray(w16.reshape(-1, kp // 8, 2, 8).transpose(0, 2, 1, 3)).reshape(-1, kp)
+
+
+def padded_tiles(n: int) -> int:
+    """Tiles that ``n`` tiles take in nic_wino_data's output: whole groups of four."""
+    return -(-n // 4) * 4
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): Plan or None})
@@ -181,20 +196,20 @@ def plan_for(w: np.ndarray, s: int, pad: int) -> Plan | None:
 
 def fits(plan: Plan, h: int, wd: int) -> bool:
     """Whether the transformed inputs of an (h, wd) input stay within MAX_DATA_BYTES."""
-    return len(plan.desc) ** 2 * -(-h // 2) * -(-wd // 2) * plan.w16.shape[1] * 2 <= MAX_DATA_BYTES
+    return len(plan.desc) ** 2 * padded_tiles(-(-h // 2) * -(-wd // 2)) * plan.w16.shape[1] * 2 <= MAX_DATA_BYTES
 
 
 class Band(NamedTuple):
     """Buffers of ``convt_band`` for up to ``tile_rows`` tile rows (a band takes a prefix of each)."""
 
-    data: np.ndarray  # flat int16: (nd * nd, tiles, Kp) transformed inputs
+    data: np.ndarray  # flat int16: (nd * nd, tiles in groups of four, Kp) inputs (``_native.wino_data_into``)
     maxabs: np.ndarray  # (nd * nd,) int32: the largest |value| of each transform
     scratch: np.ndarray  # flat int16: nic_wino_data's transposed input
 
 
 def band_buffers(plan: Plan, wd: int, tile_rows: int) -> Band:
     nd2, kp = len(plan.desc) ** 2, plan.w16.shape[1]
-    return Band(np.empty(nd2 * tile_rows * -(-wd // 2) * kp, np.int16), np.empty(nd2, np.int32),
+    return Band(np.empty(nd2 * padded_tiles(tile_rows * -(-wd // 2)) * kp, np.int16), np.empty(nd2, np.int32),
                 np.empty(_native.wino_data_scratch(kp, wd, plan.border, tile_rows), np.int16))
 
 
@@ -208,7 +223,8 @@ def convt_band(plan: Plan, a: np.ndarray, t0: int, t1: int, s: int, out: np.ndar
     cin, h, wd = a.shape
     tw, n, kp, nd2 = -(-wd // 2), t1 - t0, plan.w16.shape[1], len(plan.desc) ** 2
     bufs = bufs or band_buffers(plan, wd, n)
-    data = bufs.data[: nd2 * n * tw * kp].reshape(nd2, n * tw, kp)
+    tiles = padded_tiles(n * tw)
+    data = bufs.data[: nd2 * tiles * kp].reshape(nd2, tiles, kp)
     scratch = bufs.scratch[: _native.wino_data_scratch(kp, wd, plan.border, n)]
     a0, a1 = max(0, 2 * t0 - plan.border), min(h, 2 * t1 + plan.border)  # the input rows the band reads
     src = a[:, a0:a1]  # a view: rows contiguous, channels h * wd apart

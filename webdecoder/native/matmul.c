@@ -632,12 +632,15 @@ void nic_requantize(const double *acc, const double *m, const double *b, double 
  * exceeds `limit` (at most 2^13 - 1, so that every transform, at most 4 terms, fits int16), else 0. desc (nd
  * pairs): per axis, data vector i is d[q0 + j] (kind 0) or d[q0 + j + 1] - d[q0 + j] (kind 1) for (kind, j) =
  * desc[2i], desc[2i + 1], with reads at most `border` rows outside the band (zeros outside the image). out (nd * nd,
- * tiles, Kp) int16, tiles = (ty1 - ty0) * ceil(w/2) row-major, channels innermost (zero past cin); maxabs[combo] =
- * the largest |value|. scratch: (2 (ty1 - ty0) + 2 border) * (w + 2 border) * Kp int16, the band's input
- * transposed pixel-major with its border. */
+ * tiles4 / 4, Kp / 8, 4, 8) int16: tiles = (ty1 - ty0) * ceil(w/2) row-major, in groups of four (tiles4 = tiles
+ * rounded up to a multiple of 4, the last group's missing tiles zero), each group's four tiles interleaved by 8
+ * channels (zero past cin), so that nic_wino_convt reads one 64-byte run per step instead of four 16-byte streams;
+ * maxabs[combo] = the largest |value|. scratch: (2 (ty1 - ty0) + 2 border) * (w + 2 border) * Kp int16, the band's
+ * input transposed pixel-major with its border. */
 int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
                   const int32_t *desc, int nd, int border, int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
   int wp = w + 2 * border, th = ty1 - ty0, tw = (w + 1) / 2, r0 = 2 * ty0 - border, rows = 2 * th + 2 * border;
+  int tiles4 = (th * tw + 3) / 4 * 4;
   for (long i = 0; i < (long)rows * wp * Kp; i++) scratch[i] = 0;
   for (int i = 0; i < nd * nd; i++) maxabs[i] = -1; /* until known: nic_wino_convt refuses a failed transform's */
   int y0 = r0 > a0 ? r0 : a0, y1 = r0 + rows < a0 + ar ? r0 + rows : a0 + ar; /* image rows the band reads */
@@ -660,10 +663,11 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
           oy[nt] = desc[2 * iy + 1] + u;
           ox[nt] = desc[2 * ix + 1] + v;
         }
-      int16_t *o = out + (long)(iy * nd + ix) * th * tw * Kp;
+      int16_t *oc = out + (long)(iy * nd + ix) * tiles4 * Kp;
       v128_t mx = wasm_i16x8_splat(0);
-      for (int ty = 0; ty < th; ty++)
-        for (int tx = 0; tx < tw; tx++, o += Kp) {
+      for (int ty = 0, n = 0; ty < th; ty++)
+        for (int tx = 0; tx < tw; tx++, n++) {
+          int16_t *o = oc + (long)(n >> 2) * 4 * Kp + (n & 3) * 8; /* channel c at o + 4 c */
           const int16_t *src[4];
           for (int t = 0; t < nt; t++)
             src[t] = scratch + ((long)(2 * ty + oy[t] + border) * wp + 2 * tx + ox[t] + border) * Kp; /* ty: in band */
@@ -673,10 +677,12 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
               v128_t v = wasm_v128_load(src[t] + c);
               acc = sg[t] > 0 ? wasm_i16x8_add(acc, v) : wasm_i16x8_sub(acc, v);
             }
-            wasm_v128_store(o + c, acc);
+            wasm_v128_store(o + 4 * c, acc);
             mx = wasm_i16x8_max(mx, wasm_i16x8_abs(acc));
           }
         }
+      for (int n = th * tw; n < tiles4; n++) /* the last group's missing tiles */
+        for (int c = 0; c < Kp; c += 8) wasm_v128_store(oc + (long)(n >> 2) * 4 * Kp + (n & 3) * 8 + 4 * c, wasm_i16x8_splat(0));
       int m = 0;
       for (int l = 0; l < 8; l++) {
         int v = (int)(uint16_t)wasm_i16x8_extract_lane(mx, 0);
@@ -688,13 +694,47 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
   return 0;
 }
 
+/* tile2x4_i16_sums on nic_wino_data's groups: rows w (a pair, interleaved by 8 channels) against the four tiles of
+ * group a (interleaved by 8 channels), the same sums in the same float64 pairs f. */
+static inline void tile2x4_grouped_sums(const int16_t *w, const int16_t *a, int Kp, int chunk, v128_t f[4]) {
+  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
+  for (int kb = 0; kb < Kp; kb += 8 * chunk) {
+    int ke = kb + 8 * chunk < Kp ? kb + 8 * chunk : Kp;
+    v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    for (int k = kb; k < ke; k += 8) {
+      const int16_t *q = a + 4 * k, *r = w + 2 * k;
+      v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + 8), b2 = wasm_v128_load(q + 16),
+             b3 = wasm_v128_load(q + 24);
+      v128_t x = wasm_v128_load(r);
+      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
+      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
+      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
+      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
+      x = wasm_v128_load(r + 8);
+      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
+      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
+      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
+      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
+    }
+    v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
+    f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
+    f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
+    f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
+    f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
+  }
+  f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
+}
+
 /* The products of nic_wino_data's transforms with the transformed weights, summed per output pixel in
  * registers and stored once (no read-modify-write of the 9.4 MB canvas, no zeroing). Unit u is an output
  * phase pair (py, px); its terms tstart[u] .. tstart[u + 1] - 1 are its (term y, term x) pairs, term t
- * multiplying transform combo[t] of data (ncombo, N, Kp) by weight rows t * cout + c (one per channel) and
- * feeding the tile outputs (oy, ox) whose bit oy * 2 + ox is set in mask[t]. Transform i of tile n is at
- * data + i * cstride + n * Kp: N tiles of a larger array (a band of tile rows) need no copy. Channels go in
- * pairs, tiles in fours (the 2 x 4 register tile of nic_matmul_i16), int32 sums flushed every chunk[t] blocks. Output
+ * multiplying transform combo[t] of data (nd * nd, N4 / 4, Kp / 8, 4, 8: nic_wino_data's groups of four tiles, N4 = N
+ * rounded up to a multiple of 4) by weight rows t * cout + c (one per channel) and feeding the tile outputs (oy, ox)
+ * whose bit oy * 2 + ox is set in mask[t]. Transform i of tile group g is at data + i * cstride + 4 g Kp: the groups
+ * of a larger array (a band of tile rows) need no copy. W (terms * cout / 2, Kp / 8, 2, 8): each pair of rows (2 q,
+ * 2 q + 1) interleaved by 8 channels, like the tiles. Channels go in pairs, tiles in fours (a 2 x 4 register tile of
+ * int16 dot products: one 32-byte run of weights and one 64-byte run of inputs per 8 channels), int32 sums flushed
+ * every chunk[t] blocks; a group's missing tiles are zeros, computed and not stored. Output
  * (c, oy, ox) of tile n of unit u is out[pix[n] + c * plane + (oy * s + py[u]) * row + ox * s + px[u]], which
  * the caller sizes to whole tiles, so every pixel is written exactly once. cout must be even. The flush interval of
  * term t comes from wmax[t] (its largest |weight|) and maxabs (nic_wino_data's); returns 1, out untouched, where
@@ -731,16 +771,7 @@ int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_
           for (int t = tstart[u]; t < tstart[u + 1]; t++) {
             const int16_t *At = data + (long)combo[t] * cstride;
             int p0 = t * cout + c;
-            if (cnt == 4) {
-              tile2x4_i16_sums(W, At, Kp, p0, n0, chunk[t], f);
-            } else { /* the last tiles of an odd count, in int64: exact */
-              double v[2][4] = {{0}};
-              for (int r = 0; r < 2; r++)
-                for (int i = 0; i < cnt; i++)
-                  v[r][i] = (double)dot_i16(W + (long)(p0 + r) * Kp, At + (long)(n0 + i) * Kp, Kp);
-              f[0] = wasm_f64x2_make(v[0][0], v[0][1]); f[1] = wasm_f64x2_make(v[0][2], v[0][3]);
-              f[2] = wasm_f64x2_make(v[1][0], v[1][1]); f[3] = wasm_f64x2_make(v[1][2], v[1][3]);
-            }
+            tile2x4_grouped_sums(W + (long)p0 * Kp, At + (long)n0 * Kp, Kp, chunk[t], f);
             for (int o = 0; o < 4; o++)
               if (mask[t] >> o & 1) {
                 acc[0][o][0] = wasm_f64x2_add(acc[0][o][0], f[0]);
