@@ -193,8 +193,12 @@ def _nic_preview(buf):
       meta = res.get(1);
       const info = meta.toJs({ dict_converter: Object.fromEntries });
       buf = arr.getBuffer("u8");
-      // One copy out of the wasm heap (which cannot be transferred or kept: it may grow and move).
-      const pixels = new Uint8ClampedArray(buf.data);
+      // One copy out of the wasm heap (which cannot be transferred or kept: it may grow and move), between arrays
+      // of one type: Uint8ClampedArray from a Uint8Array converted element by element (1.1-1.3 ms for a Kodak
+      // image in Chromium's worker, against 0.8 this way).
+      const d = buf.data;
+      const pixels = new Uint8ClampedArray(d.length);
+      pixels.set(new Uint8ClampedArray(d.buffer, d.byteOffset, d.length));
       return { width: info.width, height: info.height, pixels, decodeMs: performance.now() - t0, info,
                wasmBytes: wasmBytes() };
     } finally {
