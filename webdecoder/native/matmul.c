@@ -75,29 +75,30 @@ static inline v128_t reduce4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
   return wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 1, 4, 5), wasm_i32x4_shuffle(x, y, 2, 3, 6, 7));
 }
 
-/* The 2 x 4 tile of int16 dot products, rows p0, p0+1 of W against rows n0..n0+3 of At, as float64 pairs:
- * f[0] = row 0 (n0, n0+1), f[1] = row 0 (n0+2, n0+3), f[2] = row 1 (n0, n0+1), f[3] = row 1 (n0+2, n0+3). */
-static inline void tile2x4_i16_sums(const int16_t *W, const int16_t *At, int Kp, int p0, int n0, int chunk,
-                                    v128_t f[4]) {
-  const int16_t *w0 = W + (long)p0 * Kp, *w1 = w0 + Kp;
-  const int16_t *a0 = At + (long)n0 * Kp, *a1 = a0 + Kp, *a2 = a1 + Kp, *a3 = a2 + Kp;
+/* The 2 x 4 tile of int16 dot products, as float64 pairs: f[0] = row 0 (tiles 0, 1), f[1] = row 0 (2, 3), f[2] = row
+ * 1 (0, 1), f[3] = row 1 (2, 3). Step k (8 channels) of weight row r is at w + r wr + ws k, of tile i at a + i ai +
+ * as k: rows of their own (wr = ai = Kp, ws = as = 1) or runs interleaved by 8 channels (nic_wino_data's groups: wr
+ * = ai = 8, ws = 2, as = 4, so that one base pointer and constant offsets address a step). */
+static inline __attribute__((always_inline)) void tile2x4_core(const int16_t *w, long wr, int ws, const int16_t *a,
+                                                              long ai, int as, int Kp, int chunk, v128_t f[4]) {
   v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
   for (int kb = 0; kb < Kp; kb += 8 * chunk) {
     int ke = kb + 8 * chunk < Kp ? kb + 8 * chunk : Kp;
     v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
     for (int k = kb; k < ke; k += 8) {
-      v128_t b0 = wasm_v128_load(a0 + k), b1 = wasm_v128_load(a1 + k), b2 = wasm_v128_load(a2 + k),
-             b3 = wasm_v128_load(a3 + k);
-      v128_t w = wasm_v128_load(w0 + k);
-      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(w, b0));
-      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(w, b1));
-      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(w, b2));
-      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(w, b3));
-      w = wasm_v128_load(w1 + k);
-      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(w, b0));
-      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(w, b1));
-      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(w, b2));
-      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(w, b3));
+      const int16_t *q = a + as * k, *r = w + ws * k; /* one base per step: constant offsets where ai, wr are */
+      v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + ai), b2 = wasm_v128_load(q + 2 * ai),
+             b3 = wasm_v128_load(q + 3 * ai);
+      v128_t x = wasm_v128_load(r);
+      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
+      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
+      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
+      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
+      x = wasm_v128_load(r + wr);
+      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
+      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
+      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
+      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
     }
     v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
     f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
@@ -106,6 +107,12 @@ static inline void tile2x4_i16_sums(const int16_t *W, const int16_t *At, int Kp,
     f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
   }
   f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
+}
+
+/* Rows p0, p0+1 of W against rows n0..n0+3 of At. */
+static inline void tile2x4_i16_sums(const int16_t *W, const int16_t *At, int Kp, int p0, int n0, int chunk,
+                                    v128_t f[4]) {
+  tile2x4_core(W + (long)p0 * Kp, Kp, 1, At + (long)n0 * Kp, Kp, 1, Kp, chunk, f);
 }
 
 static void tile2x4_i16(const int16_t *W, const int16_t *At, double *out, int Kp, int N, int p0, int n0,
@@ -694,35 +701,10 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
   return 0;
 }
 
-/* tile2x4_i16_sums on nic_wino_data's groups: rows w (a pair, interleaved by 8 channels) against the four tiles of
- * group a (interleaved by 8 channels), the same sums in the same float64 pairs f. */
+/* A pair of weight rows w (interleaved by 8 channels) against a group of four tiles a (nic_wino_data's, interleaved
+ * by 8 channels): one 32-byte and one 64-byte run per step. */
 static inline void tile2x4_grouped_sums(const int16_t *w, const int16_t *a, int Kp, int chunk, v128_t f[4]) {
-  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
-  for (int kb = 0; kb < Kp; kb += 8 * chunk) {
-    int ke = kb + 8 * chunk < Kp ? kb + 8 * chunk : Kp;
-    v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    for (int k = kb; k < ke; k += 8) {
-      const int16_t *q = a + 4 * k, *r = w + 2 * k;
-      v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + 8), b2 = wasm_v128_load(q + 16),
-             b3 = wasm_v128_load(q + 24);
-      v128_t x = wasm_v128_load(r);
-      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
-      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
-      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
-      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
-      x = wasm_v128_load(r + 8);
-      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
-      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
-      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
-      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
-    }
-    v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
-    f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
-    f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
-    f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
-    f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
-  }
-  f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
+  tile2x4_core(w, 8, 2, a, 8, 4, Kp, chunk, f);
 }
 
 /* The products of nic_wino_data's transforms with the transformed weights, summed per output pixel in
