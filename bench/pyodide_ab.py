@@ -45,7 +45,10 @@ def main() -> None:
         webdecoder.decode(d)  # warm-up: kernels checked, plans built, JIT tiers
     # Every kernel is checked against NumPy on its first use, in the build that lib() opened; the other build is
     # held to the same files' pixels below.
-    builds = {arm: _native.open_module(path) for arm, path in zip("AB", args.so, strict=True)} if args.so else {}
+    # Relative paths name files of the checkout (Pyodide's working directory is not the shell's).
+    root = Path(__file__).resolve().parents[1]
+    builds = {arm: _native.open_module(path if path.is_absolute() else root / path)
+              for arm, path in zip("AB", args.so, strict=True)} if args.so else {}
     start = {k: s.value for k, s in parallel.SHARES.items()}
     learnt = dict(start)
 
