@@ -1,0 +1,27 @@
+"""bench.browser_latency end to end, at its smallest: one file, one repeat, no throttle past 1x, a short settle.
+
+The full benchmark takes minutes and lives in BENCHMARKS.md; this keeps its machinery working (the real site, the
+worker's early and settled passes, the one-thread and NumPy-only pages, the tables).
+"""
+
+from __future__ import annotations
+
+import json
+
+from bench import browser_latency
+
+
+def test_browser_latency_times_the_early_and_the_settled_worker_decodes(server, tmp_path):
+    out = tmp_path / "bl.json"
+    browser_latency.main(["--limit", "1", "--reps", "1", "--throttle-reps", "1", "--numpy-reps", "1", "--rates", "1",
+                          "--settle-s", "0.5", "--no-progressive", "-o", str(out)])
+    d = json.loads(out.read_text())
+    assert d["settleS"] == 0.5 and len(d["worker"]) == len(d["workerEarly"]) == 1
+    s = d["summary"]
+    assert {"worker1x", "worker1xEarly", "worker1xOneThread", "worker1xNumpyOnly", "page1x"} <= set(s)
+    for run in ("worker1x", "worker1xEarly", "worker1xOneThread"):
+        assert s[run]["nicMedianMs"] > 0 and s[run]["ratioVsAvif"] > 0, (run, s[run])
+    assert d["worker"][0]["threads"] == 2 and d["workerOneThread"][0]["threads"] == 1  # the helper, and not
+    md = out.with_suffix(".md").read_text()
+    assert "| worker1xEarly |" in md and "After 0.5 s of decodes" in md
+    assert not d["foreignRequests"], d["foreignRequests"]  # nothing left 127.0.0.1
