@@ -1,8 +1,9 @@
 """The decode's two Winograd kernels alone, on one file's real operands: builds of the wasm module side by side.
 
-    python -m bench.kernel_speed /tmp/k01q4.nic                      # the working tree's module against itself
-    git show HEAD~1:webdecoder/native/nicmm.wasm.so > /tmp/before.so
-    python -m bench.kernel_speed /tmp/k01q4.nic --so before=/tmp/before.so --so now=webdecoder/native/nicmm.wasm.so
+    nic encode ../shared/data/kodak/kodim01.png -o build/k01q4.nic --quality 4 --depth 2 --effort none
+    python -m bench.kernel_speed build/k01q4.nic                     # the working tree's module against itself
+    git show HEAD~1:webdecoder/native/nicmm.wasm.so > build/before.so
+    python -m bench.kernel_speed build/k01q4.nic --so before=build/before.so --so now=webdecoder/native/nicmm.wasm.so
 
 A browser decode spends about two thirds of its kernel time in these two layers (the k13/s8 transposed conv of
 depth 2 and the hyper-decoder's 3x3 layer), and a whole decode's time moves by more than a kernel change does on

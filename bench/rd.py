@@ -690,7 +690,8 @@ def run_eval(
         markdown_bd(bd["ms-ssim"], "BD-rate, MS-SSIM (dB)", overlap["ms-ssim"]),
     ]
     if anchor_data:
-        md += ["", f"Anchors from `{anchors_dir}`: " + ", ".join(f"`{n}`" for n in anchor_data) + "."]
+        shown = os.path.relpath(anchors_dir, Path(__file__).resolve().parents[1])  # the checkout's, not this machine's
+        md += ["", f"Anchors from `{shown}`: " + ", ".join(f"`{n}`" for n in anchor_data) + "."]
         if any(n.startswith("paper-shallow-ntc") for n in anchor_data):
             md += ["", "Note: the paper-shallow-ntc anchors report estimated code length, not file sizes."]
         if limit:
