@@ -30,9 +30,8 @@ import numpy as np
 
 from bench import report, save_json
 from bench.host import CpuWatch, describe
-from webdecoder import conv, decoder, hyper, synthesis, wino3, winograd
-from webdecoder.conv import conv_transpose, requantize_channels
-from webdecoder.tables import FRAC_BITS, scale_index
+from webdecoder import _native, conv, decoder, hyper, synthesis, wino3, winograd
+from webdecoder.tables import scale_index
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = {
@@ -53,11 +52,7 @@ def operands(nic: bytes) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     z = decoder.decode_z(model, h, z_rans, z_esc)
     arrays: dict[str, np.ndarray] = {}
     # The hyper-decoder's last layer: its input from the first two layers, its plans, its reference output.
-    t = z.astype(np.float64) * (1 << FRAC_BITS)
-    for i, (_k, stride, crop) in enumerate(hyper.HYPER_LAYERS[:2]):
-        w, wmat = model.convt(f"h{i}.w")
-        t = requantize_channels(conv_transpose(t, w, stride, crop, wmat), model.int(f"h{i}.shift"), hyper.ACT_LIMIT,
-                                bias=model.f64(f"h{i}.b"), relu=True)
+    t = hyper.last_layer_input(model, z)
     w, _ = model.convt("h2.w")
     c, shift, bias = w.shape[1] // 2, model.int("h2.shift"), model.f64("h2.b")
     ref = conv._requantize_numpy(conv._numpy_convt(t, w, conv.weight_matrix(w), 1, 1), shift, hyper.ACT_LIMIT, None,
@@ -92,7 +87,7 @@ def operands(nic: bytes) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     kp = plan.w16.shape[1]
     scalars.update(k13_cin=cin, k13_h=hy, k13_w=wy, k13_th=th, k13_kp=kp, k13_nd=len(plan.desc),
                    k13_border=plan.border, k13_limit=winograd.MAX_INPUT, k13_units=len(plan.py),
-                   k13_cout=wk.shape[1], k13_tiles=th * tw, k13_tiles4=winograd.padded_tiles(th * tw),
+                   k13_cout=wk.shape[1], k13_tiles=th * tw, k13_tiles4=_native.wino_tiles(th * tw),
                    k13_s=s, k13_plane=2 * s * th * 2 * s * tw,
                    k13_row=2 * s * tw, k13_band=winograd.BAND_TILES,
                    k13_scratch=(2 * th + 2 * plan.border) * (wy + 2 * plan.border) * kp)

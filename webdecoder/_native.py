@@ -148,6 +148,11 @@ def wino_data_scratch(kp: int, w: int, border: int, tile_rows: int) -> int:
     return (2 * tile_rows + 2 * border) * (w + 2 * border) * kp
 
 
+def wino_tiles(n: int) -> int:
+    """Tiles that ``n`` tiles take in ``wino_data_into``'s output (and ``wino_convt``'s input): whole groups of four."""
+    return -(-n // 4) * 4
+
+
 def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc: np.ndarray, border: int,
                    limit: int, ty0: int, ty1: int, out: np.ndarray, maxabs: np.ndarray, scratch: np.ndarray,
                    run: Callable[..., Any] | None = None) -> int | None:
@@ -166,8 +171,8 @@ def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc
     # every image row the band reads is there
     assert a0 <= max(0, 2 * ty0 - border) and a0 + rows >= min(h, 2 * ty1 + border)
     assert a.dtype == np.float64 and a.strides[1:] == (8 * w, 8) and a.strides[0] % 8 == 0
-    tiles4 = -(-(ty1 - ty0) * -(-w // 2) // 4) * 4
-    assert out.dtype == np.int16 and out.shape == (nd * nd, tiles4, kp) and out.flags.c_contiguous
+    tiles = wino_tiles((ty1 - ty0) * -(-w // 2))
+    assert out.dtype == np.int16 and out.shape == (nd * nd, tiles, kp) and out.flags.c_contiguous
     assert maxabs.dtype == np.int32 and maxabs.shape == (nd * nd,) and scratch.dtype == np.int16
     assert scratch.size >= wino_data_scratch(kp, w, border, ty1 - ty0) and scratch.flags.c_contiguous
     return _invoke(run, "nic_wino_data", ptr(a), a.strides[0] // 8, a0, rows, cin, h, w, ty0, ty1, kp,
@@ -193,7 +198,7 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
     assert nt <= WINO_MAX_TERMS and maxabs.shape == (data.shape[0],)
     assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.ndim == 1
-    assert data.shape[1] == -(-pix.shape[0] // 4) * 4
+    assert data.shape[1] == wino_tiles(pix.shape[0])
     assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
     if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane

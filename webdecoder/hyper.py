@@ -35,22 +35,32 @@ def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[],
     is there (``parallel``), it computes a quarter of the last layer's scales and then its means, while this thread
     computes the other scales and the caller decodes y with them (the means are needed only at the end). The means
     are int64, or int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers)."""
-    t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
-    for i, (_k, stride, crop) in enumerate(HYPER_LAYERS):
-        w, wmat = model.convt(f"h{i}.w")
-        if i == len(HYPER_LAYERS) - 1:
-            fast = _last_layer_winograd(model, t, w)
-            if fast is not None:
-                return fast
-        acc = conv_transpose(t, w, stride, crop, wmat)
-        t = requantize_channels(acc, model.int(f"h{i}.shift"), ACT_LIMIT, bias=model.f64(f"h{i}.b"),
-                                relu=i < len(HYPER_LAYERS) - 1)
+    t = last_layer_input(model, z_hat)
+    last = len(HYPER_LAYERS) - 1
+    w, wmat = model.convt(f"h{last}.w")
+    fast = _last_layer_winograd(model, t, w)
+    if fast is not None:
+        return fast
+    _k, stride, crop = HYPER_LAYERS[last]
+    t = requantize_channels(conv_transpose(t, w, stride, crop, wmat), model.int(f"h{last}.shift"), ACT_LIMIT,
+                            bias=model.f64(f"h{last}.b"), relu=False)
     c = t.shape[0] // 2
     if _scale_kernel_ok():  # one pass instead of NumPy's six over 300 k values (Kodak), no int64 copy
         means = t[:c].astype(np.int64)
         return lambda: means, _native.scale_index(t[c:], SCALE_LUT, LOG_SCALE_MIN_FX)
     t = t.astype(np.int64)
     return lambda: t[:c], scale_index(t[c:])
+
+
+def last_layer_input(model: Model, z_hat: np.ndarray) -> np.ndarray:
+    """The layers before the last: z_hat (Cz, hz, wz) integers -> the last (3x3) layer's input, float64 integers with
+    FRAC_BITS fraction bits (ReLU after each layer)."""
+    t = z_hat.astype(np.float64) * (1 << FRAC_BITS)
+    for i, (_k, stride, crop) in enumerate(HYPER_LAYERS[:-1]):
+        w, wmat = model.convt(f"h{i}.w")
+        t = requantize_channels(conv_transpose(t, w, stride, crop, wmat), model.int(f"h{i}.shift"), ACT_LIMIT,
+                                bias=model.f64(f"h{i}.b"), relu=True)
+    return t
 
 
 def _last_layer_winograd(model: Model, t: np.ndarray,

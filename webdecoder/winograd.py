@@ -165,11 +165,6 @@ def natural_rows(w16: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w16.reshape(-1, kp // 8, 2, 8).transpose(0, 2, 1, 3)).reshape(-1, kp)
 
 
-def padded_tiles(n: int) -> int:
-    """Tiles that ``n`` tiles take in nic_wino_data's output: whole groups of four."""
-    return -(-n // 4) * 4
-
-
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(stride, pad): Plan or None})
 _pix_cache: dict[tuple, np.ndarray] = {}
 
@@ -200,7 +195,7 @@ def plan_for(w: np.ndarray, s: int, pad: int) -> Plan | None:
 
 def fits(plan: Plan, h: int, wd: int) -> bool:
     """Whether the transformed inputs of an (h, wd) input stay within MAX_DATA_BYTES."""
-    return len(plan.desc) ** 2 * padded_tiles(-(-h // 2) * -(-wd // 2)) * plan.w16.shape[1] * 2 <= MAX_DATA_BYTES
+    return len(plan.desc) ** 2 * _native.wino_tiles(-(-h // 2) * -(-wd // 2)) * plan.w16.shape[1] * 2 <= MAX_DATA_BYTES
 
 
 class Band(NamedTuple):
@@ -213,7 +208,7 @@ class Band(NamedTuple):
 
 def band_buffers(plan: Plan, wd: int, tile_rows: int) -> Band:
     nd2, kp = len(plan.desc) ** 2, plan.w16.shape[1]
-    return Band(np.empty(nd2 * padded_tiles(tile_rows * -(-wd // 2)) * kp, np.int16), np.empty(nd2, np.int32),
+    return Band(np.empty(nd2 * _native.wino_tiles(tile_rows * -(-wd // 2)) * kp, np.int16), np.empty(nd2, np.int32),
                 np.empty(_native.wino_data_scratch(kp, wd, plan.border, tile_rows), np.int16))
 
 
@@ -227,7 +222,7 @@ def convt_band(plan: Plan, a: np.ndarray, t0: int, t1: int, s: int, out: np.ndar
     cin, h, wd = a.shape
     tw, n, kp, nd2 = -(-wd // 2), t1 - t0, plan.w16.shape[1], len(plan.desc) ** 2
     bufs = bufs or band_buffers(plan, wd, n)
-    tiles = padded_tiles(n * tw)
+    tiles = _native.wino_tiles(n * tw)
     data = bufs.data[: nd2 * tiles * kp].reshape(nd2, tiles, kp)
     scratch = bufs.scratch[: _native.wino_data_scratch(kp, wd, plan.border, n)]
     a0, a1 = max(0, 2 * t0 - plan.border), min(h, 2 * t1 + plan.border)  # the input rows the band reads
