@@ -228,3 +228,63 @@ def test_wait_feeds_the_job_timing_to_its_share(fake):
         job.learn = (s, 0.5)
         assert job.start(helper) and job.wait(helper) == []
         assert s.value == pytest.approx(before + 0.5 * moved / (2 * 16.0))
+
+
+def _band_like_job(src: np.ndarray, dst: np.ndarray, back: np.ndarray, w: np.ndarray) -> parallel.Job:
+    """A job shaped like a synthesis band's: a constant, rows of ``src`` gathered, scratch, an output in ``dst`` and
+    part of the scratch copied back into ``back``."""
+    job = parallel.Job()
+    job.buf(w, "const")
+    gathered = np.empty(src[:, 1:].size, np.uint8)  # a name
+    job.gather_blocks(gathered, src[:, 1:])
+    scratch = job.buf(np.empty(gathered.size, np.uint8), "scratch")
+    out = job.buf(dst[2:], "out")
+    job("nic_copy", scratch.ctypes.data, gathered.ctypes.data, gathered.size)
+    job("nic_add_one", scratch.ctypes.data, gathered.size)
+    job("nic_copy", out.ctypes.data, scratch.ctypes.data, out.size)
+    job.copy_out(back, scratch[:2])
+    return job
+
+
+def test_a_template_makes_the_job_a_recording_would(fake):
+    """``Template.make`` gives, for new arrays of the same sizes, the spec that recording the job again gives (but for
+    the addresses of mere names, scratch and gathered inputs, which no helper reads), and the LoopbackHelper runs it
+    to the same outputs."""
+
+    def spec(job: parallel.Job) -> str:
+        bufs = [{k: v for k, v in b.items() if k != "ptr" or (b["role"] in ("in", "out", "const") and "parts" not in b)}
+                for b in job.bufs]
+        return json.dumps({"bufs": bufs, "calls": job.calls, "parts": job.parts})
+
+    w = np.arange(3, dtype=np.uint8)
+    first = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.zeros(8, np.uint8), np.zeros(2, np.uint8)]
+    tmpl = parallel.Template(_band_like_job(*first, w), first)
+    for k in range(2):
+        new = [np.arange(12, dtype=np.uint8).reshape(3, 4) * (k + 2), np.zeros(8, np.uint8), np.zeros(2, np.uint8)]
+        want = _band_like_job(*new, w)
+        made = tmpl.make(new)
+        assert made is not None
+        assert spec(made) == spec(want)
+        h = parallel.LoopbackHelper()
+        assert made.start(h) and made.wait(h) == [0, 7, 0]
+        rows = (new[0][:, 1:].ravel() + 1).astype(np.uint8)
+        assert new[1][2:].tolist() == rows[:6].tolist() and new[2].tolist() == rows[:2].tolist()
+    made.calls.append(("nic_add_one", [[0, 0], 1]))  # a made job's lists are its own
+    assert len(tmpl.make(new).calls) == 3
+
+
+def test_a_template_refuses_what_it_cannot_remake(fake, monkeypatch):
+    """A buffer the helper reads or writes outside the bases cannot be moved: refused when the template is made;
+    other sizes are refused when it is used; after the constant keys are cleared (its constants may be gone) it
+    makes nothing, and the caller records the job again."""
+    w = np.arange(3, dtype=np.uint8)
+    arrays = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.zeros(8, np.uint8), np.zeros(2, np.uint8)]
+    job = _band_like_job(*arrays, w)
+    with pytest.raises(ValueError, match="outside"):
+        parallel.Template(job, arrays[:2])  # the copy_out's destination is in none of them
+    tmpl = parallel.Template(job, arrays)
+    with pytest.raises(AssertionError):
+        tmpl.make([arrays[0], np.zeros(9, np.uint8), arrays[2]])
+    monkeypatch.setattr(parallel, "CONST_ARRAYS", 1)
+    parallel.Job().buf(np.zeros(1), "const")  # a second constant clears the table
+    assert tmpl.make(arrays) is None
