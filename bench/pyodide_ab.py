@@ -5,16 +5,18 @@ Run through the Pyodide runner with the helper thread (the browser worker's two-
     node scripts/pyodide_run.mjs --helper build/web/runtime bench/pyodide_ab.py --kernel to_i16t FILE.nic...
     node scripts/pyodide_run.mjs --helper build/web/runtime bench/pyodide_ab.py --share hyper=1.0,0.75 FILE.nic...
     node scripts/pyodide_run.mjs --helper build/web/runtime bench/pyodide_ab.py --learn FILE.nic...
+    node scripts/pyodide_run.mjs --helper build/web/runtime bench/pyodide_ab.py --templates FILE.nic...
     git show HEAD~1:webdecoder/native/nicmm.wasm.so > build/before.so
     node scripts/pyodide_run.mjs build/web/runtime bench/pyodide_ab.py --so build/before.so \
         webdecoder/native/nicmm.wasm.so FILE.nic...
 
 ``--kernel NAME``: a checked wasm kernel (``conv._checked[NAME]``) on against off; ``--share NAME=A,B``: the two
 threads' split ``parallel.SHARES[NAME]`` held at A against B; ``--learn``: every share held at its start against
-learnt from the end times; ``--so A B``: two builds of the wasm module, both opened (``_native.open_module``) and
-swapped in as this thread's kernels (the helper thread keeps the runner's build: compare builds without
-``--helper``). Both variants alternate (ABBA) over ``--rounds`` rounds of every file; prints the median
-decode time and stages of each. The same V8 as Chromium's, without a browser run's spread between runs.
+learnt from the end times; ``--templates``: the helper's band jobs made from recorded templates
+(``parallel.Template``) against recorded for every decode; ``--so A B``: two builds of the wasm module, both opened
+(``_native.open_module``) and swapped in as this thread's kernels (the helper thread keeps the runner's build:
+compare builds without ``--helper``). Both variants alternate (ABBA) over ``--rounds`` rounds of every file; prints
+the median decode time and stages of each. The same V8 as Chromium's, without a browser run's spread between runs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import statistics
 import time
 
 import webdecoder
-from webdecoder import _native, conv, parallel
+from webdecoder import _native, conv, parallel, synthesis
 
 STAGES = ("parse", "z", "hyper", "y", "synthesis")
 
@@ -37,6 +39,7 @@ def main() -> None:
     way.add_argument("--kernel", help="a checked kernel's name, e.g. to_i16t: on against off")
     way.add_argument("--share", help="NAME=A,B: the share NAME held at A against B")
     way.add_argument("--learn", action="store_true", help="every share held at its start against learnt")
+    way.add_argument("--templates", action="store_true", help="band jobs from templates against recorded anew")
     way.add_argument("--so", nargs=2, type=Path, metavar=("A.so", "B.so"), help="two builds of nicmm.wasm.so")
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args()
@@ -51,12 +54,15 @@ def main() -> None:
               for arm, path in zip("AB", args.so, strict=True)} if args.so else {}
     start = {k: s.value for k, s in parallel.SHARES.items()}
     learnt = dict(start)
+    band_jobs = synthesis.BAND_JOBS
 
     def variant(arm: str) -> None:
         if builds:
             _native._lib = builds[arm]
         elif args.kernel:
             conv._checked[args.kernel] = arm == "A"
+        elif args.templates:
+            synthesis.BAND_JOBS = band_jobs if arm == "A" else 0
         elif args.share:
             name, values = args.share.split("=")
             share = parallel.SHARES[name]
@@ -86,7 +92,7 @@ def main() -> None:
                     stages[arm].setdefault(k, []).append(v)
             if args.learn and arm == "B":
                 learnt = {k: s.value for k, s in parallel.SHARES.items()}
-    names = ({"A": "on", "B": "off"} if args.kernel else {"A": "A", "B": "B"} if args.share else
+    names = ({"A": "on", "B": "off"} if args.kernel or args.templates else {"A": "A", "B": "B"} if args.share else
              {"A": f"A ({args.so[0]})", "B": f"B ({args.so[1]})"} if args.so else
              {"A": "held at the start", "B": "learnt"})
     for arm in ("A", "B"):
