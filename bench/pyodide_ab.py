@@ -12,11 +12,12 @@ Run through the Pyodide runner with the helper thread (the browser worker's two-
 
 ``--kernel NAME``: a checked wasm kernel (``conv._checked[NAME]``) on against off; ``--share NAME=A,B``: the two
 threads' split ``parallel.SHARES[NAME]`` held at A against B; ``--learn``: every share held at its start against
-learnt from the end times; ``--templates``: the helper's band jobs made from recorded templates
-(``parallel.Template``) against recorded for every decode; ``--so A B``: two builds of the wasm module, both opened
-(``_native.open_module``) and swapped in as this thread's kernels (the helper thread keeps the runner's build:
-compare builds without ``--helper``). Both variants alternate (ABBA) over ``--rounds`` rounds of every file; prints
-the median decode time and stages of each. The same V8 as Chromium's, without a browser run's spread between runs.
+learnt from the end times; ``--templates``: the helper's jobs (bands, hyper-decoder) made from recorded
+templates (``parallel.Template``) against recorded for every decode; ``--so A B``: two builds of the wasm
+module, both opened (``_native.open_module``) and swapped in as this thread's kernels (the helper thread keeps
+the runner's build: compare builds without ``--helper``). Both variants alternate (ABBA) over ``--rounds`` rounds
+of every file; prints the median decode time and stages of each. The same V8 as Chromium's, without a browser
+run's spread between runs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import statistics
 import time
 
 import webdecoder
-from webdecoder import _native, conv, parallel, synthesis
+from webdecoder import _native, conv, hyper, parallel, synthesis
 
 STAGES = ("parse", "z", "hyper", "y", "synthesis")
 
@@ -39,7 +40,7 @@ def main() -> None:
     way.add_argument("--kernel", help="a checked kernel's name, e.g. to_i16t: on against off")
     way.add_argument("--share", help="NAME=A,B: the share NAME held at A against B")
     way.add_argument("--learn", action="store_true", help="every share held at its start against learnt")
-    way.add_argument("--templates", action="store_true", help="band jobs from templates against recorded anew")
+    way.add_argument("--templates", action="store_true", help="helper jobs from templates against recorded anew")
     way.add_argument("--so", nargs=2, type=Path, metavar=("A.so", "B.so"), help="two builds of nicmm.wasm.so")
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args()
@@ -54,7 +55,7 @@ def main() -> None:
               for arm, path in zip("AB", args.so, strict=True)} if args.so else {}
     start = {k: s.value for k, s in parallel.SHARES.items()}
     learnt = dict(start)
-    band_jobs = synthesis.BAND_JOBS
+    kept = synthesis.BAND_JOBS, hyper.HYPER_JOBS
 
     def variant(arm: str) -> None:
         if builds:
@@ -62,7 +63,7 @@ def main() -> None:
         elif args.kernel:
             conv._checked[args.kernel] = arm == "A"
         elif args.templates:
-            synthesis.BAND_JOBS = band_jobs if arm == "A" else 0
+            synthesis.BAND_JOBS, hyper.HYPER_JOBS = kept if arm == "A" else (0, 0)
         elif args.share:
             name, values = args.share.split("=")
             share = parallel.SHARES[name]

@@ -19,6 +19,9 @@ from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM
 
 ACT_LIMIT = float(1 << 22)  # activations are clipped to +-2^22 (exactness bound)
 HYPER_LAYERS = ((5, 2, 2), (5, 2, 2), (3, 1, 1))  # (kernel, stride, crop) of h_s
+# Recorded helper jobs (``parallel.Template``) kept per plan, shape and split of the scales; 0: recorded anew each time.
+HYPER_JOBS = 8
+_hyper_jobs: dict[tuple, tuple] = {}
 SPLIT_MIN_MACS = 20_000_000  # (direct) multiply-adds of the last layer below which it runs on one thread: the helper's
 # hand-over costs ~0.3 ms
 
@@ -78,12 +81,12 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     # two plans (the means, the scales), each thread taking a range of the scales' rows.
     m = 2 * c if h is None else c + _scales_here(c, parallel.share("hyper").value)
     parts = []
-    for rows in (slice(0, c), slice(c, 2 * c)):
+    for rows, bias4 in zip((slice(0, c), slice(c, 2 * c)), _bias4(model), strict=True):
         p = wino3.plan(w, rows)
         seg = None if p is None or prep is None else wino3.segments(p, prep)
         if seg is None:
             return None
-        parts.append((p, seg, model.f64("h2.b")[rows]))
+        parts.append((p, seg, bias4))
     shift, shape, lut = model.int("h2.shift"), (c, *t.shape[1:]), (SCALE_LUT, LOG_SCALE_MIN_FX)
     means = np.empty(shape, np.int32)
     scale_idx = np.empty(shape, np.int32)  # the scales' table indices straight from the kernel's store
@@ -91,18 +94,29 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
 
     def run(i: int, out: np.ndarray, job: parallel.Job | None = None) -> None:
         """0: the means; 1: this thread's scales; 2: the helper's."""
-        p, seg, bias = parts[min(i, 1)]
+        p, seg, bias4 = parts[min(i, 1)]
         rows = None if i == 0 else (0, m - c) if i == 1 else (m - c, c)
-        wino3.conv3(p, prep, seg, bias, shift, ACT_LIMIT, out, job, lut=lut if i else None, rows=rows)
+        wino3.conv3(p, prep, seg, bias4, shift, ACT_LIMIT, out, job, lut=lut if i else None, rows=rows)
 
     job = None
     if h is not None:
-        job = parallel.Job()
-        job.buf(prep.data, "in")
-        if m < 2 * c:
-            run(2, job.buf(theirs, "out"), job)
-            job.end_part()
-        run(0, job.buf(means, "out"), job)
+        # The helper's calls depend on the shapes and the split alone: recorded once, then made from the template
+        # (``parallel.Template``) for this decode's transforms, flush intervals and outputs.
+        bases = [prep.data, parts[1][1], parts[0][1], theirs, means]
+        key = (id(parts[0][0]), id(parts[1][0]), t.shape, m)
+        made = _hyper_jobs.get(key) if HYPER_JOBS else None
+        job = made[2].make(bases) if made is not None and made[0] is parts[0][0] and made[1] is parts[1][0] else None
+        if job is None:
+            job = parallel.Job()
+            job.buf(prep.data, "in")
+            if m < 2 * c:
+                run(2, job.buf(theirs, "out"), job)
+                job.end_part()
+            run(0, job.buf(means, "out"), job)
+            if HYPER_JOBS:
+                while len(_hyper_jobs) >= HYPER_JOBS:
+                    _hyper_jobs.pop(next(iter(_hyper_jobs)))  # the oldest
+                _hyper_jobs[key] = (parts[0][0], parts[1][0], parallel.Template(job, bases))
         job.learn = (parallel.share("hyper"), (2 * c - m) / c + 1)  # the means cost about what all the scales do
         if not job.start(h):
             job = None
@@ -119,6 +133,18 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
         return means
 
     return take_means, scale_idx
+
+
+def _bias4(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """4 times the last layer's bias (``wino3.conv3``'s), for the means and for the scales: kept with the model, so
+    that the helper's jobs send them once."""
+    key = "h2.b#4"
+    if key not in model.arrays:
+        b4 = 4.0 * model.f64("h2.b")
+        c = b4.size // 2
+        model.arrays[key + ".means"], model.arrays[key + ".scales"] = b4[:c].copy(), b4[c:].copy()
+        model.arrays[key] = np.zeros(0)
+    return model.arrays[key + ".means"], model.arrays[key + ".scales"]
 
 
 def _scales_here(c: int, share: float) -> int:
@@ -166,6 +192,7 @@ def _wino3_check() -> bool:
         w = rng.integers(-wmax, wmax, (cin, cout, 3, 3)).astype(np.float64)
         w[0, 0] = wmax  # a transformed weight of 9 wmax: beyond int16 in the first case
         b = rng.integers(-(1 << 30), 1 << 30, cout).astype(np.float64)
+        b4 = 4.0 * b  # conv3's bias: its sums are 4 times the layer's
         acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 1, 1)
         want = conv._requantize_numpy(acc, 11, ACT_LIMIT, None, b, False)
         p = wino3._make_plan(w, slice(0, cout))  # not cached: these weights are garbage once checked
@@ -173,21 +200,21 @@ def _wino3_check() -> bool:
         seg = wino3.segments(p, prep) if prep is not None else None
         if seg is None or bool(np.any(p.scale != 1)) != (wmax > 1 << 12):
             return False
-        if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
+        if not np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
             return False
         # int32 planes (the means' type): the kernel's own store paths, whole tile pairs and edge tiles.
-        if not np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((cout, h, wd), np.int32)), want):
+        if not np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd), np.int32)), want):
             return False
         # Two ranges of rows (the two threads' parts of the scales): the same planes.
         r = _native.W3_ROWS
-        if not all(np.array_equal(wino3.conv3(p, prep, seg, b, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)),
+        if not all(np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)),
                                               rows=(r0, r1)), want[r0:r1]) for r0, r1 in ((0, r), (r, cout))):
             return False
         # Shifted further, the same sums become log-scales of a few hundred around each channel's bias, biases spread
         # from below the table's first log-scale to past its last: the table's inside and both clamps.
         b = np.linspace(LOG_SCALE_MIN_FX - 400, LOG_SCALE_MAX_FX + 400, cout).round() * float(1 << 19)
         want = scale_index(conv._requantize_numpy(acc, 19, ACT_LIMIT, None, b, False).astype(np.int64))
-        got = wino3.conv3(p, prep, seg, b, 19, ACT_LIMIT, np.empty((cout, h, wd), np.int32),
+        got = wino3.conv3(p, prep, seg, 4.0 * b, 19, ACT_LIMIT, np.empty((cout, h, wd), np.int32),
                           lut=(SCALE_LUT, LOG_SCALE_MIN_FX))
         if not (np.array_equal(got, want) and 0 in want and NUM_SCALES - 1 in want and len(np.unique(want)) > 4):
             return False

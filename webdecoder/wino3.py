@@ -123,20 +123,19 @@ def segments(p: Plan, prep: Prepared) -> np.ndarray | None:
     return np.minimum(pairs, conv.I16_SUM_LIMIT // np.maximum(bound, 1)).astype(np.int32)
 
 
-def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias: np.ndarray, shift: int, limit: float,
+def conv3(p: Plan, prep: Prepared, seg: np.ndarray, bias4: np.ndarray, shift: int, limit: float,
           out: np.ndarray, run: Job | None = None, lut: tuple[np.ndarray, int] | None = None,
           rows: tuple[int, int] | None = None) -> np.ndarray:
     """out (rows, h, w) = ``conv.requantize_channels`` of the layer's output channels in ``p`` (bias, shift, clip to
-    +-limit, no ReLU), through the transforms. ``run``: a ``parallel.Job`` to record the call in (the caller declares
+    +-limit, no ReLU), through the transforms. ``bias4``: 4 times the bias (the sums are 4 times the layer's), float64,
+    kept by the caller (a constant of its jobs). ``run``: a ``parallel.Job`` to record the call in (the caller declares
     ``prep.data`` and ``out``; the plan's arrays are declared here). ``lut`` (table, lo), with an int32 ``out``: each
     value's ``_native.scale_index`` instead, looked up as it is stored. ``rows`` (r0, r1): only those of the plan's
-    rows (multiples of ``_native.W3_ROWS``; ``bias`` is still the whole plan's), into out (r1 - r0, h, w)."""
-    bias4 = np.ascontiguousarray(4.0 * bias, np.float64)
+    rows (multiples of ``_native.W3_ROWS``; ``bias4`` is still the whole plan's), into out (r1 - r0, h, w)."""
     if run is not None:
-        for arr in (p.upk, p.combo, p.scale, p.skip) + ((lut[0],) if lut is not None else ()):
+        for arr in (p.upk, p.combo, p.scale, p.skip, bias4) + ((lut[0],) if lut is not None else ()):
             run.buf(arr, "const")
         run.buf(seg, "in")
-        run.buf(bias4, "in")
     _native.wino3_conv(p.upk, p.combo, p.scale, seg, p.skip, prep.data, prep.shape, bias4, shift + 2, -limit, limit,
                        out, run=run, lut=lut, row_range=rows)
     return out
