@@ -125,7 +125,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     four hidden rows. Same integers as one band. (A latent of odd size, which no .nic file has, would leave
     part of a tile past the hidden layer: it takes the other path.)
     """
-    if not (conv.kernels_on() and _igdn_kernel_ok() and _pixels_kernel_ok()):
+    if not (conv.kernels_on() and _igdn_kernel_ok() and _direct_pixels_kernel_ok()):
         return None
     plan = winograd.plan_for(_fused_up(model)[0], 8, 3)
     w_out = model.convt("two.out.w")[0]
@@ -181,12 +181,11 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     # Image rows 32 T - 2 .. 32 T + 1 from hidden rows 16 T - 2 .. 16 T + 1: output rows 2 .. 5 of those four.
     four = np.ascontiguousarray(np.concatenate([hidden[:, -2:], edge], axis=1))
     wpk, wmax = pairs
-    out = np.empty((wpk.shape[0], 8, 32 * tw))
-    scratch = np.empty(_native.direct_i16_scratch(c, 4, 16 * tw, wpk.shape[1], 2), np.int16)
-    if _native.convt_direct_i16_into(four, wpk, wmax, 2, 2, out, scratch):
-        return None
+    scratch = np.empty(_native.direct_pixels_scratch(c, wpk.shape[0], 4, 16 * tw, wpk.shape[1], 2), np.int16)
     b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
-    _native.pixels_rows(out, 2, b_out, shift, img[32 * split - 2 : 32 * split + 2])
+    if _native.convt_direct_i16_pixels(four, wpk, wmax, 2, 2, 2, b_out, shift, img[32 * split - 2 : 32 * split + 2],
+                                       scratch):
+        return None
     return img
 
 
@@ -256,9 +255,8 @@ def _band_buffers(model: Model, plan: winograd.Plan, tile_rows: int, tw: int,
     of each)."""
     c, k = model["two.gdn.gamma"].shape[0], model["two.out.w"].shape[2]
     rows, cols = 16 * tile_rows, 16 * tw
-    cout = pairs[0].shape[0]
-    return [np.empty(2 * c * rows * cols), np.empty(c * rows * cols), np.empty(cout * 4 * rows * cols),
-            np.empty(_native.direct_i16_scratch(c, rows, cols, k, 2), np.int16),
+    return [np.empty(2 * c * rows * cols), np.empty(c * rows * cols),
+            np.empty(_native.direct_pixels_scratch(c, pairs[0].shape[0], rows, cols, k, 2), np.int16),
             winograd.band_buffers(plan, 2 * tw, tile_rows)]
 
 
@@ -276,21 +274,20 @@ def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndar
     c, cout, k = gamma.shape[0], wpk.shape[0], wpk.shape[1]
     acc = bufs[0][: 2 * c * rows * cols].reshape(2 * c, rows, cols)
     hidden = bufs[1][: c * rows * cols].reshape(c, rows, cols)
-    out = bufs[2][: 4 * cout * rows * cols].reshape(cout, 2 * rows, 2 * cols)
-    scratch = bufs[3][: _native.direct_i16_scratch(c, rows, cols, k, 2)]
+    scratch = bufs[2][: _native.direct_pixels_scratch(c, cout, rows, cols, k, 2)]
     dst = img[y0:y1]
     if job is not None:
-        for arr in (acc, hidden, out, scratch):
+        for arr in (acc, hidden, scratch):
             job.buf(arr, "scratch")
         for arr in (b_up, gamma, beta, wpk, b_out):
             job.buf(arr, "const")
         job.buf(dst, "out")
-    if winograd.convt_band(plan, x, t0, t1, 8, acc, bufs[4], run=job):
+    if winograd.convt_band(plan, x, t0, t1, 8, acc, bufs[3], run=job):
         return 1, hidden
     shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
     _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
-    rc = _native.convt_direct_i16_into(hidden, wpk, wmax, 2, 2, out, scratch, run=job)
-    _native.pixels_rows(out, y0 - 32 * t0, b_out, shift, dst, run=job)
+    # The output layer's sums become pixels in registers (no float64 planes of 2 rows x 2 columns per hidden pixel)
+    rc = _native.convt_direct_i16_pixels(hidden, wpk, wmax, 2, 2, y0 - 32 * t0, b_out, shift, dst, scratch, run=job)
     return rc or 0, hidden
 
 
@@ -416,6 +413,41 @@ def _igdn_check() -> bool:
     shifts = (19, 18, 14, SYN_FRAC_BITS)
     return np.array_equal(_native.upres_igdn(acc, b, gamma, beta, shifts, ACT_LIMIT),
                           _hidden_numpy(acc.copy(), b, gamma, beta, shifts))
+
+
+def _direct_pixels_kernel_ok() -> bool:
+    return conv.kernel_checked("direct_pixels", _direct_pixels_check)
+
+
+def _direct_pixels_check() -> bool:
+    """``nic_convt_direct_i16_pixels`` against the NumPy transposed conv and ``_pixels_numpy``: rows from inside the
+    output, crops to widths with and without a partial block of 8 columns, both layouts, three and four output
+    channels (one group of each), sums at both clip ends and the rounding boundary; and its refusal of inputs beyond
+    int16 (the image untouched)."""
+    rng = _native.CheckInts()
+    shift = 13
+    for cin, cout, h, wd in ((6, 3, 4, 11), (5, 4, 3, 8)):
+        a = rng.integers(-(1 << 12), 1 << 12, (cin, h, wd)).astype(np.float64)
+        w = rng.integers(-(1 << 12), 1 << 12, (cin, cout, 5, 5)).astype(np.float64)
+        b = rng.integers(-(1 << 21), 1 << 21, cout).astype(np.float64)
+        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 2, 2)
+        b[0] = (1 << (shift - 1)) - acc[0, 1, 0]  # pixel (1, 0) of channel 0 lands right on a rounding boundary
+        b[1] = -acc[1].max() - (1 << shift)  # channel 1 clips to 0 everywhere ...
+        b[-1] = 300 * (1 << shift) - acc[-1].min()  # ... and the last one to 255
+        wpk, wmax = _native.weight_pairs(w)
+        scratch = np.empty(_native.direct_pixels_scratch(cin, cout, h, wd, 5, 2), np.int16)
+        for row0, oh, ow, layout in ((0, 2 * h, 2 * wd, "rgb"), (1, 2 * h - 3, 2 * wd - 3, "rgba"),
+                                     (3, 2, 2 * wd - 1, "rgb")):
+            want = _pixels_numpy(acc[:, row0:].copy(), b, shift, (oh, ow), layout)
+            got = np.full(want.shape, 7, np.uint8)
+            if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, row0, b, shift, got, scratch) or not \
+                    np.array_equal(got, want):
+                return False
+        a[0, 0, 0] = 1 << 15  # beyond int16: refused, the image untouched
+        got = np.full((2, 2 * wd, cout), 7, np.uint8)
+        if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, 0, b, shift, got, scratch) != 1 or np.any(got != 7):
+            return False
+    return True
 
 
 def _pixels_kernel_ok() -> bool:

@@ -73,6 +73,7 @@ igdn_ok = synthesis._igdn_kernel_ok()
 latent_ok = synthesis._latent_kernel_ok()
 to_i16t_ok = conv._to_i16t_kernel_ok()
 pixels_ok = synthesis._pixels_kernel_ok()
+direct_pixels_ok = synthesis._direct_pixels_kernel_ok()
 requantize_ok = conv._requantize_kernel_ok()
 from webdecoder import hyper  # noqa: E402
 
@@ -103,6 +104,16 @@ def counted_direct(*args, **kw):
 
 
 _native.convt_direct_i16_into = counted_direct
+direct_pixels = _native.convt_direct_i16_pixels
+
+
+def counted_direct_pixels(*args, **kw):
+    rc = direct_pixels(*args, **kw)
+    wino_runs.append(2 if rc == 0 else 0)  # 2 as well: the output layer in int16, its sums rounded to pixels at once
+    return rc
+
+
+_native.convt_direct_i16_pixels = counted_direct_pixels
 from webdecoder import wino3  # noqa: E402
 
 prepare3 = wino3.prepare
@@ -175,6 +186,7 @@ for f in files:
 print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),
                   "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
+                  "direct_pixels_kernel": direct_pixels_ok,
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
                   "values_kernel": values_ok, "wino3_kernel": wino3_ok, "latent_kernel": latent_ok,
                   "to_i16t_kernel": to_i16t_ok,

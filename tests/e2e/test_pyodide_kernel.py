@@ -64,6 +64,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
+    assert r["direct_pixels_kernel"], "the output layer + pixels kernel did not load or failed its self-check"
     assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
     assert r["scale_kernel"], "the scale-index kernel did not load or failed its self-check"
     assert r["values_kernel"], "the symbol-values kernel did not load or failed its self-check"
