@@ -55,7 +55,7 @@ def main() -> None:
               for arm, path in zip("AB", args.so, strict=True)} if args.so else {}
     start = {k: s.value for k, s in parallel.SHARES.items()}
     learnt = dict(start)
-    kept = synthesis.BAND_JOBS, hyper.HYPER_JOBS
+    kept = synthesis.BAND_JOBS.size, hyper.HYPER_JOBS.size
 
     def variant(arm: str) -> None:
         if builds:
@@ -63,7 +63,7 @@ def main() -> None:
         elif args.kernel:
             conv._checked[args.kernel] = arm == "A"
         elif args.templates:
-            synthesis.BAND_JOBS, hyper.HYPER_JOBS = kept if arm == "A" else (0, 0)
+            synthesis.BAND_JOBS.size, hyper.HYPER_JOBS.size = kept if arm == "A" else (0, 0)
         elif args.share:
             name, values = args.share.split("=")
             share = parallel.SHARES[name]

@@ -288,3 +288,43 @@ def test_a_template_refuses_what_it_cannot_remake(fake, monkeypatch):
     monkeypatch.setattr(parallel, "CONST_ARRAYS", 1)
     parallel.Job().buf(np.zeros(1), "const")  # a second constant clears the table
     assert tmpl.make(arrays) is None
+
+
+def test_templates_record_once_per_key_and_owner(fake):
+    """``Templates.job`` records a key's job once and then makes it from the template; another owner object under the
+    same key, or size 0, records again; past ``size`` keys the oldest is dropped."""
+    w = np.arange(3, dtype=np.uint8)
+    recorded = []
+
+    def arrays() -> list[np.ndarray]:
+        return [np.arange(12, dtype=np.uint8).reshape(3, 4), np.zeros(8, np.uint8), np.zeros(2, np.uint8)]
+
+    def record_for(a: list[np.ndarray]):
+        def record(job: parallel.Job) -> None:
+            recorded.append(1)
+            job.__dict__.update(_band_like_job(*a, w).__dict__)
+        return record
+
+    kept = parallel.Templates(2)
+    owner = object()
+    for _ in range(3):
+        a = arrays()
+        job = kept.job(("k",), (owner,), a, record_for(a))
+        h = parallel.LoopbackHelper()
+        assert job.start(h) and job.wait(h) == [0, 7, 0]
+        assert a[1][2:].tolist() == (a[0][:, 1:].ravel() + 1)[:6].tolist()  # the outputs landed in this call's arrays
+    assert len(recorded) == 1
+    a = arrays()
+    kept.job(("k",), (object(),), a, record_for(a))  # another owner: recorded again
+    assert len(recorded) == 2
+    for key in ("x", "y"):  # two more keys: the first one is dropped
+        a = arrays()
+        kept.job((key,), (owner,), a, record_for(a))
+    a = arrays()
+    kept.job(("k",), (owner,), a, record_for(a))
+    assert len(recorded) == 5
+    off = parallel.Templates(0)
+    for _ in range(2):
+        a = arrays()
+        off.job(("k",), (owner,), a, record_for(a))
+    assert len(recorded) == 7

@@ -19,9 +19,8 @@ from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM
 
 ACT_LIMIT = float(1 << 22)  # activations are clipped to +-2^22 (exactness bound)
 HYPER_LAYERS = ((5, 2, 2), (5, 2, 2), (3, 1, 1))  # (kernel, stride, crop) of h_s
-# Recorded helper jobs (``parallel.Template``) kept per plan, shape and split of the scales; 0: recorded anew each time.
-HYPER_JOBS = 8
-_hyper_jobs: dict[tuple, tuple] = {}
+# The helper's jobs, recorded once per plan, shape and split of the scales (``parallel.Templates``).
+HYPER_JOBS = parallel.Templates(8)
 SPLIT_MIN_MACS = 20_000_000  # (direct) multiply-adds of the last layer below which it runs on one thread: the helper's
 # hand-over costs ~0.3 ms
 
@@ -102,21 +101,15 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
     if h is not None:
         # The helper's calls depend on the shapes and the split alone: recorded once, then made from the template
         # (``parallel.Template``) for this decode's transforms, flush intervals and outputs.
-        bases = [prep.data, parts[1][1], parts[0][1], theirs, means]
-        key = (id(parts[0][0]), id(parts[1][0]), t.shape, m)
-        made = _hyper_jobs.get(key) if HYPER_JOBS else None
-        job = made[2].make(bases) if made is not None and made[0] is parts[0][0] and made[1] is parts[1][0] else None
-        if job is None:
-            job = parallel.Job()
+        def record(job: parallel.Job) -> None:
             job.buf(prep.data, "in")
             if m < 2 * c:
                 run(2, job.buf(theirs, "out"), job)
                 job.end_part()
             run(0, job.buf(means, "out"), job)
-            if HYPER_JOBS:
-                while len(_hyper_jobs) >= HYPER_JOBS:
-                    _hyper_jobs.pop(next(iter(_hyper_jobs)))  # the oldest
-                _hyper_jobs[key] = (parts[0][0], parts[1][0], parallel.Template(job, bases))
+
+        job = HYPER_JOBS.job((t.shape, m), (parts[0][0], parts[1][0]),
+                             [prep.data, parts[1][1], parts[0][1], theirs, means], record)
         job.learn = (parallel.share("hyper"), (2 * c - m) / c + 1)  # the means cost about what all the scales do
         if not job.start(h):
             job = None

@@ -15,6 +15,7 @@ Everything is optional: without a helper (CPython, a page that is not cross-orig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import ctypes
 import json
 import time
@@ -301,6 +302,33 @@ class Template:
             job.bufs.append(entry)
         job.calls, job.parts = list(self._calls), list(self._parts)  # the job's own: recording more cannot reach these
         job._arrays = list(bases)
+        return job
+
+
+class Templates:
+    """Recorded jobs (``Template``) kept per key, the oldest dropped past ``size`` (0: every job recorded anew).
+
+    ``job(key, owners, bases, record)`` makes the job recorded for ``key`` again from ``bases``, or records it with
+    ``record(job)``. ``owners``: the objects the recording depends on beyond the key (plans, weights), kept here and
+    compared by identity, so that a new object at a freed one's address cannot reuse its jobs."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: dict[tuple, tuple[tuple, Template]] = {}
+
+    def job(self, key: tuple, owners: tuple, bases: list[np.ndarray], record: Callable[[Job], None]) -> Job:
+        full = (*map(id, owners), *key)
+        kept = self._kept.get(full) if self.size else None
+        if kept is not None and all(a is b for a, b in zip(kept[0], owners, strict=True)):
+            made = kept[1].make(bases)
+            if made is not None:
+                return made
+        job = Job()
+        record(job)
+        if self.size:
+            while len(self._kept) >= self.size:
+                self._kept.pop(next(iter(self._kept)))  # the oldest
+            self._kept[full] = (owners, Template(job, bases))
         return job
 
 

@@ -106,10 +106,9 @@ def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | 
 # Below this many Winograd tiles (16x16 hidden pixels each) an image decodes on one core: the helper's
 # hand-over (~0.3 ms) would cost more than half of such a band saves.
 SPLIT_MIN_TILES = 64
-# Recorded lower-band jobs (``parallel.Template``) kept per plan, shape and split: a page decodes many images of a few
-# sizes, and the learnt split moves among a few rows. 0: every band's job is recorded anew (bench/pyodide_ab.py).
-BAND_JOBS = 16
-_band_jobs: dict[tuple, tuple] = {}
+# The lower band's jobs, recorded once per plan, shape and split (``parallel.Templates``): a page decodes many images
+# of a few sizes, and the learnt split moves among a few rows.
+BAND_JOBS = parallel.Templates(16)
 
 
 def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: str) -> np.ndarray | None:
@@ -155,18 +154,12 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     c = model["two.gdn.gamma"].shape[0]
     edge = np.empty((c, 2, 16 * tw))  # the lower band's first two hidden rows
     # The lower band's calls depend on the shapes and the split alone: recorded once, then made from the template.
-    key = (id(plan), id(pairs[0]), x.shape, size, layout, split)
-    made = _band_jobs.get(key) if BAND_JOBS else None
-    job = made[2].make([x, img, edge]) if made is not None and made[0] is plan and made[1] is pairs[0] else None
-    if job is None:
-        job = parallel.Job()
+    def record(job: parallel.Job) -> None:
         _, hidden_names = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img, bufs, job)
         for ch in range(c):
             job.copy_out(edge[ch], hidden_names[ch, :2])
-        if BAND_JOBS:
-            while len(_band_jobs) >= BAND_JOBS:
-                _band_jobs.pop(next(iter(_band_jobs)))  # the oldest
-            _band_jobs[key] = (plan, pairs[0], parallel.Template(job, [x, img, edge]))
+
+    job = BAND_JOBS.job((x.shape, size, layout, split), (plan, pairs[0]), [x, img, edge], record)
     job.learn = (share, (th - split) / th)
     if not job.start(h):  # busy or gone: this thread computes the whole image
         return whole()
