@@ -200,9 +200,11 @@
       const src = heap();
       const dst = new Uint8Array(data);
       spec.bufs.forEach((b, i) => {
-        if (b.parts) { // a gathered input: its parts one after the other
+        if (b.parts) { // a gathered input: its parts one after the other, [ptr, n] or runs [ptr, n, step, count]
           let at = bufs[i].at;
-          for (const [ptr, n] of b.parts) { dst.set(src.subarray(ptr, ptr + n), at); at += n; }
+          for (const [ptr, n, step = 0, count = 1] of b.parts) {
+            for (let k = 0, p = ptr; k < count; k++, p += step) { dst.set(src.subarray(p, p + n), at); at += n; }
+          }
         } else if (bufs[i].at >= 0 && bufs[i].role !== "out") dst.set(src.subarray(b.ptr, b.ptr + b.n), bufs[i].at);
         if (b.role === "const" && !sent.has(b.key)) { sent.set(b.key, b.n); sentBytes += b.n; }
       });
