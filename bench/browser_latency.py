@@ -36,7 +36,8 @@ Usage (the first start encodes the samples with effort "none" into build/e2e-cac
     nice -n 15 .venv/bin/python -m bench.browser_latency                 # everything, ~6 min on 2 cores
     .venv/bin/python -m bench.browser_latency --quick                    # 1 quality, 2 reps, 1x/4x only
 
-Writes build/bench/browser_latency.json and prints Markdown tables (also build/bench/browser_latency.md).
+Writes build/bench/browser_latency.json, prints Markdown tables (also build/bench/browser_latency.md) and draws
+them (build/bench/browser_latency.png, `bench.latency_chart`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from typing import Any
 from urllib.parse import urlparse
 import urllib.request
 
+from bench import latency_chart
 from bench.host import CpuWatch, describe
 from bench.site_server import require_compiled_decoder, running_site
 
@@ -558,7 +560,8 @@ def main(argv: list[str] | None = None) -> None:
     md = markdown(out)
     args.out.with_suffix(".md").write_text(md)
     print(md)
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    chart = latency_chart.plot(out, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {chart}")
     if out["foreignRequests"]:
         raise SystemExit(f"requests left 127.0.0.1 (blocked): {out['foreignRequests']}")
 

@@ -272,3 +272,25 @@ def test_kernel_speed_times_builds_side_by_side_and_checks_their_outputs(tiny_di
     monkeypatch.setattr(kernel_speed, "operands", off_by_one)
     with pytest.raises(SystemExit, match="differ from the NumPy reference"):
         kernel_speed.run(nic, [("a", so)], rounds=1, max_pages=32768, out=None)
+
+
+def test_latency_chart_draws_a_run(tmp_path):
+    """bench.latency_chart draws a browser_latency result (its JSON's fields) into a PNG, also from the command line,
+    and a run without throttled pages or native decodes still draws."""
+    from bench import latency_chart
+
+    def row(key: str, nic: float, avif: float | None) -> dict:
+        return {"key": key, "nicMs": nic, "kmacPerPx": 2.59,
+                "nativeMs": {} if avif is None else {"avif": avif, "webp": avif * 0.9, "jpeg": avif / 2}}
+
+    run = {"browser": "156", "startedAt": "2026-12-04T00:00:00Z", "settleS": 5.0,
+           "host": {"cpu": {"seconds": 40.0, "stealPercent": 0.1, "busyPercent": 60.0}},
+           "worker": [row("kodim01-q1", 22.0, 4.0), row("kodim01-q4", 24.0, 4.5), row("kodim04-q4", 23.0, None)],
+           "pageThrottled": {"1": [row("kodim01-q4", 40.0, 5.0)], "4": [row("kodim01-q4", 180.0, 9.0)]},
+           "summary": {"worker1x": {"nicMedianMs": 23.0, "ratioVsAvif": 5.4}}}
+    png = latency_chart.plot(run, tmp_path / "chart.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    (tmp_path / "run.json").write_text(json.dumps({**run, "pageThrottled": {}}))
+    latency_chart.main([str(tmp_path / "run.json")])
+    assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
