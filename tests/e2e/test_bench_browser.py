@@ -1,7 +1,7 @@
 """bench.browser_latency end to end, at its smallest: one file, one repeat, no throttle past 1x, a short settle.
 
 The full benchmark takes minutes and lives in BENCHMARKS.md; this keeps its machinery working (the real site, the
-worker's early and settled passes, the one-thread and NumPy-only pages, the tables).
+worker's early and settled passes, the one-thread and NumPy-only pages, the tables and the chart).
 """
 
 from __future__ import annotations
@@ -24,4 +24,5 @@ def test_browser_latency_times_the_early_and_the_settled_worker_decodes(server, 
     assert d["worker"][0]["threads"] == 2 and d["workerOneThread"][0]["threads"] == 1  # the helper, and not
     md = out.with_suffix(".md").read_text()
     assert "| worker1xEarly |" in md and "After 0.5 s of decodes" in md
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run's chart
     assert not d["foreignRequests"], d["foreignRequests"]  # nothing left 127.0.0.1
