@@ -16,6 +16,8 @@ core, which is also what a browser worker gets.
 Usage::
 
     python -m bench.decode_speed ../shared/data/kodak --limit 4 --out runs/bench/decode_speed.json
+
+Writes the JSON, its Markdown table (``.md``) and a chart (``.png``, ``bench.latency_chart``) side by side.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench import report, save_json
+from bench import latency_chart, report, save_json
 from bench.host import CpuWatch, describe
 from bench.rd import encode_classical, list_images, load_rgb
 
@@ -254,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.out,
     )
     report(markdown(res), a.out)
+    if a.out:
+        print(f"wrote {latency_chart.plot_cpython(res, Path(a.out).with_suffix('.png'))}")
     return 0
 
 

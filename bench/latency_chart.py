@@ -1,12 +1,18 @@
-"""A chart of a ``bench.browser_latency`` run (matplotlib PNG), for the reader who would rather look than read.
+"""Charts of the decode-speed benchmarks (matplotlib PNG), for the reader who would rather look than read.
 
     python -m bench.latency_chart build/bench/browser_latency.json        # -> build/bench/browser_latency.png
+    python -m bench.latency_chart runs/bench/decode_speed.json            # -> runs/bench/decode_speed.png
     python -m bench.latency_chart RUN.json -o chart.png --title "depth 1"
 
-``bench.browser_latency`` draws it beside its JSON at the end of every run. Left: each image's decode in the worker
-(the steady state, two threads) beside the same page's ``createImageBitmap`` of its AVIF, WebP and JPEG of equal
-size, with the target, 5x that AVIF, marked per image. Right: the in-page decode at each CPU throttling rate (one
-thread, CDP ``Emulation.setCPUThrottlingRate``) against AVIF's, medians over the images, and the 1 s target.
+``bench.browser_latency`` and ``bench.decode_speed`` draw theirs beside their JSON at the end of every run.
+
+A browser run (``plot``): left, each image's decode in the worker (the steady state, two threads) beside the same
+page's ``createImageBitmap`` of its AVIF, WebP and JPEG of equal size, with the target, 5x that AVIF, marked per
+image; right, the in-page decode at each CPU throttling rate (one thread, CDP ``Emulation.setCPUThrottlingRate``)
+against AVIF's, medians over the images, and the 1 s target.
+
+A CPython run (``plot_cpython``): left, every decoder's median time per image on a log scale, with the target, 0.15x
+CompressAI's ``mbt2018_mean``; right, nic's stages at each depth.
 """
 
 from __future__ import annotations
@@ -80,6 +86,57 @@ def plot(out: dict[str, Any], path: Path, title: str | None = None) -> Path:
     return path
 
 
+CPYTHON_TARGET = 0.15  # the issue's CPython target: at most 0.15x CompressAI's mbt2018-mean decompress
+STAGE_COLORS = {"parse": "#cccccc", "z": "#9ecae1", "hyper": "#4292c6", "y": "#fdae6b", "synthesis": "#1f5fa8"}
+
+
+def plot_cpython(result: dict[str, Any], path: Path, title: str | None = None) -> Path:
+    """Draw the chart of one ``bench.decode_speed`` result (its JSON as a dict) into ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = result["summary"]
+    names = sorted(summary, key=lambda n: summary[n]["median_decode_s"])
+    ms = [1000 * summary[n]["median_decode_s"] for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    colors = [COLORS["nic"] if n.startswith("nic") else "#7f3b08" if n.startswith("compressai") else
+              COLORS.get(n, "#999999") for n in names]
+    left.barh(names, ms, color=colors)
+    for i, v in enumerate(ms):
+        left.annotate(f" {v:.1f} ms", (v, i), va="center", fontsize=8)
+    ref = next((n for n in names if n.startswith("compressai")), None)
+    if ref:
+        limit = CPYTHON_TARGET * 1000 * summary[ref]["median_decode_s"]
+        left.axvline(limit, color="black", linestyle="--", linewidth=1,
+                     label=f"target: {CPYTHON_TARGET:g}x {ref.removeprefix('compressai-')}")
+        left.legend(fontsize=8, loc="lower right")
+    left.set_xscale("log")
+    left.set_xlim(min(ms) / 1.5, max(ms) * 4)
+    left.set_xlabel("median decode time per image, ms (log scale)")
+    left.grid(axis="x", alpha=0.3)
+    nics = [n for n in names if "stages_s" in summary[n]]
+    bottom = [0.0] * len(nics)
+    for stage, color in STAGE_COLORS.items():
+        v = [1000 * summary[n]["stages_s"].get(stage, 0.0) for n in nics]
+        right.bar(nics, v, bottom=bottom, color=color, label=stage)
+        bottom = [b + x for b, x in zip(bottom, v, strict=True)]
+    right.set_ylabel("ms per image")
+    right.set_title("nic's stages", fontsize=10)
+    right.legend(fontsize=8)
+    right.grid(axis="y", alpha=0.3)
+    steal = (result.get("host_cpu") or {}).get("stealPercent")
+    fig.suptitle(title or (f"CPython decode, {result.get('images')} image(s) of {Path(result.get('dataset', '')).name},"
+                           f" {result.get('threads')} thread(s), {result.get('date', '')}"
+                           + (f", {steal} % stolen" if steal is not None else "")), fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _median(values: Any) -> float:
     vals = [v for v in values if v]
     return statistics.median(vals) if vals else 0.0
@@ -87,11 +144,13 @@ def _median(values: Any) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path, help="a bench.browser_latency JSON")
+    ap.add_argument("run", type=Path, help="a bench.browser_latency or bench.decode_speed JSON")
     ap.add_argument("-o", "--out", type=Path, default=None, help="the PNG (default: beside the JSON)")
     ap.add_argument("--title", default=None)
     args = ap.parse_args(argv)
-    out = plot(json.loads(args.run.read_text()), args.out or args.run.with_suffix(".png"), args.title)
+    run = json.loads(args.run.read_text())
+    draw = plot_cpython if "per_image" in run else plot
+    out = draw(run, args.out or args.run.with_suffix(".png"), args.title)
     print(f"wrote {out}")
 
 

@@ -194,6 +194,10 @@ def test_decode_speed_smoke(tiny_dir, tmp_path):
     assert s["nic-d2"]["time_vs_nic-d2"] == 1.0
     assert "| nic stage (ms) |" in markdown(res)
     assert json.loads((tmp_path / "d.json").read_text())["images"] == 1
+    from bench import latency_chart  # its chart, as the command line draws it beside the JSON
+
+    latency_chart.main([str(tmp_path / "d.json")])
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_sga_schedule_smoke(tiny_dir, tmp_path, capsys):
