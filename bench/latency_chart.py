@@ -75,15 +75,9 @@ def plot(out: dict[str, Any], path: Path, title: str | None = None) -> Path:
     right.grid(axis="y", alpha=0.3)
 
     kmac = sorted({r.get("kmacPerPx") for r in rows if r.get("kmacPerPx")})
-    steal = (out.get("host", {}).get("cpu") or {}).get("stealPercent")
-    fig.suptitle(title or (f"Browser decode, Chromium {out.get('browser', '?')}, "
-                           f"{'/'.join(str(k) for k in kmac)} kMAC/px, {out.get('startedAt', '')}"
-                           + (f", {steal} % stolen" if steal is not None else "")), fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title or (f"Browser decode, Chromium {out.get('browser', '?')}, "
+                                      f"{'/'.join(str(k) for k in kmac)} kMAC/px, {out.get('startedAt', '')}"),
+                 (out.get("host", {}).get("cpu") or {}).get("stealPercent"))
 
 
 CPYTHON_TARGET = 0.15  # the issue's CPython target: at most 0.15x CompressAI's mbt2018-mean decompress
@@ -126,10 +120,16 @@ def plot_cpython(result: dict[str, Any], path: Path, title: str | None = None) -
     right.set_title("nic's stages", fontsize=10)
     right.legend(fontsize=8)
     right.grid(axis="y", alpha=0.3)
-    steal = (result.get("host_cpu") or {}).get("stealPercent")
-    fig.suptitle(title or (f"CPython decode, {result.get('images')} image(s) of {Path(result.get('dataset', '')).name},"
-                           f" {result.get('threads')} thread(s), {result.get('date', '')}"
-                           + (f", {steal} % stolen" if steal is not None else "")), fontsize=11)
+    return _save(fig, path, title or (f"CPython decode, {result.get('images')} image(s) of "
+                                      f"{Path(result.get('dataset', '')).name}, {result.get('threads')} thread(s), "
+                                      f"{result.get('date', '')}"), (result.get("host_cpu") or {}).get("stealPercent"))
+
+
+def _save(fig: Any, path: Path, title: str, steal: float | None) -> Path:
+    """Title (with the share of CPU time the hypervisor stole during the run), lay out, write the PNG, close."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title + (f", {steal} % stolen" if steal is not None else ""), fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
