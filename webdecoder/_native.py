@@ -349,8 +349,7 @@ def convt_direct_i16_pixels(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: i
     assert scratch.size >= direct_pixels_scratch(cin, cout, h, wd, k, stride)
     assert a.flags.c_contiguous and out.flags.c_contiguous and scratch.flags.c_contiguous and b.flags.c_contiguous
     e = -(-k // stride) + 1  # zero pixels each side: every tap's shifted row stays inside
-    at = direct_i16_scratch(cin, h, wd, k, stride)
-    row = ptr(scratch) + 2 * (at + (-at) % 4)  # the row's float64 planes after the int16 input, 8-byte aligned
+    row = ptr(scratch) + 2 * _pixels_row_at(cin, h, wd, k, stride)
     return _invoke(run, "nic_convt_direct_i16_pixels", ptr(a), ptr(wpk), cin, cout, k, stride, h, wd, pad, e, wmax,
                    ptr(scratch), ptr(b), shift, ptr(out), row0, oh, ow, channels, row)
 
@@ -358,8 +357,14 @@ def convt_direct_i16_pixels(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: i
 def direct_pixels_scratch(cin: int, cout: int, h: int, wd: int, k: int, stride: int) -> int:
     """int16 elements of ``convt_direct_i16_pixels``' scratch: ``direct_i16_scratch``'s, then one output row's float64
     planes (Cout x s*w)."""
+    return _pixels_row_at(cin, h, wd, k, stride) + 4 * cout * stride * wd
+
+
+def _pixels_row_at(cin: int, h: int, wd: int, k: int, stride: int) -> int:
+    """Where that row's float64 planes start in the scratch, in int16 elements: after the int16 input, 8-byte
+    aligned."""
     at = direct_i16_scratch(cin, h, wd, k, stride)
-    return at + (-at) % 4 + 4 * cout * stride * wd
+    return at + (-at) % 4
 
 
 def requantize(acc: np.ndarray, mul: np.ndarray | None, bias: np.ndarray | None, shift: int, lo: float,

@@ -279,7 +279,7 @@ def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndar
         return 1, hidden
     shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
     _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
-    # The output layer's sums become pixels in registers (no float64 planes of 2 rows x 2 columns per hidden pixel)
+    # The output layer's sums become pixels row by row (no float64 planes of 2 rows x 2 columns per hidden pixel)
     rc = _native.convt_direct_i16_pixels(hidden, wpk, wmax, 2, 2, y0 - 32 * t0, b_out, shift, dst, scratch, run=job)
     return rc or 0, hidden
 
