@@ -102,25 +102,33 @@ async ({ url }) => {
 # (V8 compiles the hot functions of Pyodide's 10 MB module with its optimising tier in background threads during the
 # first seconds, on the core a two-thread decode needs) and the timed decodes are the steady state of a long visit.
 SETTLE_JS = """
-async ({ url, secs }) => {
+async ({ url, secs, recycle = true }) => {
   const nic = await import("/static/nic.js");
   const bytes = await (await fetch(url)).arrayBuffer();
   const end = performance.now() + secs * 1000;
   let n = 0;
-  while (performance.now() < end) { await nic.decodeDetailed(bytes.slice(0)); n++; }
+  while (performance.now() < end) {
+    const r = await nic.decodeDetailed(bytes.slice(0));
+    if (recycle) nic.recycle(r.imageData);
+    n++;
+  }
   return n;
 }
 """
 
 DECODE_JS = """
-async ({ url, reps, warm, native }) => {
+async ({ url, reps, warm, native, recycle = true }) => {
   const nic = await import("/static/nic.js");
   const get = async (u) => { const r = await fetch(u); if (!r.ok) throw new Error(u); return r.arrayBuffer(); };
   const bytes = await get(url);
-  const out = { decodeMs: [], roundTripMs: [], stages: [], jobs: [], wasmBytes: null, info: null, native: {} };
+  const out = { decodeMs: [], roundTripMs: [], stages: [], jobs: [], wasmBytes: null, info: null, native: {},
+                recycled: 0, copyMs: [] };
   for (let i = 0; i < warm + reps; i++) {
     const r = await nic.decodeDetailed(bytes.slice(0));   // slice: the buffer is transferred to the worker
+    if (recycle) nic.recycle(r.imageData);  // the pixels handed back, as <nic-img> does once it has drawn them
     if (i < warm) continue;
+    out.recycled += r.recycled ? 1 : 0;
+    out.copyMs.push(r.info.copy_ms);
     out.decodeMs.push(r.decodeMs); out.roundTripMs.push(r.roundTripMs); out.stages.push(r.info.stages_ms);
     out.jobs.push(r.info.helper_jobs_ms || []);
     out.wasmBytes = r.wasmBytes; out.info = r.info;
@@ -258,7 +266,7 @@ def image_row(key: str, e: dict, res: dict) -> dict:
             "kernels": (res["info"] or {}).get("kernels"), "threads": (res["info"] or {}).get("threads"),
             "helperWasmBytes": (res["info"] or {}).get("helper_wasm_bytes"),
             "helperJobsMs": helper_jobs(res.get("jobs") or []),
-            "wasmBytes": res["wasmBytes"]}
+            "wasmBytes": res["wasmBytes"], "recycled": res.get("recycled")}
 
 
 def helper_jobs(per_decode: list[list[list[float]]]) -> list[dict]:
@@ -299,6 +307,7 @@ def run(args: argparse.Namespace) -> dict:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         out["browser"] = browser.version
         out["settleS"] = args.settle_s
+        out["recycle"] = args.recycle  # the page hands each result's pixels back (nic.recycle), as <nic-img> does
         guard = Offline()
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         ctx.on("request", guard)
@@ -340,7 +349,8 @@ def run(args: argparse.Namespace) -> dict:
             rows = []
             for e in entries:
                 native = {f: e["comparisons"][f]["url"] for f in FORMATS if f in e["comparisons"]}
-                r = page.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native})
+                r = page.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native,
+                                              "recycle": args.recycle})
                 rows.append(image_row(e["key"], e, r))
                 print(f"  worker 1x{label} {e['key']}: nic {rows[-1]['nicMs']} ms, native {rows[-1]['nativeMs']}",
                       flush=True)
@@ -348,7 +358,8 @@ def run(args: argparse.Namespace) -> dict:
 
         if args.settle_s > 0:
             out["workerEarly"] = worker_pass(" (early)")
-            page.evaluate(SETTLE_JS, {"url": entries[0]["nic"]["url"], "secs": args.settle_s})
+            page.evaluate(SETTLE_JS, {"url": entries[0]["nic"]["url"], "secs": args.settle_s,
+                                      "recycle": args.recycle})
         out["worker"] = worker_pass("")
         page.close()
 
@@ -359,7 +370,8 @@ def run(args: argparse.Namespace) -> dict:
         npage.goto(url + "/latency?autorun=0&kernels=off")
         nrows = []
         for e in tentries:
-            r = npage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.numpy_reps, "warm": 1, "native": {}})
+            r = npage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.numpy_reps, "warm": 1, "native": {},
+                                           "recycle": args.recycle})
             nrows.append(image_row(e["key"], e, r))
             print(f"  worker 1x, NumPy only, {e['key']}: nic {nrows[-1]['nicMs']} ms", flush=True)
         out["workerNumpyOnly"] = nrows
@@ -370,11 +382,13 @@ def run(args: argparse.Namespace) -> dict:
         opage.set_default_timeout(600_000)
         opage.goto(url + "/latency?autorun=0&cores=1")
         if args.settle_s > 0:
-            opage.evaluate(SETTLE_JS, {"url": tentries[0]["nic"]["url"], "secs": args.settle_s})
+            opage.evaluate(SETTLE_JS, {"url": tentries[0]["nic"]["url"], "secs": args.settle_s,
+                                       "recycle": args.recycle})
         orows = []
         for e in tentries:
             native = {"avif": e["comparisons"]["avif"]["url"]} if "avif" in e["comparisons"] else {}
-            r = opage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native})
+            r = opage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1, "native": native,
+                                           "recycle": args.recycle})
             orows.append(image_row(e["key"], e, r))
             print(f"  worker 1x, one thread, {e['key']}: nic {orows[-1]['nicMs']} ms", flush=True)
         out["workerOneThread"] = orows
@@ -402,7 +416,8 @@ def run(args: argparse.Namespace) -> dict:
                 for e in tentries:
                     native = {f: e["comparisons"][f]["url"] for f in FORMATS if f in e["comparisons"]}
                     r = tpage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.throttle_reps,
-                                                   "warm": 1 if rate == args.rates[0] else 0, "native": native})
+                                                   "warm": 1 if rate == args.rates[0] else 0, "native": native,
+                                                   "recycle": args.recycle})
                     sample_heap()
                     trows.append(image_row(e["key"], e, r))
                     print(f"  page {rate}x {e['key']}: nic {trows[-1]['nicMs']} ms, "
@@ -545,6 +560,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="site cache (shared with the e2e tests so nothing is re-encoded)")
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "build" / "bench" / "browser_latency.json")
     ap.add_argument("--quick", action="store_true", help="quality 4 only, 2 reps, 1x and 4x")
+    ap.add_argument("--no-recycle", dest="recycle", action="store_false",
+                    help="the page drops each result instead of handing its pixels back (nic.recycle), as the "
+                         "runs before session 33 did")
     ap.add_argument("--no-progressive", dest="progressive", action="store_false",
                     help="skip the preview-vs-full runs (4x CPU, slow network)")
     ap.add_argument("--screenshots", type=Path, default=ROOT / "build" / "screenshots",

@@ -22,7 +22,22 @@ def test_browser_latency_times_the_early_and_the_settled_worker_decodes(server, 
     for run in ("worker1x", "worker1xEarly", "worker1xOneThread"):
         assert s[run]["nicMedianMs"] > 0 and s[run]["ratioVsAvif"] > 0, (run, s[run])
     assert d["worker"][0]["threads"] == 2 and d["workerOneThread"][0]["threads"] == 1  # the helper, and not
+    # The page hands every result's pixels back (nic.recycle, as <nic-img> does): the timed decode reused the buffer
+    # of the warm-up before it.
+    assert d["recycle"] is True and d["worker"][0]["recycled"] == 1, d["worker"][0]
     md = out.with_suffix(".md").read_text()
     assert "| worker1xEarly |" in md and "After 0.5 s of decodes" in md
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run's chart
     assert not d["foreignRequests"], d["foreignRequests"]  # nothing left 127.0.0.1
+
+
+def test_recycle_ab_compares_new_and_handed_back_buffers(server, tmp_path):
+    """bench.recycle_ab at its smallest: both variants timed on one file, and only the handed-back one reused."""
+    from bench import recycle_ab
+
+    out = tmp_path / "ab.json"
+    recycle_ab.main(["--rounds", "1", "--reps", "1", "--files", "1", "--settle-s", "0.2", "--out", str(out)])
+    d = json.loads(out.read_text())
+    (row,) = d["rows"]
+    assert row["newMs"] > 0 and row["recycledMs"] > 0 and row["newCopyMs"] > 0, row
+    assert d["resultsReusingABuffer"] == {"new": 0, "recycled": 1}, d["resultsReusingABuffer"]

@@ -97,3 +97,43 @@ def test_numpy_only_worker_is_bit_exact(page, server, catalog, cpython_hashes):
     assert not any(v["kernels"] for v in got.values()), "kernels=off still loaded the WebAssembly kernels"
     assert all(v["threads"] == 1 for v in got.values()), "the helper thread runs only kernels: none without them"
     assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}
+
+
+RECYCLE_JS = """
+async ({ items, mode }) => {
+  const nic = await import("/static/nic.js");
+  if (mode === "page") nic.configure({ mode: "page" });
+  const out = [];
+  let last = null;
+  for (const [key, url] of items) {
+    const r = await nic.decodeDetailed(url);
+    last = r.imageData;
+    const sha = await window.rgbSha256(r.imageData);
+    const taken = nic.recycle(r.imageData);  // as <nic-img> does once the pixels are drawn
+    out.push({ key, sha, recycled: r.recycled, taken, leftBytes: r.imageData.data.byteLength });
+  }
+  // Not an ImageData, or one already handed back: nothing to take.
+  return { out, refused: [nic.recycle(null), nic.recycle({}), nic.recycle(last)] };
+}
+"""
+
+
+def test_pixels_written_into_handed_back_buffers_are_exact(ctx, server, catalog, cpython_hashes):
+    """nic.recycle: a drawn image's pixel buffer goes back to the decoder and the next result of that size is written
+    into it (no new memory to fault in). Both modes: every such result equals CPython's pixels, every handed-back
+    ImageData is left empty, and the results after the first reuse a buffer (Kodak's landscape and portrait
+    images have the same number of pixels)."""
+    context, guard = ctx
+    entries = sorted(catalog, key=lambda e: e["nic"]["bytes"])[::4]
+    items = [[e["key"], e["nic"]["url"]] for e in entries]
+    for mode in ("worker", "page"):
+        page = guard.watch(context.new_page())
+        page.goto(server + "/latency?autorun=0")
+        page.evaluate(RGB_SHA256_JS)
+        res = page.evaluate(RECYCLE_JS, {"items": items, "mode": mode})
+        got = res["out"]
+        assert [r["sha"] for r in got] == [cpython_hashes[k] for k, _ in items], mode
+        assert all(r["taken"] and r["leftBytes"] == 0 for r in got), (mode, got)
+        assert [r["recycled"] for r in got] == [False] + [True] * (len(got) - 1), (mode, got)
+        assert res["refused"] == [False, False, False], res["refused"]
+        page.close()

@@ -24,7 +24,7 @@
 // `load` detail also has atMs, previewAtMs (null if no preview), fetchMs, totalMac and stages (ms per
 // decoder stage: parse, z, hyper, y, synthesis), so pages can predict decode time from the cost.
 
-import { decodeProgressive, ready, supported } from "./nic.js";
+import { decodeProgressive, ready, recycle, supported } from "./nic.js";
 
 const ATTRS = ["src", "alt", "width", "height", "loading", "fallback", "progressive"];
 
@@ -233,6 +233,7 @@ export class NicImg extends HTMLElement {
     this._canvas.width = r.width;
     this._canvas.height = r.height;
     this._canvas.getContext("2d").putImageData(r.imageData, 0, 0);
+    recycle(r.imageData); // drawn: the canvas holds a copy, the decoder reuses the memory for the next image
     this._natural = [r.width, r.height];
   }
 

@@ -7,8 +7,9 @@
  *                nic.js; kernels: false = NumPy only; cores: 1 = no helper thread; see nic-core.js)
  *               {type: "decode", id, bytes: ArrayBuffer}
  *               {type: "preview", id, bytes: ArrayBuffer}   (header + z prefix: webdecoder.decode_preview)
+ *               {type: "recycle", buffer: ArrayBuffer}   (a result's pixels, no longer needed: NicCore.recycle)
  * Messages out: {type: "ready", timings} | {type: "init-error", message}
- *               {type: "result", id, width, height, pixels: ArrayBuffer, decodeMs, info, wasmBytes}
+ *               {type: "result", id, width, height, pixels: ArrayBuffer, decodeMs, info, wasmBytes, recycled}
  *               {type: "failed", id, name, message, fatal}
  * Jobs run one at a time (Python is single-threaded here), in arrival order; where the page is cross-origin
  * isolated, part of each decode runs on a helper thread this worker starts (nic-helper.js).
@@ -38,6 +39,10 @@ onmessage = (e) => {
     }
     return;
   }
+  if (msg.type === "recycle") {
+    self.NicCore.recycle(msg.buffer); // not queued: the next job in the queue may use it
+    return;
+  }
   if (msg.type === "decode" || msg.type === "preview") {
     queue = queue.then(async () => {
       try {
@@ -46,7 +51,8 @@ onmessage = (e) => {
         const fn = msg.type === "preview" ? self.NicCore.preview : self.NicCore.decode;
         const r = fn(new Uint8Array(msg.bytes));
         postMessage({ type: "result", id: msg.id, width: r.width, height: r.height, pixels: r.pixels.buffer,
-                      decodeMs: r.decodeMs, info: r.info, wasmBytes: r.wasmBytes }, [r.pixels.buffer]);
+                      decodeMs: r.decodeMs, info: r.info, wasmBytes: r.wasmBytes, recycled: r.recycled },
+                    [r.pixels.buffer]);
       } catch (err) {
         postMessage({ type: "failed", id: msg.id, ...self.NicCore.errorFields(err) });
       }

@@ -220,7 +220,28 @@ async function run(bytes, type) {
     state.macPerMs = msg.info.total_mac / msg.decodeMs;
   }
   return { imageData, width: msg.width, height: msg.height, bytes: size, decodeMs: msg.decodeMs,
-           roundTripMs: performance.now() - t0, info: msg.info, wasmBytes: msg.wasmBytes ?? null };
+           roundTripMs: performance.now() - t0, info: msg.info, wasmBytes: msg.wasmBytes ?? null,
+           recycled: !!msg.recycled };
+}
+
+/**
+ * Hand a decoded ImageData's pixels back to the decoder once they are drawn (putImageData copies them): a later
+ * image of the same size is written into that memory instead of new memory, which the decode would otherwise fault
+ * in page by page (about 1 ms of a Kodak image's decode). The ImageData is left empty (its buffer is transferred).
+ * Returns true if the buffer was taken; false, and the ImageData untouched, where there is no decoder to take it.
+ * <nic-img> does this itself.
+ */
+export function recycle(imageData) {
+  const buffer = imageData && imageData.data && imageData.data.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return false;
+  if (state.mode === "page") {
+    if (!globalThis.NicCore) return false;
+    // Same thread: moved (not copied) out of the ImageData, which is left empty as in worker mode.
+    return globalThis.NicCore.recycle(structuredClone(buffer, { transfer: [buffer] }));
+  }
+  if (!state.worker) return false;
+  state.worker.postMessage({ type: "recycle", buffer }, [buffer]);
+  return true;
 }
 
 /**

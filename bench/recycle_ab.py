@@ -1,0 +1,99 @@
+"""Pixel buffers handed back to the decoder (``nic.recycle``) against new ones, in one page of the real site.
+
+    .venv/bin/python -m bench.recycle_ab                 # kodim01 q4 and three more files, 8 rounds
+    .venv/bin/python -m bench.recycle_ab --rounds 12 --files 6
+
+The worker copies each result's RGBA pixels out of Pyodide's heap into an ArrayBuffer that it transfers to the page.
+A new buffer's pages are faulted in by that copy; a buffer the page hands back once it has drawn the pixels
+(``<nic-img>`` does) is already mapped. After ``--settle-s`` of decodes (the steady state, as
+``bench.browser_latency``), each round decodes every file ``--reps`` times with the buffers handed back and
+``--reps`` times without, alternating which goes first, and the worker's decode times (``decodeMs``: the decode and
+that copy) are compared per file: median over rounds of the per-round medians, and their ratio. Same pixels either
+way (``tests/e2e/test_recycle.py``). Writes build/bench/recycle_ab.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import statistics
+import time
+import urllib.request
+
+from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline
+from bench.host import CpuWatch, describe
+from bench.site_server import require_compiled_decoder, running_site
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    watch = CpuWatch()
+    with running_site(args.cache_dir, 900) as url, sync_playwright() as p:
+        require_compiled_decoder(url)
+        entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
+        entries = [e for e in entries if e.get("quality") == 4][: args.files] or entries[: args.files]
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        ctx = browser.new_context()
+        ctx.on("request", Offline())
+        page = ctx.new_page()
+        page.set_default_timeout(600_000)
+        page.goto(url + "/latency?autorun=0")
+        page.evaluate(SETTLE_JS, {"url": entries[0]["nic"]["url"], "secs": args.settle_s})
+        per: dict[str, dict[str, list[float]]] = {e["key"]: {"new": [], "recycled": [], "new_copy": [],
+                                                              "recycled_copy": []} for e in entries}
+        reused = {"new": 0, "recycled": 0}
+        for i in range(args.rounds):
+            for e in entries:
+                order = (False, True) if (i % 2) else (True, False)
+                for recycle in order:
+                    r = page.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.reps, "warm": 1,
+                                                  "native": {}, "recycle": recycle})
+                    label = "recycled" if recycle else "new"
+                    per[e["key"]][label].append(statistics.median(r["decodeMs"]))
+                    per[e["key"]][label + "_copy"].append(statistics.median(r["copyMs"]))
+                    reused[label] += r["recycled"]
+            print(f"round {i + 1}/{args.rounds}", flush=True)
+        browser.close()
+    rows = []
+    for key, t in per.items():
+        new, rec = statistics.median(t["new"]), statistics.median(t["recycled"])
+        rows.append({"key": key, "newMs": round(new, 2), "recycledMs": round(rec, 2), "ratio": round(rec / new, 3),
+                     "newCopyMs": round(statistics.median(t["new_copy"]), 3),
+                     "recycledCopyMs": round(statistics.median(t["recycled_copy"]), 3)})
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": args.rounds, "reps": args.reps,
+            "settleS": args.settle_s, "rows": rows, "resultsReusingABuffer": reused, "host_cpu": watch.report()}
+
+
+def markdown(res: dict) -> str:
+    lines = ["| file | decode, new buffers, ms | decode, handed back, ms | ratio | copy, new, ms | copy, handed back, "
+             "ms |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['key']} | {r['newMs']} | {r['recycledMs']} | {r['ratio']} | {r['newCopyMs']} | "
+              f"{r['recycledCopyMs']} |" for r in res["rows"]]
+    ratios = sorted(r["ratio"] for r in res["rows"])
+    lines.append(f"\nMedian ratio {statistics.median(ratios):.3f} over {len(ratios)} files; results written into a "
+                 f"handed-back buffer: {res['resultsReusingABuffer']}. {describe(res['host_cpu'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=5, help="timed decodes per file, variant and round")
+    ap.add_argument("--files", type=int, default=4, help="Kodak files at quality 4 from the site's catalog")
+    ap.add_argument("--settle-s", type=float, default=5.0)
+    ap.add_argument("--cache-dir", default=str(ROOT / "build" / "e2e-cache"))
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "recycle_ab.json"))
+    args = ap.parse_args(argv)
+    res = run(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    print(markdown(res))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
