@@ -87,7 +87,7 @@ def open_module(path: Path) -> ctypes.CDLL:
     handle.nic_to_i16t.restype = ctypes.c_int
     handle.nic_to_i16t.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p]
     handle.nic_rans_decode.restype = ctypes.c_int
-    handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+    handle.nic_rans_decode.argtypes = ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                         ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
                                        + [ctypes.c_void_p] * 8)
     return handle
@@ -471,12 +471,13 @@ def to_i16t(a: np.ndarray, at: np.ndarray, limit: int) -> int:
 def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, word_ptr: int, buckets: np.ndarray,
                 freqs: np.ndarray, start: np.ndarray,
                 values: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """The rANS step loop: returns (global symbol indices, None, new word pointer); pointer -1 = out of words.
+    """The rANS step loop: returns (global symbol indices, None, new word pointer); pointer -1 = out of words, -2 = a
+    table index outside the (tables, 257) ``buckets`` (the loop checks each as it reads it: ``tables`` need no check).
 
     ``x`` (int64 lane states) is updated in place, like the NumPy loop does; ``buckets`` is the
     (tables, 257) int32 index of ``rans._decode_tables``. ``values`` (base, escsym), int32 per table (entropy.py
     ``_value_tables``): the loop maps each symbol to its latent value as it goes, and returns (int32 values, int32
-    positions of the escapes, whose values are left 0, new word pointer); the caller has checked every table index.
+    positions of the escapes, whose values are left 0, new word pointer).
     """
     n = tables.size
     args = [np.ascontiguousarray(tables, np.int32), np.ascontiguousarray(words, np.int64),
@@ -486,7 +487,7 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     out = np.empty(n, np.int32)
     tb, wd, bk, fr, st = args
     if values is None:
-        new_ptr = lib().nic_rans_decode(ptr(tb), n, lanes, ptr(x), ptr(wd), wd.size, word_ptr,
+        new_ptr = lib().nic_rans_decode(ptr(tb), n, bk.shape[0], lanes, ptr(x), ptr(wd), wd.size, word_ptr,
                                         ptr(bk), ptr(fr), ptr(st), ptr(out),
                                         None, None, None, None)
         return out, None, new_ptr
@@ -495,7 +496,7 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     assert base.flags.c_contiguous and escsym.flags.c_contiguous
     escpos = np.empty(n, np.int32)
     nesc = np.zeros(1, np.int32)
-    new_ptr = lib().nic_rans_decode(ptr(tb), n, lanes, ptr(x), ptr(wd), wd.size, word_ptr,
+    new_ptr = lib().nic_rans_decode(ptr(tb), n, bk.shape[0], lanes, ptr(x), ptr(wd), wd.size, word_ptr,
                                     ptr(bk), ptr(fr), ptr(st), ptr(out),
                                     ptr(base), ptr(escsym), ptr(escpos), ptr(nesc))
     return out, escpos[: int(nesc[0])] if new_ptr >= 0 else escpos[:0], new_ptr

@@ -129,9 +129,16 @@ def _decode_steps_kernel(tables: np.ndarray, lanes: int, x: np.ndarray, words: n
     It takes the table of each symbol (not ``table << 16``) and the bucket index of ``_decode_tables``.
     """
     out, _, new_ptr = _native.rans_decode(tables, lanes, x, words, ptr, buckets, freqs, start)
+    return out, _kernel_ptr(new_ptr)
+
+
+def _kernel_ptr(new_ptr: int) -> int:
+    """The C loop's new word pointer, or its failure as NicError."""
+    if new_ptr == -2:
+        raise NicError(TABLE_RANGE)
     if new_ptr < 0:
         raise NicError("rANS: stream ends early")
-    return out, new_ptr
+    return new_ptr
 
 
 def _run_steps(kernel: bool, tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, ptr: int,
@@ -185,17 +192,23 @@ def _kernel_ok() -> bool:
     return _kernel_state
 
 
-def _checked(freqs: np.ndarray, offsets: np.ndarray,
-             tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+TABLE_RANGE = "rANS: table index out of range"
+
+
+def _checked(freqs: np.ndarray, offsets: np.ndarray, tables: np.ndarray,
+             loop_checks: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The decoders' operands as int64 (tables int32 where they come so: what the C loop reads, no copy), every
-    table index checked against the tables there are."""
+    table index checked against the tables there are: here, or, with ``loop_checks`` and int32 tables, by the C loop
+    as it reads them (two NumPy passes fewer over the latent's indices; wider ones could wrap when made int32)."""
     freqs = np.asarray(freqs, np.int64)
     offsets = np.asarray(offsets, np.int64)
     tables = np.asarray(tables)
     if tables.dtype != np.int32:
         tables = tables.astype(np.int64)
+    elif loop_checks:
+        return freqs, offsets, tables
     if tables.size and (tables.min() < 0 or tables.max() >= offsets.size - 1):
-        raise NicError("rANS: table index out of range")
+        raise NicError(TABLE_RANGE)
     return freqs, offsets, tables
 
 
@@ -266,13 +279,11 @@ class RansDecoder:
         """``decode_global`` and entropy.py's mapping of symbols to latent values in one pass of the C loop
         (Pyodide, where ``_kernel_ok()``): (int32 values, int32 positions of the escapes, left 0).
         ``value_tables``: entropy.py's ``_value_tables(offsets)``."""
-        freqs, offsets, tables = _checked(freqs, offsets, tables)
+        freqs, offsets, tables = _checked(freqs, offsets, tables, loop_checks=True)
         index, start = _decode_tables(freqs, offsets, buckets=True)
         values, escapes, ptr = _native.rans_decode(tables, self.lanes, self.x, self.words, self.ptr, index, freqs,
                                                    start, value_tables)
-        if ptr < 0:
-            raise NicError("rANS: stream ends early")
-        self.ptr = ptr
+        self.ptr = _kernel_ptr(ptr)
         return values, escapes
 
     def finish(self) -> None:

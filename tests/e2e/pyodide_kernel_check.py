@@ -65,6 +65,26 @@ for lanes, n in ((1, 50), (5, 999), (256, 20000)):
                 got.append(("error", str(e)))
         rans_equal = rans_equal and got[0] == got[1]
 rans._kernel_state = rans_ok
+# A table index outside the tables, int32 as the latent's come: the C loop refuses it as it reads it (decode_values
+# makes no NumPy pass first), with the error the NumPy check gives (decode), and never reads past its tables.
+from webdecoder import entropy  # noqa: E402
+
+data = rans.RansEncoder(5).encode(np.zeros(40, np.int64), freqs, offsets, np.zeros(40, np.int64))
+for bad in (2, -1, 1 << 20):
+    tables = np.zeros(40, np.int32)
+    tables[37] = bad
+    errors = []
+    for how in ("loop", "numpy"):
+        try:
+            dec = rans.RansDecoder(data, 5)
+            if how == "loop":
+                dec.decode_values(freqs, offsets, tables, entropy._value_tables(offsets))
+            else:
+                dec.decode(freqs, offsets, tables)
+            errors.append(None)
+        except webdecoder.NicError as e:
+            errors.append(str(e))
+    rans_equal = rans_equal and errors == [rans.TABLE_RANGE] * 2
 # The conv kernels (overlap-add, direct small-Cin conv) and the fused iGDN: loaded and self-checked.
 from webdecoder import synthesis  # noqa: E402
 
