@@ -14,6 +14,15 @@ Pyodide: the kernels import only a memory and a stack pointer), calls every kern
 per kernel and build with the ratio to the first build; writes JSON. The operands are laid out as the working tree's
 plans lay them out: builds from before a layout change (the k13/s8 weights' interleaved row pairs, session 31) fail
 the check rather than time garbage.
+
+Where the time goes inside a kernel, instruction by instruction (Linux perf; V8 writes jitdumps that name the
+WebAssembly functions by index: ``wasm-function[15]`` is ``nic_wino_convt``, as ``bench.chromium_profile`` maps them):
+
+    python -m bench.kernel_speed build/k01q4.nic --operands build/ops.bin
+    cd build && perf record -k mono -o perf.data node --perf-prof --no-wasm-lazy-compilation \
+        ../bench/kernel_speed.mjs ops.bin tree=../webdecoder/native/nicmm.wasm.so --rounds 60
+    perf inject --jit -i perf.data -o perf.jit.data
+    perf annotate -i perf.jit.data --stdio -s "JS:wasm-function[15]-15-turbofan"
 """
 
 from __future__ import annotations
@@ -113,12 +122,15 @@ def write_operands(path: Path, arrays: dict[str, np.ndarray], scalars: dict[str,
     path.write_bytes(len(header).to_bytes(4, "little") + header + b"".join(blobs))
 
 
-def run(nic_path: Path, builds: list[tuple[str, Path]], rounds: int, max_pages: int, out: str | None) -> dict:
+def run(nic_path: Path, builds: list[tuple[str, Path]], rounds: int, max_pages: int, out: str | None,
+        keep: Path | None = None) -> dict:
     arrays, scalars = operands(nic_path.read_bytes())
     watch = CpuWatch()
     with tempfile.TemporaryDirectory() as tmp:
         ops = Path(tmp) / "operands.bin"
         write_operands(ops, arrays, scalars)
+        if keep is not None:
+            keep.write_bytes(ops.read_bytes())
         cmd = ["node", str(ROOT / "bench" / "kernel_speed.mjs"), str(ops), *[f"{n}={p}" for n, p in builds],
                "--rounds", str(rounds), "--max-pages", str(max_pages)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -164,10 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-pages", type=int, default=32768,
                    help="the memory's maximum in 64 KiB pages (Pyodide's: 65536; Node 20 runs wasm slower past 32768)")
     p.add_argument("--out", default="runs/bench/kernel_speed.json")
+    p.add_argument("--operands", type=Path, help="also keep the operands file here (to profile the kernels on it)")
     args = p.parse_args(argv)
     builds = [(n, Path(v)) for n, v in (s.split("=", 1) for s in args.so)] or [
         ("tree", ROOT / "webdecoder" / "native" / "nicmm.wasm.so")]
-    report(markdown(run(args.file, builds, args.rounds, args.max_pages, args.out)), args.out)
+    report(markdown(run(args.file, builds, args.rounds, args.max_pages, args.out, args.operands)), args.out)
     return 0
 
 

@@ -260,8 +260,11 @@ def test_kernel_speed_times_builds_side_by_side_and_checks_their_outputs(tiny_di
     nic = tmp_path / "tiny.nic"
     nic.write_bytes(encoder.encode(img, quality=3, depth=2, effort="none"))
     so = Path(kernel_speed.ROOT) / "webdecoder" / "native" / "nicmm.wasm.so"
-    res = kernel_speed.run(nic, [("a", so), ("b", so)], rounds=3, max_pages=32768, out=tmp_path / "k.json")
+    res = kernel_speed.run(nic, [("a", so), ("b", so)], rounds=3, max_pages=32768, out=tmp_path / "k.json",
+                           keep=tmp_path / "ops.bin")
     assert set(res["median_ms"]) == {"a", "b"}
+    ops = (tmp_path / "ops.bin").read_bytes()  # the operands kept for a profiler: kernel_speed.mjs's input
+    assert json.loads(ops[4 : 4 + int.from_bytes(ops[:4], "little")])["arrays"]["ref_means"]
     assert all(set(t) == set(kernel_speed.KERNELS) and min(t.values()) > 0 for t in res["median_ms"].values())
     assert "| b / a |" in kernel_speed.markdown(res)
     assert json.loads((tmp_path / "k.json").read_text())["builds"]["a"] == str(so)

@@ -7,14 +7,24 @@ worker's early and settled passes, the one-thread and NumPy-only pages, the tabl
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from bench import browser_latency
+from nic_e2e import ROOT
+
+
+def bench(module: str, *args: str) -> None:
+    """``python -m bench.<module> ARGS`` in a process of its own: a benchmark drives its own Playwright, which cannot
+    start inside this session's (an event loop is running there once an earlier test has opened the browser)."""
+    done = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
 def test_browser_latency_times_the_early_and_the_settled_worker_decodes(server, tmp_path):
     out = tmp_path / "bl.json"
-    browser_latency.main(["--limit", "1", "--reps", "1", "--throttle-reps", "1", "--numpy-reps", "1", "--rates", "1",
-                          "--settle-s", "0.5", "--no-progressive", "-o", str(out)])
+    bench("browser_latency", "--limit", "1", "--reps", "1", "--throttle-reps", "1", "--numpy-reps", "1", "--rates",
+          "1", "--settle-s", "0.5", "--no-progressive", "-o", str(out))
     d = json.loads(out.read_text())
     assert d["settleS"] == 0.5 and len(d["worker"]) == len(d["workerEarly"]) == 1
     s = d["summary"]
@@ -33,10 +43,8 @@ def test_browser_latency_times_the_early_and_the_settled_worker_decodes(server, 
 
 def test_recycle_ab_compares_new_and_handed_back_buffers(server, tmp_path):
     """bench.recycle_ab at its smallest: both variants timed on one file, and only the handed-back one reused."""
-    from bench import recycle_ab
-
     out = tmp_path / "ab.json"
-    recycle_ab.main(["--rounds", "1", "--reps", "1", "--files", "1", "--settle-s", "0.2", "--out", str(out)])
+    bench("recycle_ab", "--rounds", "1", "--reps", "1", "--files", "1", "--settle-s", "0.2", "--out", str(out))
     d = json.loads(out.read_text())
     (row,) = d["rows"]
     assert row["newMs"] > 0 and row["recycledMs"] > 0 and row["newCopyMs"] > 0, row
