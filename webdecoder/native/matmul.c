@@ -537,8 +537,8 @@ void nic_upres_igdn(const double *acc, const double *b, const double *gamma, con
  * + 256] its last symbol, so the answer lies in [bucket[b], bucket[b + 1]]: a binary search of at most
  * 9 steps, usually none. Returns the new word pointer, -1 when the stream runs out, or -2 at a table index outside
  * 0 .. ntables - 1 (rans.py raises NicError for either): the loop checks what it reads, so the caller need not make
- * two passes over the tables first (the latent's 295K indices: ~0.5 ms of NumPy's min and max in Pyodide). Integer
- * -only, so it matches NumPy exactly.
+ * two passes over the tables first (the latent's 295K indices: ~0.5 ms of NumPy's min and max in Pyodide).
+ * Integer-only, so it matches NumPy exactly.
  *
  * out[i] is the symbol's global index (table offset + symbol) where base is NULL. With base, it is the latent
  * value (webdecoder/entropy.py decode_values, same integers) in the same pass: global index a of table t is the

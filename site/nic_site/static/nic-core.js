@@ -17,7 +17,7 @@
  *     recycled: whether pixels' buffer is one handed back through recycle (else a new one); info.copy_ms: the
  *     pixels' copy out of the heap into it
  *   NicCore.recycle(arrayBuffer) -> true if kept: a result's pixel buffer the caller no longer needs, reused by a later
- *     result of the same size (its contents overwritten); the last two are kept
+ *     result of the same size (its contents overwritten); the last two are kept, 64 MB at most
  *   NicCore.previewBytes(uint8Array) -> bytes needed for a preview (0 until the header is in)
  *   NicCore.preview(uint8Array) -> like decode, from just those bytes (webdecoder.decode_preview)
  * decode throws the PythonError of webdecoder (type "NicError" for bad input) on failure.
@@ -190,15 +190,18 @@ def _nic_preview(buf):
 
   // Pixel buffers handed back by the page (recycle): the next result of that size is copied into one of them
   // instead of a new ArrayBuffer, whose fresh pages the copy would fault in (0.8-1.3 ms of a Kodak image's decode
-  // in Chromium's worker, against under 0.1 into a reused one). The most recent few only: a 4K image's is 33 MB.
+  // in Chromium's worker, against under 0.1 into a reused one). The most recent two, and no more than 64 MB: a 4K
+  // image's buffer is 33 MB, which the worker should not hold twice.
   const SPARE_MAX = 2;
+  const SPARE_BYTES = 64 << 20;
   const spares = [];
 
   /** Keep an ArrayBuffer of pixels (its contents are overwritten) for a later result of the same size. */
   function recycle(buffer) {
-    if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return false;
+    if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0 || buffer.byteLength > SPARE_BYTES) return false;
     spares.push(buffer);
-    if (spares.length > SPARE_MAX) spares.shift();
+    const bytes = () => spares.reduce((n, b) => n + b.byteLength, 0);
+    while (spares.length > SPARE_MAX || bytes() > SPARE_BYTES) spares.shift();
     return true;
   }
 
