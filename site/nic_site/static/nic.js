@@ -235,7 +235,7 @@ export function recycle(imageData) {
   const buffer = imageData && imageData.data && imageData.data.buffer;
   if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return false;
   if (state.mode === "page") {
-    if (!globalThis.NicCore) return false;
+    if (!globalThis.NicCore || typeof structuredClone !== "function") return false;
     // Same thread: moved (not copied) out of the ImageData, which is left empty as in worker mode.
     return globalThis.NicCore.recycle(structuredClone(buffer, { transfer: [buffer] }));
   }
