@@ -51,11 +51,10 @@ import statistics
 import time
 from typing import Any
 from urllib.parse import urlparse
-import urllib.request
 
 from bench import latency_chart
 from bench.host import CpuWatch, describe
-from bench.site_server import require_compiled_decoder, running_site
+from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -181,14 +180,21 @@ async ({ url, progressive }) => {
 SLOW_NETWORK = {"offline": False, "latency": 400, "downloadThroughput": 50_000 / 8, "uploadThroughput": 50_000 / 8}
 
 
+def latency_page(ctx: Any, url: str, query: str = "") -> Any:
+    """A new page of ``ctx`` on the site's latency page, which decodes nothing by itself (``autorun=0``), with
+    ``query`` (``&kernels=off``, ``&cores=1``) appended; a generous timeout for throttled and NumPy-only decodes."""
+    page = ctx.new_page()
+    page.set_default_timeout(600_000)
+    page.goto(url + "/latency?autorun=0" + query)
+    return page
+
+
 def progressive_runs(ctx: Any, url: str, e: dict, args: argparse.Namespace) -> dict:
     """Time to preview vs time to full image: in-page decoding at 4x CPU throttling, slow network and not."""
     import base64
 
     out: dict[str, Any] = {"key": e["key"], "bytes": e["nic"]["bytes"], "runs": {}}
-    page = ctx.new_page()
-    page.set_default_timeout(600_000)
-    page.goto(url + "/latency?autorun=0")
+    page = latency_page(ctx, url)
     # Runtime ready and the wasm JIT warm (one decode) before the clock starts: this times the image only.
     page.evaluate("async (u) => { const n = await import('/static/nic.js'); n.configure({ mode: 'page' });"
                   " await n.decodeDetailed(u); }", e["nic"]["url"])
@@ -300,7 +306,7 @@ def run(args: argparse.Namespace) -> dict:
                                     "python": platform.python_version()}}
     with running_site(args.cache_dir, 1800) as url, sync_playwright() as p:
         require_compiled_decoder(url)
-        entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
+        entries = catalog(url)
         if args.qualities:
             entries = [e for e in entries if e.get("quality") in args.qualities]
         entries = entries[: args.limit] if args.limit else entries
@@ -365,9 +371,7 @@ def run(args: argparse.Namespace) -> dict:
 
         # The same worker decode with NumPy alone (kernels off), on the throttle-quality files.
         tentries = [e for e in entries if e.get("quality") == args.throttle_quality] or entries[:3]
-        npage = ctx.new_page()
-        npage.set_default_timeout(600_000)
-        npage.goto(url + "/latency?autorun=0&kernels=off")
+        npage = latency_page(ctx, url, "&kernels=off")
         nrows = []
         for e in tentries:
             r = npage.evaluate(DECODE_JS, {"url": e["nic"]["url"], "reps": args.numpy_reps, "warm": 1, "native": {},
@@ -378,9 +382,7 @@ def run(args: argparse.Namespace) -> dict:
         npage.close()
 
         # The same worker decode on one thread (no helper), on the throttle-quality files, AVIF timed again.
-        opage = ctx.new_page()
-        opage.set_default_timeout(600_000)
-        opage.goto(url + "/latency?autorun=0&cores=1")
+        opage = latency_page(ctx, url, "&cores=1")
         if args.settle_s > 0:
             opage.evaluate(SETTLE_JS, {"url": tentries[0]["nic"]["url"], "secs": args.settle_s,
                                        "recycle": args.recycle})
@@ -395,9 +397,7 @@ def run(args: argparse.Namespace) -> dict:
         opage.close()
 
         # Throttled runs: in-page decoding (worker targets refuse CPU throttling), same context (warm cache).
-        tpage = ctx.new_page()
-        tpage.set_default_timeout(600_000)
-        tpage.goto(url + "/latency?autorun=0")
+        tpage = latency_page(ctx, url)
         tpage.evaluate("async () => { const n = await import('/static/nic.js'); n.configure({ mode: 'page' });"
                        " await n.ready(); }")
         cdp = ctx.new_cdp_session(tpage)

@@ -31,10 +31,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 
-from bench.browser_latency import CHROMIUM, LAUNCH_ARGS, SETTLE_JS, Offline
-from bench.site_server import require_compiled_decoder, running_site
+from bench.browser_latency import CHROMIUM, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
+from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "webdecoder" / "native" / "nicmm.wasm.so"
@@ -167,17 +166,14 @@ def run(args: argparse.Namespace) -> dict:
     try:
         with running_site(args.cache_dir, 900) as url, sync_playwright() as p:
             require_compiled_decoder(url)
-            entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
-            entry = next((e for e in entries if e["key"] == args.file), None)
+            entry = next((e for e in catalog(url) if e["key"] == args.file), None)
             if entry is None:
                 raise SystemExit(f"no {args.file} in the site's catalog")
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=[*LAUNCH_ARGS, "--no-zygote", "--js-flags=--perf-prof"])
             ctx = browser.new_context()
             ctx.on("request", Offline())
-            page = ctx.new_page()
-            page.set_default_timeout(600_000)
-            page.goto(url + "/latency?autorun=0")
+            page = latency_page(ctx, url)
             page.evaluate(SETTLE_JS, {"url": entry["nic"]["url"], "secs": args.settle_s})
             rec = subprocess.Popen(["perf", "record", "-q", "-a", "-k", "mono", "-o", "perf.data", "--", "sleep",
                                     str(args.seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

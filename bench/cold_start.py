@@ -27,11 +27,10 @@ from pathlib import Path
 import statistics
 import time
 from typing import Any
-import urllib.request
 
 from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
 from bench.host import CpuWatch, describe
-from bench.site_server import require_compiled_decoder, running_site
+from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT_KEYS = ("loadPyodideMs", "loadPackagesMs", "weightsMs", "weightsWaitMs", "bootScriptMs", "registerMs")
@@ -101,8 +100,7 @@ def main() -> None:
         for url in urls.values():
             require_compiled_decoder(url)
         # Each site's own first gallery file: checkouts with different models encode different bytes.
-        images = {name: json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"][0]
-                  ["nic"]["url"] for name, url in urls.items()}
+        images = {name: catalog(url)[0]["nic"]["url"] for name, url in urls.items()}
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         names = list(bundles)
         for r in range(args.rounds):

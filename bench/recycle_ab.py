@@ -9,7 +9,7 @@ A new buffer's pages are faulted in by that copy; a buffer the page hands back o
 ``bench.browser_latency``), each round decodes every file ``--reps`` times with the buffers handed back and
 ``--reps`` times without, alternating which goes first, and the worker's decode times (``decodeMs``: the decode and
 that copy) are compared per file: median over rounds of the per-round medians, and their ratio. Same pixels either
-way (``tests/e2e/test_recycle.py``). Writes build/bench/recycle_ab.json.
+way (``tests/e2e/test_decode_exact.py``). Writes build/bench/recycle_ab.json.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import json
 from pathlib import Path
 import statistics
 import time
-import urllib.request
 
-from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline
+from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
 from bench.host import CpuWatch, describe
-from bench.site_server import require_compiled_decoder, running_site
+from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +33,12 @@ def run(args: argparse.Namespace) -> dict:
     watch = CpuWatch()
     with running_site(args.cache_dir, 900) as url, sync_playwright() as p:
         require_compiled_decoder(url)
-        entries = json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
+        entries = catalog(url)
         entries = [e for e in entries if e.get("quality") == 4][: args.files] or entries[: args.files]
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         ctx = browser.new_context()
         ctx.on("request", Offline())
-        page = ctx.new_page()
-        page.set_default_timeout(600_000)
-        page.goto(url + "/latency?autorun=0")
+        page = latency_page(ctx, url)
         page.evaluate(SETTLE_JS, {"url": entries[0]["nic"]["url"], "secs": args.settle_s})
         per: dict[str, dict[str, list[float]]] = {e["key"]: {"new": [], "recycled": [], "new_copy": [],
                                                               "recycled_copy": []} for e in entries}

@@ -35,6 +35,11 @@ def server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "nic_site", "--port", str(port)]
 
 
+def catalog(url: str) -> list[dict]:
+    """The entries of a running site's ``/catalog.json`` (its sample images, their .nic and comparison files)."""
+    return json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
+
+
 def require_compiled_decoder(url: str) -> None:
     """Refuse to time a site that serves the webdecoder wheel as source (webdecoder/ edited after
     scripts/setup_web.sh): its start-up and first decode would measure the interpreter compiling it."""
