@@ -46,6 +46,9 @@ def open_module(path: Path) -> ctypes.CDLL:
     handle.nic_convt_i16.restype = None
     handle.nic_convt_i16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                      + [ctypes.c_void_p] * 2 + [ctypes.c_int] * 2)
+    handle.nic_convt_phase_i16.restype = ctypes.c_int
+    handle.nic_convt_phase_i16.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p]
+                                           + [ctypes.c_int] * 7 + [ctypes.c_void_p] * 2)
     handle.nic_wino_data.restype = ctypes.c_int
     handle.nic_wino_data.argtypes = ([ctypes.c_void_p, ctypes.c_long] + [ctypes.c_int] * 8
                                      + [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
@@ -145,6 +148,30 @@ def convt_i16(w16: np.ndarray, at16: np.ndarray, out: np.ndarray, chunk: int, sc
     assert w16.shape[1] == at16.shape[1] and w16.shape[1] % 8 == 0
     _invoke(run, "nic_convt_i16", ptr(w16), ptr(at16), ptr(out), w16.shape[0], w16.shape[1],
             at16.shape[0], chunk, scale, ptr(tap), ptr(pix), out.shape[1], out.shape[2])
+
+
+def phase_border(k: int, s: int, pad: int) -> int:
+    """The zero border ``convt_phase_i16``'s transposed input needs: output row s i + p reads input rows i - d for
+    every d with 0 <= s d + p + pad < k, i.e. from i - (k - 1 - pad) // s to i + (s - 1 + pad) // s."""
+    return max(0, (k - 1 - pad) // s, (s - 1 + pad) // s)
+
+
+def convt_phase_i16(a: np.ndarray, w16: np.ndarray, wmax: int, s: int, pad: int, out: np.ndarray) -> int:
+    """The transposed conv of a (Cin, h, w) float64 integers by w16 (k * k, Cout, Kp) int16 (conv.py
+    ``_phase_weights``: tap-major, Cin zero-padded to Kp, channel pairs interleaved) into out (Cout, s h, s w), gathered
+    by output phase
+    (``nic_convt_phase_i16``): 0, or 1 (out untouched) where an input exceeds int16 or a block could overflow int32.
+    Cout even, at most 8 taps per axis and phase."""
+    cin, h, w = a.shape
+    taps, cout, kp = w16.shape
+    k = int(round(taps ** 0.5))
+    assert k * k == taps and cout % 2 == 0 and kp % 8 == 0 and cin <= kp and -(-k // s) <= 8
+    assert a.dtype == out.dtype == np.float64 and w16.dtype == np.int16 and out.shape == (cout, s * h, s * w)
+    assert a.flags.c_contiguous and w16.flags.c_contiguous and out.flags.c_contiguous and 0 <= wmax < 1 << 15
+    border = phase_border(k, s, pad)
+    scratch = np.empty(((h + 2 * border) * (w + 2 * border) + 4) * kp, np.int16)  # (Kp / 8, pixels, 8)
+    return lib().nic_convt_phase_i16(ptr(a), cin, h, w, ptr(w16), cout, kp, k, s, pad, wmax, border, ptr(scratch),
+                                     ptr(out))
 
 
 def wino_data_scratch(kp: int, w: int, border: int, tile_rows: int) -> int:

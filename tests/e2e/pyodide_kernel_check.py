@@ -3,8 +3,8 @@
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
 "to_i16t_kernel": bool,
-"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers] run in
-the kernel decode]},
+"files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers, phase-gathered
+5x5/s2 hyper layers] run in the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
 sha with a helper that refuses jobs, sha with one whose jobs fail, shas with every learnt share at the low and at the
 high end of its range]}}.
@@ -146,6 +146,16 @@ def counted3(*args):
 
 
 wino3.prepare = counted3
+phase_i16 = conv._phase_i16
+
+
+def counted_phase(*args):
+    got = phase_i16(*args)
+    wino_runs.append(4 if got is not None else 0)  # 4: a 5x5/s2 hyper-decoder layer ran as the int16 phase gather
+    return got
+
+
+conv._phase_i16 = counted_phase
 real = parallel.helper()  # the runner's helper thread: used below, not in the single-thread decodes here
 parallel.set_helper(None)
 for f in files:
@@ -153,7 +163,7 @@ for f in files:
     conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
     wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    ran = [sum(v == k for v in wino_runs) for k in (1, 2, 3)]
+    ran = [sum(v == k for v in wino_runs) for k in (1, 2, 3, 4)]
     conv._kernel, rans._kernel_state, entropy._values_state = None, False, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]

@@ -71,7 +71,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
     assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
-    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs)) in r["files"].items():
+    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs, phase_runs)) in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16
         # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
@@ -81,6 +81,8 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
         # The hyper-decoder's last layer (3x3) takes F(2x2, 3x3) (webdecoder/wino3.py) in every file: its input
         # stays far below 2^13 (legacy models' too).
         assert wino3_runs == 1, (Path(f).name, wino3_runs)
+        # Its two 5x5/s2 layers are gathered by output phase in int16 (conv._phase_i16), every model's.
+        assert phase_runs == 2, (Path(f).name, phase_runs)
     # The two-thread schedule: same pixels through recorded jobs run here and through the helper thread;
     # only the large files are split (two jobs: the hyper-decoder's last product and the lower synthesis band, at
     # depth 2 the Winograd band and at depth 1 the k18/s16 layer's lower latent rows).

@@ -184,6 +184,117 @@ void nic_convt_i16(const int16_t *W, const int16_t *At, double *out, int P, int 
       put(out, tap + 3 * p, pix + 2 * n, H, Wd, scale * (double)dot_i16(W + (long)p * Kp, At + (long)n * Kp, Kp));
 }
 
+/* Sums over a phase's nt taps of a 2 x 4 tile (two weight rows, four neighbouring input pixels), in the same int32
+ * registers across taps, flushed to float64 every `chunk` blocks of 8 at most (not at every tap: tile2x4_core's
+ * reduction and conversions at each of 9 taps of 48 channels cost as much as the products). Operands channel-block
+ * major, so that a step's loads are one base pointer and constant offsets: tap t's block kb of weight row r at w +
+ * wo[t] + 16 kb + 8 r, of pixel i at a + ao[t] + ks kb + 8 i. */
+static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, const long *wo, const int16_t *a,
+                                                         const long *ao, long ks, int nt, int nb, int chunk,
+                                                         v128_t f[4]) {
+  v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
+  int g = chunk >= nb ? chunk / nb : 1, cb = chunk >= nb ? nb : chunk; /* taps per flush; blocks per flush in one */
+  for (int t0 = 0; t0 < nt; t0 += g) {
+    int t1 = t0 + g < nt ? t0 + g : nt;
+    for (int kb0 = 0; kb0 < nb; kb0 += cb) {
+      int kb1 = kb0 + cb < nb ? kb0 + cb : nb;
+      v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+      for (int t = t0; t < t1; t++) {
+        const int16_t *r = w + wo[t] + 16 * kb0, *q = a + ao[t] + ks * kb0;
+        for (int kb = kb0; kb < kb1; kb++, r += 16, q += ks) {
+          v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + 8), b2 = wasm_v128_load(q + 16),
+                 b3 = wasm_v128_load(q + 24);
+          v128_t x = wasm_v128_load(r);
+          c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
+          c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
+          c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
+          c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
+          x = wasm_v128_load(r + 8);
+          c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
+          c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
+          c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
+          c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
+        }
+      }
+      v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
+      f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
+      f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
+      f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
+      f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
+    }
+  }
+  f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
+}
+
+/* The transposed conv as a gather by output phase, in int16 products: the hyper-decoder's two 5x5/s2 layers (48-64
+ * channels each way), which nic_convt_i16 spent most of its time scattering (a bounds-checked read-modify-write
+ * per product sum, 25 per output pixel). Output pixel (s i + py, s j + px) sums, over the taps (ky, kx) of its
+ * phase, w[., ., ky, kx]^T a[., i - dy, j - dx] with ky = s dy + py + pad (and the same for x): each output is
+ * summed in registers and stored once, no zeroing. a (cin, h, w) float64 integers, transposed here into scratch
+ * (Kp / 8, npix, 8) int16, npix = (h + 2 border) (w + 2 border) + 4: pixels with a zero border wide enough for
+ * every tap (the caller's ``border``) and 4 of slack for the last group's reads, 8 channels a block. W (k * k,
+ * cout / 2, Kp / 8, 2, 8) int16: tap-major, each pair of channels interleaved by 8 input channels. out (cout, s h,
+ * s w) float64. cout even. The int32 flush interval comes from wmax (max |w|) and the largest |a| read; returns 1,
+ * out untouched, where an input exceeds int16 or one block could overflow int32 (else 0). Integer sums below 2^53:
+ * the same result as product + overlap-add, in any order. */
+int nic_convt_phase_i16(const double *a, int cin, int h, int w, const int16_t *W, int cout, int Kp, int k, int s,
+                        int pad, int wmax, int border, int16_t *scratch, double *out) {
+  if ((k + s - 1) / s > 8 || Kp < 8) return 1;
+  int wp = w + 2 * border, H = s * h, Wd = s * w, nb = Kp / 8;
+  long npix = (long)(h + 2 * border) * wp + 4, ks = 8 * npix;
+  for (long i = 0; i < npix * Kp; i++) scratch[i] = 0;
+  int amax = 0;
+  for (int c = 0; c < cin; c++)
+    for (int y = 0; y < h; y++) {
+      const double *row = a + ((long)c * h + y) * w;
+      int16_t *t = scratch + (c >> 3) * ks + ((long)(y + border) * wp + border) * 8 + (c & 7);
+      for (int x = 0; x < w; x++) {
+        double v = row[x];
+        if (!(v >= -32767 && v <= 32767)) return 1;
+        int iv = (int)v;
+        amax = iv > amax ? iv : -iv > amax ? -iv : amax;
+        t[8 * x] = (int16_t)iv;
+      }
+    }
+  long long bound = 8LL * wmax * amax;
+  if (bound > 2147483647LL) return 1;
+  int chunk = bound ? (int)(2147483647LL / bound < 4096 ? 2147483647LL / bound : 4096) : 4096;
+  v128_t f[4];
+  for (int py = 0; py < s; py++)
+    for (int px = 0; px < s; px++) {
+      /* the phase's taps: ky = s dy + py + pad in [0, k) (and x alike), read at input row i - dy */
+      int nt = 0;
+      long ao[64], wo[64];
+      for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+          int ry = ky - py - pad, rx = kx - px - pad;
+          if (ry % s || rx % s) continue;
+          ao[nt] = 8L * (-(ry / s) * wp - rx / s);
+          wo[nt++] = (long)(ky * k + kx) * cout * Kp;
+        }
+      for (int i = 0; i < h; i++) {
+        const int16_t *arow = scratch + ((long)(i + border) * wp + border) * 8;
+        double *orow = out + (long)(s * i + py) * Wd + px;
+        for (int c = 0; c < cout; c += 2)
+          for (int j = 0; j < w; j += 4) {
+            double v[8];
+            if (nt) {
+              taps2x4(W + (long)c * Kp, wo, arow + 8L * j, ao, ks, nt, nb, chunk, f);
+              for (int q = 0; q < 4; q++) wasm_v128_store(v + 2 * q, f[q]);
+            } else
+              for (int q = 0; q < 8; q++) v[q] = 0; /* a phase without taps (k < s) */
+            int cnt = w - j < 4 ? w - j : 4;
+            double *o0 = orow + (long)c * H * Wd + s * j, *o1 = o0 + (long)H * Wd;
+            for (int q = 0; q < cnt; q++) {
+              o0[s * q] = v[q];
+              o1[s * q] = v[4 + q];
+            }
+          }
+      }
+    }
+  return 0;
+}
+
 /* Overlap-add of a transposed conv (webdecoder/conv.py conv_transpose, same result): patches (cout, k, k, h, w)
  * row-major, tap (ky, kx) of input pixel (y, x) lands on output pixel (y*s + ky - pad, x*s + kx - pad) of
  * out (cout, s*h, s*w), which the caller zeroes; taps falling outside are dropped (the crop). Integer values
