@@ -84,6 +84,12 @@ def open_module(path: Path) -> ctypes.CDLL:
     handle.nic_scale_index.restype = None
     handle.nic_scale_index.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int, ctypes.c_void_p]
                                        + [ctypes.c_int] * 2)
+    handle.nic_latent16.restype = ctypes.c_int
+    handle.nic_latent16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double, ctypes.c_int]
+                                    + [ctypes.c_void_p])
+    handle.nic_wino_data16.restype = ctypes.c_int
+    handle.nic_wino_data16.argtypes = ([ctypes.c_void_p, ctypes.c_long] + [ctypes.c_int] * 8
+                                       + [ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3)
     handle.nic_latent.restype = None
     handle.nic_latent.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 4 + [ctypes.c_double]
                                   + [ctypes.c_void_p])
@@ -187,8 +193,8 @@ def wino_tiles(n: int) -> int:
 def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc: np.ndarray, border: int,
                    limit: int, ty0: int, ty1: int, out: np.ndarray, maxabs: np.ndarray, scratch: np.ndarray,
                    run: Callable[..., Any] | None = None) -> int | None:
-    """Winograd-transformed inputs (``winograd``) of tile rows ty0 .. ty1 - 1 of a (Cin, h, w) float64 input of
-    ``shape`` (h, w), of which ``a`` (Cin, rows, w) holds rows a0 .. a0 + rows - 1 (a view with contiguous rows, or
+    """Winograd-transformed inputs (``winograd``) of tile rows ty0 .. ty1 - 1 of a (Cin, h, w) float64 or int16 input
+    of ``shape`` (h, w), of which ``a`` (Cin, rows, w) holds rows a0 .. a0 + rows - 1 (a view with contiguous rows, or
     a copy): into ``out`` (nd * nd, tiles rounded up to a multiple of 4, Kp) int16, tiles = (ty1 - ty0) * ceil(w/2),
     laid out as the kernel reads them (groups of four tiles interleaved by 8 channels, the missing tiles zero), and
     ``maxabs`` (nd * nd,) int32, the largest |value| of each transform. 0, or 1 where some |a| the band reads exceeds
@@ -201,12 +207,14 @@ def wino_data_into(a: np.ndarray, shape: tuple[int, int], a0: int, kp: int, desc
     assert all(-border <= j and j + kind <= border for kind, j in desc.tolist())
     # every image row the band reads is there
     assert a0 <= max(0, 2 * ty0 - border) and a0 + rows >= min(h, 2 * ty1 + border)
-    assert a.dtype == np.float64 and a.strides[1:] == (8 * w, 8) and a.strides[0] % 8 == 0
+    size = a.dtype.itemsize
+    assert a.dtype in (np.float64, np.int16) and a.strides[1:] == (size * w, size) and a.strides[0] % size == 0
     tiles = wino_tiles((ty1 - ty0) * -(-w // 2))
     assert out.dtype == np.int16 and out.shape == (nd * nd, tiles, kp) and out.flags.c_contiguous
     assert maxabs.dtype == np.int32 and maxabs.shape == (nd * nd,) and scratch.dtype == np.int16
     assert scratch.size >= wino_data_scratch(kp, w, border, ty1 - ty0) and scratch.flags.c_contiguous
-    return _invoke(run, "nic_wino_data", ptr(a), a.strides[0] // 8, a0, rows, cin, h, w, ty0, ty1, kp,
+    name = "nic_wino_data16" if size == 2 else "nic_wino_data"
+    return _invoke(run, name, ptr(a), a.strides[0] // size, a0, rows, cin, h, w, ty0, ty1, kp,
                    ptr(desc), nd, border, limit, ptr(scratch), ptr(out), ptr(maxabs))
 
 
@@ -483,6 +491,22 @@ def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: 
     out = np.empty(q.shape, np.float64)
     lib().nic_latent(ptr(q), ptr(means), ptr(inv), c, q.size // max(1, c), frac, shift, limit,
                      ptr(out))
+    return out
+
+
+def latent16(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int, limit: float,
+             limit16: int) -> np.ndarray | None:
+    """``latent``'s values as int16, or None where one is beyond +-limit16 (the caller then makes them in float64)."""
+    q = np.ascontiguousarray(q, np.int32)
+    means = np.ascontiguousarray(means, np.int32)
+    inv = np.ascontiguousarray(inv, np.float64)
+    c = q.shape[0]
+    assert q.shape == means.shape and inv.shape == (c,) and 0 <= frac <= 8 and 1 <= shift < 62 and limit > 0
+    assert 0 <= limit16 < 1 << 15
+    out = np.empty(q.shape, np.int16)
+    if lib().nic_latent16(ptr(q), ptr(means), ptr(inv), c, q.size // max(1, c), frac, shift, limit, limit16,
+                          ptr(out)):
+        return None
     return out
 
 

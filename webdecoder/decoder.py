@@ -106,7 +106,8 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     means_fx, scale_idx = hyper_decode_deferred(model, z_hat) if previewed is None else previewed
     lap("hyper")
     q, means = decode_symbols(model, h, means_fx, scale_idx, y_rans, y_esc)
-    x = latent_input(model, q, means, h.quality)  # dequantize_latent(decode_y(...)), fused in Pyodide
+    # dequantize_latent(decode_y(...)), fused in Pyodide; int16 there where depth 2's Winograd path reads it
+    x = latent_input(model, q, means, h.quality, narrow=h.depth == 2)
     lap("y")
     out = synthesize(model, x, h.depth, (h.height, h.width), "rgba" if rgba else "rgb")
     lap("synthesis")

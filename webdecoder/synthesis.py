@@ -50,14 +50,22 @@ def dequantize_latent(model: Model, y_fx: np.ndarray, quality: int) -> np.ndarra
     return requantize_channels(y_fx.astype(np.float64), shift, ACT_LIMIT, mul=inv)
 
 
-def latent_input(model: Model, q: np.ndarray, means: np.ndarray, quality: int) -> np.ndarray:
+def latent_input(model: Model, q: np.ndarray, means: np.ndarray, quality: int, narrow: bool = False) -> np.ndarray:
     """The synthesis input from the latent's residual symbols q and the hyper-decoder's integer means (same shape):
     ``dequantize_latent`` of the gained latent ``(q << FRAC_BITS) + means`` (``decoder.decode_y``), in one wasm pass
-    where the kernel is checked (``nic_latent``: no int64 or float64 copies in between)."""
+    where the kernel is checked (``nic_latent``: no int64 or float64 copies in between).
+
+    ``narrow`` (the depth-2 synthesis's Winograd path, which reads int16): the same integers as int16 where the
+    kernel is there and every value is within that path's input bound (``winograd.MAX_INPUT``), else float64.
+    A quarter of the bytes to write, to read, and to hand to the helper thread for its band."""
     # int32 in the kernel: |q| <= entropy.MAX_ABS = 2^15 (decode_values' bound), |means| <= ACT_LIMIT = 2^22.
     if not _latent_kernel_ok():
         return dequantize_latent(model, (q.astype(np.int64) << FRAC_BITS) + means, quality)
     inv, shift = _inverse_gain(model, quality)
+    if narrow:
+        x = _native.latent16(q, means, inv, FRAC_BITS, shift, ACT_LIMIT, winograd.MAX_INPUT)
+        if x is not None:
+            return x
     return _native.latent(q, means, inv, FRAC_BITS, shift, ACT_LIMIT)
 
 
@@ -73,7 +81,15 @@ def _latent_check() -> bool:
     means = rng.integers(-(1 << 22), (1 << 22) + 1, (3, 5, 7))
     inv = rng.integers(1, 1 << 20, 3).astype(np.float64)
     want = conv._requantize_numpy(((q << FRAC_BITS) + means).astype(np.float64), 21, ACT_LIMIT, inv, None, False)
-    return np.array_equal(_native.latent(q, means, inv, FRAC_BITS, 21, ACT_LIMIT), want)
+    if not np.array_equal(_native.latent(q, means, inv, FRAC_BITS, 21, ACT_LIMIT), want):
+        return False
+    # int16 (shifted further, so that every value fits): refused while one is beyond the bound, the same integers
+    # once the bound holds them all
+    want = conv._requantize_numpy(((q << FRAC_BITS) + means).astype(np.float64), 30, ACT_LIMIT, inv, None, False)
+    lim16 = int(np.abs(want).max())
+    got = _native.latent16(q, means, inv, FRAC_BITS, 30, ACT_LIMIT, lim16)
+    return (_native.latent16(q, means, inv, FRAC_BITS, 30, ACT_LIMIT, lim16 - 1) is None and got is not None
+            and 1 << 12 < lim16 < 1 << 15 and np.array_equal(got, want))
 
 
 LAYOUTS = ("planes", "rgb", "rgba")
@@ -81,7 +97,8 @@ LAYOUTS = ("planes", "rgb", "rgba")
 
 def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | None = None,
                layout: str = "planes") -> np.ndarray:
-    """x: (C, hy, wy) latent with ``input_frac_bits`` fraction bits -> uint8 pixels.
+    """x: (C, hy, wy) latent with ``input_frac_bits`` fraction bits (float64, or int16: ``latent_input``'s
+    ``narrow``) -> uint8 pixels.
 
     ``size`` (height, width) crops the (16hy, 16wy) output to the image (default: all of it); ``layout`` is
     "planes" (3, height, width), "rgb" (height, width, 3) or "rgba" (height, width, 4) with opaque alpha,
@@ -93,6 +110,7 @@ def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | 
         img = bands(model, x, size or (16 * x.shape[1], 16 * x.shape[2]), layout)
         if img is not None:
             return img
+    x = x.astype(np.float64, copy=False)  # the layer by layer paths compute in float64
     name, x, stride, crop = ("jpeg", x, 16, 1) if depth == 1 else ("two.out", hidden_layer(model, x), 2, 2)
     w, wmat = model.convt(f"{name}.w")
     b, shift = model.f64(f"{name}.b"), model.int(f"{name}.shift")
@@ -134,7 +152,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     _, hy, wy = x.shape
     if hy % 2 or wy % 2 or not winograd.fits(plan, hy, wy):  # .nic latents are multiples of 4: never odd here
         return None
-    x = np.ascontiguousarray(x, np.float64)
+    x = np.ascontiguousarray(x, np.int16 if x.dtype == np.int16 else np.float64)  # int16: latent_input's narrow
     th, tw = hy // 2, wy // 2
     height, width = size
     img = np.empty((height, width, 3 + (layout == "rgba")), np.uint8)
@@ -159,7 +177,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
         for ch in range(c):
             job.copy_out(edge[ch], hidden_names[ch, :2])
 
-    job = BAND_JOBS.job((x.shape, size, layout, split), (plan, pairs[0]), [x, img, edge], record)
+    job = BAND_JOBS.job((x.shape, x.dtype.char, size, layout, split), (plan, pairs[0]), [x, img, edge], record)
     job.learn = (share, (th - split) / th)
     if not job.start(h):  # busy or gone: this thread computes the whole image
         return whole()

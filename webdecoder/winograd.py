@@ -234,7 +234,7 @@ def convt_band(plan: Plan, a: np.ndarray, t0: int, t1: int, s: int, out: np.ndar
         for arr in (data, bufs.maxabs, scratch):
             run.buf(arr, "scratch")
         # The helper gets those rows of every channel, one after the other: a contiguous array there.
-        src = np.empty((cin, a1 - a0, wd))  # only names the helper's copy
+        src = np.empty((cin, a1 - a0, wd), a.dtype)  # only names the helper's copy
         run.gather_blocks(src, a[:, a0:a1])
     rc = _native.wino_data_into(src, (h, wd), a0, kp, plan.desc, plan.border, MAX_INPUT, t0, t1, data, bufs.maxabs,
                                 scratch, run=run)

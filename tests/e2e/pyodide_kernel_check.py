@@ -4,7 +4,7 @@ Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", 
 "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
 "to_i16t_kernel": bool,
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers, phase-gathered
-5x5/s2 hyper layers] run in the kernel decode]},
+5x5/s2 hyper layers, int16 latents] run in the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
 sha with a helper that refuses jobs, sha with one whose jobs fail, shas with every learnt share at the low and at the
 high end of its range]}}.
@@ -156,6 +156,16 @@ def counted_phase(*args):
 
 
 conv._phase_i16 = counted_phase
+latent16 = _native.latent16
+
+
+def counted_latent16(*args):
+    got = latent16(*args)
+    wino_runs.append(5 if got is not None else 0)  # 5: the depth-2 latent went to the synthesis as int16
+    return got
+
+
+_native.latent16 = counted_latent16
 real = parallel.helper()  # the runner's helper thread: used below, not in the single-thread decodes here
 parallel.set_helper(None)
 for f in files:
@@ -163,7 +173,7 @@ for f in files:
     conv._kernel, rans._kernel_state, entropy._values_state = kernel, rans_ok, values_ok
     wino_runs.clear()
     with_kernel = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
-    ran = [sum(v == k for v in wino_runs) for k in (1, 2, 3, 4)]
+    ran = [sum(v == k for v in wino_runs) for k in (1, 2, 3, 4, 5)]
     conv._kernel, rans._kernel_state, entropy._values_state = None, False, False  # the NumPy fallbacks
     without = hashlib.sha256(webdecoder.decode(data).tobytes()).hexdigest()
     out[f] = [with_kernel, without, ran]

@@ -71,12 +71,15 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
     assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
-    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs, phase_runs)) in r["files"].items():
+    for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs, phase_runs, latent16_runs)) \
+            in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
         # The shipped model's depth-2 file takes the Winograd k13/s8 layer (webdecoder/winograd.py) and the int16
         # output layer; depth 1 (k18/s16: 11 % fewer products, not worth it) and the legacy 17-bit latent (beyond
         # int16) take neither Winograd path, and depth 1 has no output layer.
         assert winograd_runs == (Path(f).name in ("d2.nic", "big-d2.nic")), (Path(f).name, winograd_runs)
+        # ... whose latent comes as int16 (synthesis.latent_input's narrow); the legacy 17-bit one does not fit it.
+        assert latent16_runs == winograd_runs, (Path(f).name, latent16_runs)
         assert direct_i16_runs == (Path(f).name not in ("d1.nic", "big-d1.nic")), (Path(f).name, direct_i16_runs)
         # The hyper-decoder's last layer (3x3) takes F(2x2, 3x3) (webdecoder/wino3.py) in every file: its input
         # stays far below 2^13 (legacy models' too).

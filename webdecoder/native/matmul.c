@@ -827,8 +827,10 @@ void nic_requantize(const double *acc, const double *m, const double *b, double 
  * channels (zero past cin), so that nic_wino_convt reads one 64-byte run per step instead of four 16-byte streams;
  * maxabs[combo] = the largest |value|. scratch: (2 (ty1 - ty0) + 2 border) * (w + 2 border) * Kp int16, the band's
  * input transposed pixel-major with its border. */
-int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
-                  const int32_t *desc, int nd, int border, int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
+static inline __attribute__((always_inline)) int wino_data(const double *a, const int16_t *a16, long cs, int a0,
+                                                           int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
+                                                           const int32_t *desc, int nd, int border, int limit,
+                                                           int16_t *scratch, int16_t *out, int32_t *maxabs) {
   int wp = w + 2 * border, th = ty1 - ty0, tw = (w + 1) / 2, r0 = 2 * ty0 - border, rows = 2 * th + 2 * border;
   int tiles4 = (th * tw + 3) / 4 * 4;
   for (long i = 0; i < (long)rows * wp * Kp; i++) scratch[i] = 0;
@@ -836,11 +838,20 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
   int y0 = r0 > a0 ? r0 : a0, y1 = r0 + rows < a0 + ar ? r0 + rows : a0 + ar; /* image rows the band reads */
   for (int c = 0; c < cin; c++)
     for (int y = y0; y < y1; y++) {
-      const double *row = a + (long)c * cs + (long)(y - a0) * w;
+      long at = (long)c * cs + (long)(y - a0) * w;
       int16_t *t = scratch + ((long)(y - r0) * wp + border) * Kp + c;
-      for (int x = 0; x < w; x++) {
-        if (!(row[x] >= -limit && row[x] <= limit)) return 1; /* the caller takes another path */
-        t[(long)x * Kp] = (int16_t)row[x];
+      if (a16) { /* int16 inputs (nic_latent16's) */
+        const int16_t *row = a16 + at;
+        for (int x = 0; x < w; x++) {
+          if (row[x] < -limit || row[x] > limit) return 1;
+          t[(long)x * Kp] = row[x];
+        }
+      } else {
+        const double *row = a + at;
+        for (int x = 0; x < w; x++) {
+          if (!(row[x] >= -limit && row[x] <= limit)) return 1; /* the caller takes another path */
+          t[(long)x * Kp] = (int16_t)row[x];
+        }
       }
     }
   for (int iy = 0; iy < nd; iy++)
@@ -882,6 +893,19 @@ int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int 
       maxabs[iy * nd + ix] = m;
     }
   return 0;
+}
+
+int nic_wino_data(const double *a, long cs, int a0, int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
+                  const int32_t *desc, int nd, int border, int limit, int16_t *scratch, int16_t *out, int32_t *maxabs) {
+  return wino_data(a, 0, cs, a0, ar, cin, h, w, ty0, ty1, Kp, desc, nd, border, limit, scratch, out, maxabs);
+}
+
+/* nic_wino_data of an int16 input (the latent as nic_latent16 makes it): a quarter of the bytes to read, and to
+ * hand to the helper thread for its band. */
+int nic_wino_data16(const int16_t *a, long cs, int a0, int ar, int cin, int h, int w, int ty0, int ty1, int Kp,
+                    const int32_t *desc, int nd, int border, int limit, int16_t *scratch, int16_t *out,
+                    int32_t *maxabs) {
+  return wino_data(0, a, cs, a0, ar, cin, h, w, ty0, ty1, Kp, desc, nd, border, limit, scratch, out, maxabs);
 }
 
 /* A pair of weight rows w (interleaved by 8 channels) against a group of four tiles a (nic_wino_data's, interleaved
@@ -995,6 +1019,48 @@ void nic_latent(const int32_t *q, const int32_t *means, const double *inv, int C
       o[j] = v < -lim ? -lim : (v > lim ? lim : v);
     }
   }
+}
+
+/* nic_latent's values as int16, for the depth-2 synthesis's Winograd path, whose inputs are within +-lim16 (< 2^15):
+ * returns 1 as soon as a value is outside that (out then incomplete: the caller makes the float64 latent), else 0.
+ * The same arithmetic, so the same integers. */
+int nic_latent16(const int32_t *q, const int32_t *means, const double *inv, int C, int npx, int frac, int shift,
+                 double lim, int lim16, int16_t *out) {
+  double half = (double)(1LL << (shift - 1)), sc = 1.0 / (double)(1LL << shift);
+  v128_t vh = wasm_f64x2_splat(half), vs = wasm_f64x2_splat(sc), vlo = wasm_f64x2_splat(-lim),
+         vhi = wasm_f64x2_splat(lim), v16 = wasm_f64x2_splat((double)lim16);
+  for (int c = 0; c < C; c++) {
+    const int32_t *qc = q + (long)c * npx, *mc = means + (long)c * npx;
+    int16_t *o = out + (long)c * npx;
+    double m = inv[c];
+    v128_t vm = wasm_f64x2_splat(m), bad = wasm_i64x2_splat(0);
+    int j = 0;
+    for (; j + 8 <= npx; j += 8) { /* eight values a step: int32 sums (|q 2^frac| <= 2^23, |means| <= 2^22) */
+      v128_t y[2] = {wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(qc + j), frac), wasm_v128_load(mc + j)),
+                     wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(qc + j + 4), frac), wasm_v128_load(mc + j + 4))};
+      v128_t r[2];
+      for (int h = 0; h < 2; h++) {
+        v128_t i2[2];
+        for (int k = 0; k < 2; k++) { /* products below 2^53 and a power-of-two scale: exact, as nic_latent's */
+          v128_t d = wasm_f64x2_convert_low_i32x4(k ? wasm_i32x4_shuffle(y[h], y[h], 2, 3, 0, 1) : y[h]);
+          v128_t v = wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_mul(d, vm), vh), vs));
+          v = wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, v));
+          bad = wasm_v128_or(bad, wasm_f64x2_gt(wasm_f64x2_abs(v), v16));
+          i2[k] = wasm_i32x4_trunc_sat_f64x2_zero(v);
+        }
+        r[h] = wasm_i32x4_shuffle(i2[0], i2[1], 0, 1, 4, 5);
+      }
+      wasm_v128_store(o + j, wasm_i16x8_narrow_i32x4(r[0], r[1]));
+    }
+    if (wasm_v128_any_true(bad)) return 1;
+    for (; j < npx; j++) {
+      double v = __builtin_floor(((double)(qc[j] * (1 << frac) + mc[j]) * m + 0.0 + half) * sc);
+      v = v < -lim ? -lim : (v > lim ? lim : v);
+      if (v < -lim16 || v > lim16) return 1;
+      o[j] = (int16_t)(int)v;
+    }
+  }
+  return 0;
 }
 
 /* Winograd F(2x2, 3x3) for the hyper-decoder's last layer, a 3x3 stride-1 transposed conv cropped by 1, i.e. the
