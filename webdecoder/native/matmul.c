@@ -1027,28 +1027,30 @@ void nic_latent(const int32_t *q, const int32_t *means, const double *inv, int C
 int nic_latent16(const int32_t *q, const int32_t *means, const double *inv, int C, int npx, int frac, int shift,
                  double lim, int lim16, int16_t *out) {
   double half = (double)(1LL << (shift - 1)), sc = 1.0 / (double)(1LL << shift);
-  v128_t vh = wasm_f64x2_splat(half), vs = wasm_f64x2_splat(sc), vlo = wasm_f64x2_splat(-lim),
-         vhi = wasm_f64x2_splat(lim), v16 = wasm_f64x2_splat((double)lim16);
+  v128_t vh = wasm_f64x2_splat(half), vs = wasm_f64x2_splat(sc), hi = wasm_i32x4_splat(lim16),
+         lo = wasm_i32x4_splat(-lim16);
   for (int c = 0; c < C; c++) {
     const int32_t *qc = q + (long)c * npx, *mc = means + (long)c * npx;
     int16_t *o = out + (long)c * npx;
     double m = inv[c];
-    v128_t vm = wasm_f64x2_splat(m), bad = wasm_i64x2_splat(0);
+    v128_t vm = wasm_f64x2_splat(m), bad = wasm_i32x4_splat(0);
     int j = 0;
-    for (; j + 8 <= npx; j += 8) { /* eight values a step: int32 sums (|q 2^frac| <= 2^23, |means| <= 2^22) */
+    /* Eight values a step: int32 sums (|q 2^frac| <= 2^23, |means| <= 2^22), products below 2^53 and a power-of-two
+     * scale, exact as nic_latent's. No clip to +-lim: lim16 is below it, and a value past lim16 (int32 saturated
+     * past 2^31) refuses the whole latent. */
+    for (; j + 8 <= npx; j += 8) {
       v128_t y[2] = {wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(qc + j), frac), wasm_v128_load(mc + j)),
                      wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(qc + j + 4), frac), wasm_v128_load(mc + j + 4))};
       v128_t r[2];
       for (int h = 0; h < 2; h++) {
         v128_t i2[2];
-        for (int k = 0; k < 2; k++) { /* products below 2^53 and a power-of-two scale: exact, as nic_latent's */
+        for (int k = 0; k < 2; k++) {
           v128_t d = wasm_f64x2_convert_low_i32x4(k ? wasm_i32x4_shuffle(y[h], y[h], 2, 3, 0, 1) : y[h]);
-          v128_t v = wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_mul(d, vm), vh), vs));
-          v = wasm_f64x2_pmax(vlo, wasm_f64x2_pmin(vhi, v));
-          bad = wasm_v128_or(bad, wasm_f64x2_gt(wasm_f64x2_abs(v), v16));
-          i2[k] = wasm_i32x4_trunc_sat_f64x2_zero(v);
+          i2[k] = wasm_i32x4_trunc_sat_f64x2_zero(
+              wasm_f64x2_floor(wasm_f64x2_mul(wasm_f64x2_add(wasm_f64x2_mul(d, vm), vh), vs)));
         }
         r[h] = wasm_i32x4_shuffle(i2[0], i2[1], 0, 1, 4, 5);
+        bad = wasm_v128_or(bad, wasm_v128_or(wasm_i32x4_gt(r[h], hi), wasm_i32x4_lt(r[h], lo)));
       }
       wasm_v128_store(o + j, wasm_i16x8_narrow_i32x4(r[0], r[1]));
     }
