@@ -264,6 +264,10 @@ def test_a_template_makes_the_job_a_recording_would(fake):
         want = _band_like_job(*new, w)
         made = tmpl.make(new)
         assert made is not None
+        rendered = made._json  # what start sends: the template's JSON with these addresses filled in
+        assert json.loads(rendered) == json.loads(json.dumps({"bufs": made.bufs, "calls": made.calls,
+                                                               "parts": made.parts}))
+        assert made._json is None  # read, its lists may change: start renders them again
         assert spec(made) == spec(want)
         h = parallel.LoopbackHelper()
         assert made.start(h) and made.wait(h) == [0, 7, 0]

@@ -20,7 +20,7 @@ from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM
 ACT_LIMIT = float(1 << 22)  # activations are clipped to +-2^22 (exactness bound)
 HYPER_LAYERS = ((5, 2, 2), (5, 2, 2), (3, 1, 1))  # (kernel, stride, crop) of h_s
 # The helper's jobs, recorded once per plan, shape and split of the scales (``parallel.Templates``).
-HYPER_JOBS = parallel.Templates(8)
+HYPER_JOBS = parallel.Templates(32)
 SPLIT_MIN_MACS = 20_000_000  # (direct) multiply-adds of the last layer below which it runs on one thread: the helper's
 # hand-over costs ~0.3 ms
 
@@ -141,13 +141,20 @@ def _bias4(model: Model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scales_here(c: int, share: float) -> int:
-    """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``), a multiple of the kernel's row
-    block. The share starts at all of them (the helper computes only the means, as its first, cold job should: this
+    """Scale channels for this thread: ``share`` of c (``parallel.share("hyper")``), a multiple of SPLIT_ROWS. The
+    share starts at all of them (the helper computes only the means, as its first, cold job should: this
     thread would otherwise wait for its cold scales) and learns down from there: about 3/4 under Node, where this
     thread's y (~3 ms for a Kodak image) and the helper's means (~5 ms, about what all the scales cost) then end
     together."""
-    r = _native.W3_ROWS
+    r = SPLIT_ROWS if c % SPLIT_ROWS == 0 else _native.W3_ROWS
     return min(c, max(r, round(share * c / r) * r))
+
+
+# The split of the scales moves in steps of this many rows (a multiple of the kernel's block, _native.W3_ROWS): 4 %
+# of a Kodak image's 192, ~0.1 ms of work, finer than a decode's jitter; each split is a job template of its own
+# (HYPER_JOBS), and at the kernel's 2 rows a share moving by a few percent met a new one every third decode (~0.26
+# ms to record it).
+SPLIT_ROWS = 8
 
 
 # scale_index of every log-scale between the table's ends: below them it is 0, above them the last index.

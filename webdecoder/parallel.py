@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import ctypes
 import json
+import re
 import time
 from typing import Any
 
@@ -132,14 +133,37 @@ class Job:
     """
 
     def __init__(self) -> None:
-        self.bufs: list[dict] = []
-        self.calls: list[tuple[str, list]] = []
+        self._bufs: list[dict] = []
+        self._calls: list[tuple[str, list]] = []
         self.parts: list[tuple[int, list[int]]] = []  # (calls so far, the "out" buffers that come back then)
+        # A job made from a template (``Template.make``): its spec's JSON, rendered there, and what builds its lists
+        # should anything read them (which drops the JSON: the lists may then change)
+        self._json: str | None = None
+        self._lazy: tuple[Template, list[int]] | None = None
         self._parts_taken = 0
         self.learn: tuple[Share, float] | None = None  # (share, the helper's units of it): updated by ``wait``
         self._spans: list[tuple[int, int, int]] = []  # (start, end, index)
         self._arrays: list[np.ndarray] = []  # alive until the job is done: it holds only their addresses
         self._started = 0.0
+
+    @property
+    def bufs(self) -> list[dict]:
+        """The declared buffers, in order (``buf``)."""
+        self._own_lists()
+        return self._bufs
+
+    @property
+    def calls(self) -> list[tuple[str, list]]:
+        """The recorded kernel calls, as (name, arguments) with pointers as [buffer, offset]."""
+        self._own_lists()
+        return self._calls
+
+    def _own_lists(self) -> None:
+        if self._lazy is not None:
+            template, at = self._lazy
+            self._lazy = None
+            self._bufs, self._calls = template.bufs_at(at), list(template.calls)
+        self._json = None  # the lists may change from here on
 
     def buf(self, arr: np.ndarray, role: str) -> np.ndarray:
         global _const_generation
@@ -209,10 +233,10 @@ class Job:
 
     def start(self, h: Any) -> bool:
         """Hand the job to helper ``h``; False when it cannot take it (the caller then runs it itself)."""
-        spec = {"bufs": self.bufs, "calls": self.calls, "parts": self.parts}
+        spec = self._json or json.dumps({"bufs": self.bufs, "calls": self.calls, "parts": self.parts})
         self._started = time.perf_counter()
         try:
-            return bool(h.start(json.dumps(spec)))
+            return bool(h.start(spec))
         except Exception:  # a JavaScript error: treat the helper as unavailable for this job
             return False
 
@@ -285,15 +309,27 @@ class Template:
                 entry["ptr"] = where(b["ptr"], b["n"])
             self._bufs.append(entry)
         self._calls, self._parts = job.calls, job.parts
+        self._json, self._slots = self._render()
 
     def make(self, bases: list[np.ndarray]) -> Job | None:
         """The template's job for these bases (same sizes, same order as when it was made), or None where its constants
-        may be gone (``Job.buf``'s keys were cleared since)."""
+        may be gone (``Job.buf``'s keys were cleared since). Its spec's JSON is the template's with these addresses
+        filled in (a job's lists are built only if something reads them: building them and ``json.dumps`` took
+        ~0.2 ms of this thread's time for every job, Pyodide under Node)."""
         if self._generation != _const_generation:
             return None
         assert [b.nbytes for b in bases] == self._sizes and all(b.flags.c_contiguous for b in bases)
         at = [_native.ptr(b) for b in bases]
         job = Job()
+        job._json = self._json % {f"p{k}": at[i] + off for k, (i, off) in enumerate(self._slots)}
+        job._lazy = (self, at)
+        job.parts = list(self._parts)
+        job._arrays = list(bases)
+        return job
+
+    def bufs_at(self, at: list[int]) -> list[dict]:
+        """The buffers for bases at addresses ``at``."""
+        bufs = []
         for b in self._bufs:
             entry = dict(b)
             if "parts" in b:
@@ -301,10 +337,32 @@ class Template:
             elif b["role"] in ("in", "out"):
                 i, off = b["ptr"]
                 entry["ptr"] = at[i] + off
-            job.bufs.append(entry)
-        job.calls, job.parts = list(self._calls), list(self._parts)  # the job's own: recording more cannot reach these
-        job._arrays = list(bases)
-        return job
+            bufs.append(entry)
+        return bufs
+
+    @property
+    def calls(self) -> list[tuple[str, list]]:
+        return self._calls
+
+    def _render(self) -> tuple[str, list[tuple[int, int]]]:
+        """The spec's JSON as a %-format with a named field for each address that moves with the bases, and those
+        fields' (base, offset) in field order."""
+        slots: list[tuple[int, int]] = []
+
+        def slot(i: int, off: int) -> str:
+            slots.append((i, off))
+            return f"@@p{len(slots) - 1}@@"
+
+        bufs = []
+        for b in self._bufs:
+            entry = dict(b)
+            if "parts" in b:
+                entry["parts"] = [[slot(i, off), *rest] for i, off, *rest in b["parts"]]
+            elif b["role"] in ("in", "out"):
+                entry["ptr"] = slot(*b["ptr"])
+            bufs.append(entry)
+        text = json.dumps({"bufs": bufs, "calls": self._calls, "parts": self._parts}).replace("%", "%%")
+        return re.sub(r'"@@(p\d+)@@"', r"%(\1)d", text), slots
 
 
 class Templates:

@@ -126,7 +126,7 @@ def synthesize(model: Model, x: np.ndarray, depth: int, size: tuple[int, int] | 
 SPLIT_MIN_TILES = 64
 # The lower band's jobs, recorded once per plan, shape and split (``parallel.Templates``): a page decodes many images
 # of a few sizes, and the learnt split moves among a few rows.
-BAND_JOBS = parallel.Templates(16)
+BAND_JOBS = parallel.Templates(64)
 
 
 def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: str) -> np.ndarray | None:
