@@ -49,3 +49,15 @@ def test_recycle_ab_compares_new_and_handed_back_buffers(server, tmp_path):
     (row,) = d["rows"]
     assert row["newMs"] > 0 and row["recycledMs"] > 0 and row["newCopyMs"] > 0, row
     assert d["resultsReusingABuffer"] == {"new": 0, "recycled": 1}, d["resultsReusingABuffer"]
+
+
+def test_checkout_ab_times_two_sites_file_by_file(server, tmp_path):
+    """bench.checkout_ab at its smallest, this checkout against itself: both sites serve, every file is timed in both
+    pages and against the AVIF in the same rounds, and the table says so."""
+    out = tmp_path / "cab.json"
+    bench("checkout_ab", "--checkout", "a=.", "--checkout", "b=.", "--rounds", "1", "--reps", "1", "--files", "2",
+          "--settle-s", "0.2", "--out", str(out))
+    d = json.loads(out.read_text())
+    assert d["checkouts"] == ["a", "b"] and [r["key"] for r in d["rows"]] == ["kodim01-q1", "kodim01-q4"]
+    for r in d["rows"]:
+        assert min(r["ms"]) > 0 and r["avifMs"] > 0 and r["ratio"][0] == 1.0 and len(r["vsAvif"]) == 2, r
