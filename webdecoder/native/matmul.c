@@ -186,14 +186,14 @@ void nic_convt_i16(const int16_t *W, const int16_t *At, double *out, int P, int 
 
 /* Sums over a phase's nt taps of a 2 x 4 tile (two weight rows, four neighbouring input pixels), in the same int32
  * registers across taps, flushed to float64 every `chunk` blocks of 8 at most (not at every tap: tile2x4_core's
- * reduction and conversions at each of 9 taps of 48 channels cost as much as the products). Operands channel-block
+ * reduction and conversions at each of 9 taps of 48 channels cost as much as the products): g taps a flush, or cb
+ * blocks a flush where one tap has more blocks than the interval (nic_convt_phase_i16). Operands channel-block
  * major, so that a step's loads are one base pointer and constant offsets: tap t's block kb of weight row r at w +
  * wo[t] + 16 kb + 8 r, of pixel i at a + ao[t] + ks kb + 8 i. */
 static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, const long *wo, const int16_t *a,
-                                                         const long *ao, long ks, int nt, int nb, int chunk,
+                                                         const long *ao, long ks, int nt, int nb, int g, int cb,
                                                          v128_t f[4]) {
   v128_t f0 = wasm_f64x2_splat(0), f1 = f0, f2 = f0, f3 = f0;
-  int g = chunk >= nb ? chunk / nb : 1, cb = chunk >= nb ? nb : chunk; /* taps per flush; blocks per flush in one */
   for (int t0 = 0; t0 < nt; t0 += g) {
     int t1 = t0 + g < nt ? t0 + g : nt;
     for (int kb0 = 0; kb0 < nb; kb0 += cb) {
@@ -259,6 +259,7 @@ int nic_convt_phase_i16(const double *a, int cin, int h, int w, const int16_t *W
   long long bound = 8LL * wmax * amax;
   if (bound > 2147483647LL) return 1;
   int chunk = bound ? (int)(2147483647LL / bound < 4096 ? 2147483647LL / bound : 4096) : 4096;
+  int g = chunk >= nb ? chunk / nb : 1, cb = chunk >= nb ? nb : chunk; /* taps per flush; blocks per flush in one */
   v128_t f[4];
   for (int py = 0; py < s; py++)
     for (int px = 0; px < s; px++) {
@@ -279,7 +280,7 @@ int nic_convt_phase_i16(const double *a, int cin, int h, int w, const int16_t *W
           for (int j = 0; j < w; j += 4) {
             double v[8];
             if (nt) {
-              taps2x4(W + (long)c * Kp, wo, arow + 8L * j, ao, ks, nt, nb, chunk, f);
+              taps2x4(W + (long)c * Kp, wo, arow + 8L * j, ao, ks, nt, nb, g, cb, f);
               for (int q = 0; q < 4; q++) wasm_v128_store(v + 2 * q, f[q]);
             } else
               for (int q = 0; q < 8; q++) v[q] = 0; /* a phase without taps (k < s) */
