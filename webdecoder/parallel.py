@@ -55,11 +55,17 @@ def helper() -> Any:
     (nic-core.js) and ``scripts/pyodide_run.mjs --helper`` set once the helper thread is up."""
     if _native.lib() is None:
         return None
+    global _found
     if _helper is not _UNSET:
         return _helper
-    import js  # Pyodide only: lib() is None elsewhere
+    if _found is None:  # looked up until it is there (~20 us a lookup in Pyodide), then kept: set once, never replaced
+        import js  # Pyodide only: lib() is None elsewhere
 
-    return getattr(js.globalThis, "nicHelper", None)
+        _found = getattr(js.globalThis, "nicHelper", None)
+    return _found
+
+
+_found: Any = None  # globalThis.nicHelper, once seen
 
 
 def jobs_done() -> int:
