@@ -16,13 +16,14 @@ plans lay them out: builds from before a layout change (the k13/s8 weights' inte
 the check rather than time garbage.
 
 Where the time goes inside a kernel, instruction by instruction (Linux perf; V8 writes jitdumps that name the
-WebAssembly functions by index: ``wasm-function[15]`` is ``nic_wino_convt``, as ``bench.chromium_profile`` maps them):
+WebAssembly functions by index: ``wasm-function[17]`` is ``nic_wino_convt`` in this build, as
+``bench.chromium_profile.function_names`` maps them):
 
     python -m bench.kernel_speed build/k01q4.nic --operands build/ops.bin
     cd build && perf record -k mono -o perf.data node --perf-prof --no-wasm-lazy-compilation \
         ../bench/kernel_speed.mjs ops.bin tree=../webdecoder/native/nicmm.wasm.so --rounds 60
     perf inject --jit -i perf.data -o perf.jit.data
-    perf annotate -i perf.jit.data --stdio -s "JS:wasm-function[15]-15-turbofan"
+    perf annotate -i perf.jit.data --stdio -s "JS:wasm-function[17]-17-turbofan"
 """
 
 from __future__ import annotations

@@ -303,13 +303,15 @@ def test_latency_chart_draws_a_run(tmp_path):
     assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-# A `perf report --sort pid,dso,sym` excerpt of a two-thread decode (bench.chromium_profile's input).
+# A `perf report --sort pid,dso,sym` excerpt of a two-thread decode (bench.chromium_profile's input), its WebAssembly
+# functions named by index: {convt}, {rans} and {internal} are filled in from the module's own (they move as kernels
+# are added).
 PERF_REPORT = """
-    15.98%    16145:DedicatedWorker  jitted-16066-1.so  [.] JS:wasm-function[15]-15-turbofan
-    15.30%    16130:DedicatedWorker  jitted-16066-2.so  [.] JS:wasm-function[15]-15-turbofan
+    15.98%    16145:DedicatedWorker  jitted-16066-1.so  [.] JS:wasm-function[{convt}]-{convt}-turbofan
+    15.30%    16130:DedicatedWorker  jitted-16066-2.so  [.] JS:wasm-function[{convt}]-{convt}-turbofan
     14.59%        0:swapper          [kernel.kallsyms]  [k] pv_native_safe_halt
-     3.74%    16130:DedicatedWorker  jitted-16066-3.so  [.] JS:wasm-function[12]-12-liftoff
-     2.36%    16145:DedicatedWorker  jitted-16066-4.so  [.] JS:wasm-function[8]-8-turbofan
+     3.74%    16130:DedicatedWorker  jitted-16066-3.so  [.] JS:wasm-function[{rans}]-{rans}-liftoff
+     2.36%    16145:DedicatedWorker  jitted-16066-4.so  [.] JS:wasm-function[{internal}]-{internal}-turbofan
      1.26%    16130:DedicatedWorker  jitted-16066-5.so  [.] JS:wasm-function[3434]-3434-turbofan
      0.70%    16130:DedicatedWorker  jitted-16066-6.so  [.] Builtin:WasmLiftoffFrameSetup
      0.34%    16130:DedicatedWorker  libc.so.6          [.] __memmove_avx512_unaligned_erms
@@ -322,10 +324,15 @@ def test_chromium_profile_names_the_kernels_and_splits_the_threads():
     from bench import chromium_profile as cp
 
     names = cp.function_names((Path(__file__).resolve().parents[1] / "webdecoder/native/nicmm.wasm.so").read_bytes())
-    assert names[15] == "nic_wino_convt" and names[12] == "nic_rans_decode"  # what V8's wasm-function[N] counts
-    assert names[8].startswith("internal #")  # a static C function kept out of line: defined, not exported
+    index = {name: i for i, name in names.items()}
+    # what V8's wasm-function[N] counts: the module's functions in order, the static C ones kept out of line (defined,
+    # not exported) named by their index
+    assert names[0] == "__wasm_call_ctors" and names[1] == "nic_matmul_f64"
+    internal = min(i for i, name in names.items() if name.startswith("internal #"))
+    assert names[internal] == f"internal #{internal}"
     assert len(names) == max(names) + 1 and "nic_wino3_conv" in names.values()
-    shares = cp.classify(PERF_REPORT, names)
+    report = PERF_REPORT.format(convt=index["nic_wino_convt"], rans=index["nic_rans_decode"], internal=internal)
+    shares = cp.classify(report, names)
     assert shares["16130:DedicatedWorker"] == pytest.approx({
         "nic_wino_convt": 15.30, "nic_rans_decode": 3.74, "Pyodide + NumPy (WebAssembly)": 1.26,
         "V8: JavaScript, builtins": 0.70, "libc (memcpy, memset)": 0.34, "V8 + Chromium runtime": 0.24})
@@ -334,7 +341,7 @@ def test_chromium_profile_names_the_kernels_and_splits_the_threads():
     res = cp.per_decode(shares, 8.0, 2, 160, names)
     assert (res["workerThread"], res["helperThread"]) == ("16130:DedicatedWorker", "16145:DedicatedWorker")
     cols = res["msPerDecode"]
-    assert cols["helper"] == pytest.approx({"nic_wino_convt": 15.98, names[8]: 2.36})
+    assert cols["helper"] == pytest.approx({"nic_wino_convt": 15.98, names[internal]: 2.36})
     assert cols["idle"] == pytest.approx({"idle": 14.59}) and cols["other threads"] == pytest.approx(
         {"Linux kernel": 0.11})
     assert "| nic_wino_convt | 15.30 | 15.98 | 0.00 | 0.00 |" in cp.markdown(
