@@ -79,8 +79,8 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
 
     seen = []
 
-    def spy(model, q, means, quality):
-        x = synthesis.latent_input(model, q, means, quality)
+    def spy(model, q, means, quality, narrow=False):
+        x = synthesis.latent_input(model, q, means, quality, narrow)
         seen.append(int(np.abs(x).max()))
         return x
 
@@ -91,7 +91,8 @@ def test_shipped_model_latent_fits_int16(encoder, kodak, monkeypatch):
     crop = np.asarray(Image.open(kodak[0]).convert("RGB"))[:128, :192]
     decoder.decode(encoder.encode(crop, top, 2, effort="fast"))
     assert len(seen) == 4 and max(seen) < 1 << 15, seen
-    # ... and within Winograd's bound, so the browser's k13/s8 layer takes the 0.65x path (webdecoder/winograd.py)
+    # ... and within Winograd's bound, so the browser's k13/s8 layer takes the 0.65x path (webdecoder/winograd.py) and
+    # gets the latent as int16 (synthesis.latent_input's narrow)
     from webdecoder import winograd
 
     assert max(seen) <= winograd.MAX_INPUT, seen
