@@ -164,10 +164,9 @@ def phase_border(k: int, s: int, pad: int) -> int:
 
 def convt_phase_i16(a: np.ndarray, w16: np.ndarray, wmax: int, s: int, pad: int, out: np.ndarray) -> int:
     """The transposed conv of a (Cin, h, w) float64 integers by w16 (k * k, Cout, Kp) int16 (conv.py
-    ``_phase_weights``: tap-major, Cin zero-padded to Kp, channel pairs interleaved) into out (Cout, s h, s w), gathered
-    by output phase
-    (``nic_convt_phase_i16``): 0, or 1 (out untouched) where an input exceeds int16 or a block could overflow int32.
-    Cout even, at most 8 taps per axis and phase."""
+    ``_phase_weights``: tap-major, Cin zero-padded to Kp, channel pairs interleaved) into out (Cout, s h, s w),
+    gathered by output phase (``nic_convt_phase_i16``): 0, or 1 (out untouched) where an input exceeds int16 or a
+    block could overflow int32. Cout even, at most 8 taps per axis and phase."""
     cin, h, w = a.shape
     taps, cout, kp = w16.shape
     k = int(round(taps ** 0.5))

@@ -418,8 +418,9 @@ def _phase_weights(w: np.ndarray) -> tuple[np.ndarray | None, int]:
 def _phase_i16(a: np.ndarray, w: np.ndarray, s: int, pad: int) -> np.ndarray | None:
     """The transposed conv gathered by output phase in int16 products (``_native.convt_phase_i16``), or None where it
     does not apply (odd Cout, more than 8 taps per axis and phase) or cannot be exact (weights or inputs beyond
-    int16, a block beyond int32): the hyper-decoder's 5x5/s2 layers, 2x faster than the scatter of ``_fused_convt``
-    (which adds each product sum to 25 outputs' memory one by one)."""
+    int16, a block beyond int32): the hyper-decoder's 5x5/s2 layers, ~1.5x faster than ``_fused_convt``, whose
+    kernel adds every product sum to the output's memory one by one (session 34: 2.10 -> 1.45 ms of a Kodak decode in
+    Chromium)."""
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
     if cout % 2 or -(-k // s) > 8 or s < 2:

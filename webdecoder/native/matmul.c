@@ -227,8 +227,8 @@ static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, cons
 }
 
 /* The transposed conv as a gather by output phase, in int16 products: the hyper-decoder's two 5x5/s2 layers (48-64
- * channels each way), which nic_convt_i16 spent most of its time scattering (a bounds-checked read-modify-write
- * per product sum, 25 per output pixel). Output pixel (s i + py, s j + px) sums, over the taps (ky, kx) of its
+ * channels each way), for which nic_convt_i16 adds every product sum to the output one by one (a bounds-checked
+ * read-modify-write, 25 per output pixel): 2.10 -> 1.45 ms of a Kodak decode in Chromium. Output pixel (s i + py, s j + px) sums, over the taps (ky, kx) of its
  * phase, w[., ., ky, kx]^T a[., i - dy, j - dx] with ky = s dy + py + pad (and the same for x): each output is
  * summed in registers and stored once, no zeroing. a (cin, h, w) float64 integers, transposed here into scratch
  * (Kp / 8, npix, 8) int16, npix = (h + 2 border) (w + 2 border) + 4: pixels with a zero border wide enough for
