@@ -11,18 +11,18 @@ of each is open in one Chromium, and after ``--settle-s`` of decodes in each (th
 each file ``--reps`` times in each page, alternating which goes first, then the same page's native AVIF decode of
 that file. Per file: the median over rounds of each checkout's per-round median, the ratio of the two, and each
 checkout's nic / AVIF with the AVIF timed in the same rounds. The pages decode one at a time, so neither competes
-with the other. Writes JSON (default build/bench/checkout_ab.json) and prints a table.
+with the other. Prints a table and writes it with the JSON (default build/bench/checkout_ab.{json,md}).
 """
 
 from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
-import json
 from pathlib import Path
 import statistics
 import time
 
+from bench import report, save_json
 from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
 from bench.host import CpuWatch, describe
 from bench.site_server import catalog, require_compiled_decoder, running_site
@@ -134,11 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if len(args.checkout) < 2:
         ap.error("two --checkout NAME=DIR at least")
-    res = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    print(markdown(res))
-    print(f"wrote {args.out}")
+    report(markdown(save_json(run(args), args.out)), args.out)
 
 
 if __name__ == "__main__":

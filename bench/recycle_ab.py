@@ -9,17 +9,17 @@ A new buffer's pages are faulted in by that copy; a buffer the page hands back o
 ``bench.browser_latency``), each round decodes every file ``--reps`` times with the buffers handed back and
 ``--reps`` times without, alternating which goes first, and the worker's decode times (``decodeMs``: the decode and
 that copy) are compared per file: median over rounds of the per-round medians, and their ratio. Same pixels either
-way (``tests/e2e/test_decode_exact.py``). Writes build/bench/recycle_ab.json.
+way (``tests/e2e/test_decode_exact.py``). Writes build/bench/recycle_ab.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import statistics
 import time
 
+from bench import report, save_json
 from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
 from bench.host import CpuWatch, describe
 from bench.site_server import catalog, require_compiled_decoder, running_site
@@ -85,11 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache-dir", default=str(ROOT / "build" / "e2e-cache"))
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "recycle_ab.json"))
     args = ap.parse_args(argv)
-    res = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    print(markdown(res))
-    print(f"wrote {args.out}")
+    report(markdown(save_json(run(args), args.out)), args.out)
 
 
 if __name__ == "__main__":

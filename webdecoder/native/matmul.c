@@ -75,6 +75,34 @@ static inline v128_t reduce4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
   return wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 1, 4, 5), wasm_i32x4_shuffle(x, y, 2, 3, 6, 7));
 }
 
+/* One step of a 2 x 4 tile of int16 dot products (tile2x4_core, taps2x4): 8 channels of four pixels (q, q + ai, q +
+ * 2 ai, q + 3 ai) against two weight rows (r, r + wr) into the int32 accumulators c00 .. c13; then the flush of those
+ * sums into the float64 pairs f0 .. f3 (rows 0 and 1, pixels 0-1 and 2-3). Macros, so that both loops keep their
+ * eight accumulators and four sums in registers exactly as written out. */
+#define STEP2X4(q, ai, r, wr)                                                                                    \
+  do {                                                                                                          \
+    v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load((q) + (ai)), b2 = wasm_v128_load((q) + 2 * (ai)),        \
+           b3 = wasm_v128_load((q) + 3 * (ai));                                                                 \
+    v128_t x = wasm_v128_load(r);                                                                               \
+    c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));                                                     \
+    c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));                                                     \
+    c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));                                                     \
+    c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));                                                     \
+    x = wasm_v128_load((r) + (wr));                                                                             \
+    c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));                                                     \
+    c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));                                                     \
+    c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));                                                     \
+    c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));                                                     \
+  } while (0)
+#define FLUSH2X4()                                                                                              \
+  do {                                                                                                          \
+    v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);                                  \
+    f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));                                                  \
+    f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));              \
+    f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));                                                  \
+    f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));              \
+  } while (0)
+
 /* The 2 x 4 tile of int16 dot products, as float64 pairs: f[0] = row 0 (tiles 0, 1), f[1] = row 0 (2, 3), f[2] = row
  * 1 (0, 1), f[3] = row 1 (2, 3). Step k (8 channels) of weight row r is at w + r wr + ws k, of tile i at a + i ai +
  * as k: rows of their own (wr = ai = Kp, ws = as = 1) or runs interleaved by 8 channels (nic_wino_data's groups: wr
@@ -87,24 +115,9 @@ static inline __attribute__((always_inline)) void tile2x4_core(const int16_t *w,
     v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
     for (int k = kb; k < ke; k += 8) {
       const int16_t *q = a + as * k, *r = w + ws * k; /* one base per step: constant offsets where ai, wr are */
-      v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + ai), b2 = wasm_v128_load(q + 2 * ai),
-             b3 = wasm_v128_load(q + 3 * ai);
-      v128_t x = wasm_v128_load(r);
-      c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
-      c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
-      c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
-      c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
-      x = wasm_v128_load(r + wr);
-      c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
-      c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
-      c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
-      c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
+      STEP2X4(q, ai, r, wr);
     }
-    v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
-    f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
-    f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
-    f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
-    f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
+    FLUSH2X4();
   }
   f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
 }
@@ -202,25 +215,10 @@ static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, cons
       for (int t = t0; t < t1; t++) {
         const int16_t *r = w + wo[t] + 16 * kb0, *q = a + ao[t] + ks * kb0;
         for (int kb = kb0; kb < kb1; kb++, r += 16, q += ks) {
-          v128_t b0 = wasm_v128_load(q), b1 = wasm_v128_load(q + 8), b2 = wasm_v128_load(q + 16),
-                 b3 = wasm_v128_load(q + 24);
-          v128_t x = wasm_v128_load(r);
-          c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x, b0));
-          c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x, b1));
-          c02 = wasm_i32x4_add(c02, wasm_i32x4_dot_i16x8(x, b2));
-          c03 = wasm_i32x4_add(c03, wasm_i32x4_dot_i16x8(x, b3));
-          x = wasm_v128_load(r + 8);
-          c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x, b0));
-          c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x, b1));
-          c12 = wasm_i32x4_add(c12, wasm_i32x4_dot_i16x8(x, b2));
-          c13 = wasm_i32x4_add(c13, wasm_i32x4_dot_i16x8(x, b3));
+          STEP2X4(q, 8, r, 8);
         }
       }
-      v128_t r0 = reduce4(c00, c01, c02, c03), r1 = reduce4(c10, c11, c12, c13);
-      f0 = wasm_f64x2_add(f0, wasm_f64x2_convert_low_i32x4(r0));
-      f1 = wasm_f64x2_add(f1, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r0, r0, 2, 3, 0, 1)));
-      f2 = wasm_f64x2_add(f2, wasm_f64x2_convert_low_i32x4(r1));
-      f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));
+      FLUSH2X4();
     }
   }
   f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
