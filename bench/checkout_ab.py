@@ -1,8 +1,8 @@
 """Two checkouts' decoders in one browser, decodes interleaved: a change's effect where the hour's noise cancels.
 
-    git worktree add -f /tmp/before HEAD~3   # then in /tmp/before: link build/e2e-cache and .venv, scripts/setup_web.sh
-    .venv/bin/python -m bench.checkout_ab --checkout before=/tmp/before --checkout now=.
-    .venv/bin/python -m bench.checkout_ab --checkout before=/tmp/before --checkout now=. --rounds 12 --files 9
+    git worktree add -f ../before HEAD~3   # then in ../before: link build/e2e-cache and .venv, scripts/setup_web.sh
+    .venv/bin/python -m bench.checkout_ab --checkout before=../before --checkout now=.
+    .venv/bin/python -m bench.checkout_ab --checkout before=../before --checkout now=. --rounds 12 --files 9
 
 On this shared 2-core machine a whole ``bench.browser_latency`` run moves by 10-30 % from one hour (or minute) to the
 next, more than most decoder changes: two runs, one per checkout, compare the hours as much as the code. Here each
