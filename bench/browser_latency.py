@@ -189,6 +189,18 @@ def latency_page(ctx: Any, url: str, query: str = "") -> Any:
     return page
 
 
+def ab_options(ap: argparse.ArgumentParser, name: str, files: int, files_help: str, reps_help: str) -> None:
+    """The options of the benchmarks that alternate two variants in settled pages (``bench.recycle_ab``,
+    ``bench.checkout_ab``): rounds, decodes per round, how many catalog files, the settling, the site cache and the
+    output (build/bench/NAME.json, its table beside it)."""
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=5, help=reps_help)
+    ap.add_argument("--files", type=int, default=files, help=files_help)
+    ap.add_argument("--settle-s", type=float, default=5.0)
+    ap.add_argument("--cache-dir", default=str(ROOT / "build" / "e2e-cache"))
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench" / f"{name}.json"))
+
+
 def progressive_runs(ctx: Any, url: str, e: dict, args: argparse.Namespace) -> dict:
     """Time to preview vs time to full image: in-page decoding at 4x CPU throttling, slow network and not."""
     import base64

@@ -23,11 +23,9 @@ import statistics
 import time
 
 from bench import report, save_json
-from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
+from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, ab_options, latency_page
 from bench.host import CpuWatch, describe
 from bench.site_server import catalog, require_compiled_decoder, running_site
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _entries(url: str, files: int) -> list[dict]:
@@ -125,12 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkout", action="append", required=True, metavar="NAME=DIR",
                     help="a checkout whose site to serve (DIR/site, DIR/build/web); two or more, the first the base")
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=5, help="timed decodes per file, checkout and round")
-    ap.add_argument("--files", type=int, default=6, help="catalog entries at qualities 1, 4 and 7, in its order")
-    ap.add_argument("--settle-s", type=float, default=5.0)
-    ap.add_argument("--cache-dir", default=str(ROOT / "build" / "e2e-cache"))
-    ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "checkout_ab.json"))
+    ab_options(ap, "checkout_ab", 6, "catalog entries at qualities 1, 4 and 7, in its order",
+               "timed decodes per file, checkout and round")
     args = ap.parse_args(argv)
     if len(args.checkout) < 2:
         ap.error("two --checkout NAME=DIR at least")

@@ -15,16 +15,13 @@ way (``tests/e2e/test_decode_exact.py``). Writes build/bench/recycle_ab.{json,md
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import statistics
 import time
 
 from bench import report, save_json
-from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
+from bench.browser_latency import CHROMIUM, DECODE_JS, LAUNCH_ARGS, SETTLE_JS, Offline, ab_options, latency_page
 from bench.host import CpuWatch, describe
 from bench.site_server import catalog, require_compiled_decoder, running_site
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -78,12 +75,8 @@ def markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=5, help="timed decodes per file, variant and round")
-    ap.add_argument("--files", type=int, default=4, help="Kodak files at quality 4 from the site's catalog")
-    ap.add_argument("--settle-s", type=float, default=5.0)
-    ap.add_argument("--cache-dir", default=str(ROOT / "build" / "e2e-cache"))
-    ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "recycle_ab.json"))
+    ab_options(ap, "recycle_ab", 4, "Kodak files at quality 4 from the site's catalog",
+               "timed decodes per file, variant and round")
     args = ap.parse_args(argv)
     report(markdown(save_json(run(args), args.out)), args.out)
 

@@ -479,14 +479,22 @@ def scale_index(t: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
     return out
 
 
-def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int, limit: float) -> np.ndarray:
-    """(C, ...) float64 clip(floor(((q 2^frac + means) inv_c + 2^(shift-1)) / 2^shift), +-limit) from int32 latent
-    values q and means of the same shape (synthesis.py ``latent_input``)."""
+def _latent_operands(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int,
+                     limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The latent kernels' operands as they read them (int32 symbols and means, float64 inverse gains) and the channel
+    count, their shapes and ranges asserted."""
     q = np.ascontiguousarray(q, np.int32)
     means = np.ascontiguousarray(means, np.int32)
     inv = np.ascontiguousarray(inv, np.float64)
     c = q.shape[0]
     assert q.shape == means.shape and inv.shape == (c,) and 0 <= frac <= 8 and 1 <= shift < 62 and limit > 0
+    return q, means, inv, c
+
+
+def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int, limit: float) -> np.ndarray:
+    """(C, ...) float64 clip(floor(((q 2^frac + means) inv_c + 2^(shift-1)) / 2^shift), +-limit) from int32 latent
+    values q and means of the same shape (synthesis.py ``latent_input``)."""
+    q, means, inv, c = _latent_operands(q, means, inv, frac, shift, limit)
     out = np.empty(q.shape, np.float64)
     lib().nic_latent(ptr(q), ptr(means), ptr(inv), c, q.size // max(1, c), frac, shift, limit,
                      ptr(out))
@@ -496,11 +504,7 @@ def latent(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: 
 def latent16(q: np.ndarray, means: np.ndarray, inv: np.ndarray, frac: int, shift: int, limit: float,
              limit16: int) -> np.ndarray | None:
     """``latent``'s values as int16, or None where one is beyond +-limit16 (the caller then makes them in float64)."""
-    q = np.ascontiguousarray(q, np.int32)
-    means = np.ascontiguousarray(means, np.int32)
-    inv = np.ascontiguousarray(inv, np.float64)
-    c = q.shape[0]
-    assert q.shape == means.shape and inv.shape == (c,) and 0 <= frac <= 8 and 1 <= shift < 62 and limit > 0
+    q, means, inv, c = _latent_operands(q, means, inv, frac, shift, limit)
     assert 0 <= limit16 < 1 << 15
     out = np.empty(q.shape, np.int16)
     if lib().nic_latent16(ptr(q), ptr(means), ptr(inv), c, q.size // max(1, c), frac, shift, limit, limit16,

@@ -337,14 +337,17 @@ class Template:
 
     def bufs_at(self, at: list[int]) -> list[dict]:
         """The buffers for bases at addresses ``at``."""
+        return self._bufs_with(lambda i, off: at[i] + off)
+
+    def _bufs_with(self, place: Callable[[int, int], Any]) -> list[dict]:
+        """The buffers, each address that moves with the bases (base i, offset) replaced by ``place(i, off)``."""
         bufs = []
         for b in self._bufs:
             entry = dict(b)
             if "parts" in b:
-                entry["parts"] = [[at[i] + off, *rest] for i, off, *rest in b["parts"]]
+                entry["parts"] = [[place(i, off), *rest] for i, off, *rest in b["parts"]]
             elif b["role"] in ("in", "out"):
-                i, off = b["ptr"]
-                entry["ptr"] = at[i] + off
+                entry["ptr"] = place(*b["ptr"])
             bufs.append(entry)
         return bufs
 
@@ -361,14 +364,7 @@ class Template:
             slots.append((i, off))
             return f"@@p{len(slots) - 1}@@"
 
-        bufs = []
-        for b in self._bufs:
-            entry = dict(b)
-            if "parts" in b:
-                entry["parts"] = [[slot(i, off), *rest] for i, off, *rest in b["parts"]]
-            elif b["role"] in ("in", "out"):
-                entry["ptr"] = slot(*b["ptr"])
-            bufs.append(entry)
+        bufs = self._bufs_with(slot)
         text = json.dumps({"bufs": bufs, "calls": self._calls, "parts": self._parts}).replace("%", "%%")
         return re.sub(r'"@@(p\d+)@@"', r"%(\1)d", text), slots
 
