@@ -76,20 +76,31 @@ def test_numpy_wheel_is_trimmed_and_stored(tmp_path):
         "numpy/random/__init__.py": "R = 1\n",
         "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so": "kept",
         "numpy/_core/_umath_tests.cpython-312-wasm32-emscripten.so": "a test extension",
+        "numpy/linalg/_umath_linalg.cpython-312-wasm32-emscripten.so": "LAPACK, 1.9 MB of wasm",
+        "numpy/linalg/lapack_lite.cpython-312-wasm32-emscripten.so": "LAPACK lite",
         "numpy/_core/include/numpy/ndarrayobject.h": "C header",
         "numpy/__init__.pyi": "stub",
         "numpy-2.0.dist-info/RECORD": "stale\n",
     })
     out = tmp_path / "out.whl"
-    assert byte_compile.compile_zip(src, out, "numpy") == 2
+    assert byte_compile.compile_zip(src, out, "numpy") == 3  # two modules and the LAPACK extension's stub
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())  # unpacking is a copy
         record = zf.read("numpy-2.0.dist-info/RECORD").decode()
-    assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc", "numpy-2.0.dist-info/RECORD",
-                     "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
+    assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc", "numpy/linalg/_umath_linalg.pyc",
+                     "numpy-2.0.dist-info/RECORD", "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
     assert "random" not in record and "numpy/linalg/__init__.pyc,sha256=" in record
+    assert "numpy/linalg/_umath_linalg.pyc,sha256=" in record and "lapack" not in record
     assert byte_compile.numpy_unused("numpy/fft/_pocketfft.pyc") and not byte_compile.numpy_unused("numpy/lib/npyio.py")
+
+
+def test_numpy_linalg_stub_says_what_is_missing():
+    # ``import numpy`` imports the stub (numpy.linalg imports it); only a numpy.linalg call reaches its attributes
+    stub: dict = {}
+    exec(byte_compile.NUMPY_STUBS["numpy/linalg/_umath_linalg.py"], stub)  # noqa: S102 (our own constant)
+    with pytest.raises(AttributeError, match="numpy.linalg is not in nic's decoder runtime: _umath_linalg.inv"):
+        stub["__getattr__"]("inv")
 
 
 def test_package_keeps_sources_and_caches_bytecode(tmp_path, monkeypatch):

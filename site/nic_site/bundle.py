@@ -59,7 +59,7 @@ NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08
 # archives keep the originals' member order and timestamps, so the result is the same on every machine.
 COMPILED_SHA256 = {
     "python_stdlib.zip": "f41951793bcd96d182ed1f108433aa38436305a0bd041abb00979910f30505dd",
-    NUMPY_WHEEL: "625ec83dd897e4b1f9ce734803f4397a367e79231ca6c2e10397aa466340f077",
+    NUMPY_WHEEL: "b8a75f43188d891865138deca5324288f0bec0b9386b83d378a43c3be527ab49",
 }
 
 WHEEL_VERSION = "0.1.0"

@@ -53,13 +53,27 @@ NUMPY_UNUSED_DIRS = ("numpy/random/", "numpy/fft/", "numpy/polynomial/", "numpy/
 NUMPY_UNUSED_SUFFIXES = (".pyi", ".pxd", "/py.typed")
 # (Not _multiarray_tests: numpy._core._add_newdocs imports it.)
 NUMPY_TEST_EXTENSIONS = ("_operand_flag_tests", "_rational_tests", "_simd", "_struct_ufunc_tests", "_umath_tests")
+# numpy.linalg's LAPACK extensions (2.35 MB of WebAssembly): ``import numpy`` imports numpy.linalg (numpy.lib's
+# polynomial and matrix code import from it), which imports ``_umath_linalg`` and so compiles its 1.9 MB on the
+# worker's thread during every cold start; webdecoder never calls numpy.linalg (its products are matmul and einsum,
+# in _multiarray_umath). The served wheel has a stub in its place (``NUMPY_STUBS``).
+NUMPY_LINALG_EXTENSIONS = ("_umath_linalg", "lapack_lite")
+_LINALG_STUB = '''"""numpy.linalg's LAPACK extension: left out of nic's decoder runtime (nic_site/byte_compile.py)."""
+
+
+def __getattr__(name):
+    raise AttributeError(f"numpy.linalg is not in nic's decoder runtime: _umath_linalg.{name} was left out "
+                         "with its LAPACK code, which the decoder never calls")
+'''
+NUMPY_STUBS = {"numpy/linalg/_umath_linalg.py": _LINALG_STUB}  # member -> source (byte-compiled like the others)
 
 
 def numpy_unused(name: str) -> bool:
     """Whether a member of the NumPy wheel is left out of the served one (see ``NUMPY_UNUSED_DIRS``)."""
     stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
     return (name.startswith(NUMPY_UNUSED_DIRS) or name.endswith(NUMPY_UNUSED_SUFFIXES)
-            or (name.startswith("numpy/_core/") and name.endswith(".so") and stem in NUMPY_TEST_EXTENSIONS))
+            or (name.startswith("numpy/_core/") and name.endswith(".so") and stem in NUMPY_TEST_EXTENSIONS)
+            or (name.startswith("numpy/linalg/") and name.endswith(".so") and stem in NUMPY_LINALG_EXTENSIONS))
 
 # The repo's one way to run a Python file inside Pyodide under Node (mounts the host folders it names).
 PYODIDE_RUN = Path(__file__).resolve().parents[2] / "scripts" / "pyodide_run.mjs"
@@ -103,31 +117,33 @@ def compile_zip(src: Path, dst: Path, kind: str) -> int:
     members: list[tuple[zipfile.ZipInfo, bytes]] = []
     record_name, compiled = None, 0
     with zipfile.ZipFile(src) as zin:
-        for info in zin.infolist():
-            if kind == "numpy" and numpy_unused(info.filename):
-                continue
-            data = zin.read(info)
-            if info.filename.endswith(".dist-info/RECORD"):
-                record_name = info.filename
-            if info.filename.endswith(".py"):
-                try:
-                    code = compile(data, prefix + info.filename, "exec", dont_inherit=True)
-                except SyntaxError:
-                    members.append((info, data))
-                    continue
-                pyc = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False))
-                if kind == "package":  # the source stays; the interpreter finds the .pyc in __pycache__
-                    members.append((info, data))
-                    folder, _, stem = info.filename[:-3].rpartition("/")
-                    name = f"{folder}/__pycache__/{stem}.{sys.implementation.cache_tag}.pyc".lstrip("/")
-                else:
-                    name = info.filename + "c"
-                out = zipfile.ZipInfo(name, info.date_time)
-                out.external_attr = info.external_attr
-                members.append((out, pyc))
-                compiled += 1
-            else:
+        infos = [(info, zin.read(info)) for info in zin.infolist()
+                 if not (kind == "numpy" and numpy_unused(info.filename))]
+    if kind == "numpy":  # the stubs of what was left out, beside the modules that import them
+        stamp = infos[0][0].date_time if infos else (1980, 1, 1, 0, 0, 0)
+        infos += [(zipfile.ZipInfo(name, stamp), text.encode()) for name, text in NUMPY_STUBS.items()]
+    for info, data in infos:
+        if info.filename.endswith(".dist-info/RECORD"):
+            record_name = info.filename
+        if info.filename.endswith(".py"):
+            try:
+                code = compile(data, prefix + info.filename, "exec", dont_inherit=True)
+            except SyntaxError:
                 members.append((info, data))
+                continue
+            pyc = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False))
+            if kind == "package":  # the source stays; the interpreter finds the .pyc in __pycache__
+                members.append((info, data))
+                folder, _, stem = info.filename[:-3].rpartition("/")
+                name = f"{folder}/__pycache__/{stem}.{sys.implementation.cache_tag}.pyc".lstrip("/")
+            else:
+                name = info.filename + "c"
+            out = zipfile.ZipInfo(name, info.date_time)
+            out.external_attr = info.external_attr
+            members.append((out, pyc))
+            compiled += 1
+        else:
+            members.append((info, data))
     if kind in ("wheel", "package", "numpy"):
         if record_name is None:
             raise ValueError(f"{src}: a wheel without RECORD")
