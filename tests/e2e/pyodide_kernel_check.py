@@ -3,6 +3,7 @@
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
 "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
 "to_i16t_kernel": bool,
+"linalg": [the file numpy.linalg's LAPACK extension came from, what a numpy.linalg call gave],
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers, phase-gathered
 5x5/s2 hyper layers, int16 latents] run in the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
@@ -223,7 +224,17 @@ for f in files:
         v.value, v.RATE = learnt[k], parallel.Share.RATE
     parallel.set_helper(None)
     helper_out[f] = row
+# The served NumPy carries a stub for numpy.linalg's LAPACK extension (site/nic_site/byte_compile.py NUMPY_STUBS):
+# import numpy loads it (the decoder never calls numpy.linalg), and a call says what is missing.
+import numpy.linalg._umath_linalg as lapack  # noqa: E402
+
+try:
+    np.linalg.inv(np.eye(2))
+    linalg_call = "computed"
+except AttributeError as e:
+    linalg_call = str(e)
 print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),
+                  "linalg": [str(lapack.__file__).rsplit("/", 1)[-1], linalg_call],
                   "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
                   "direct_pixels_kernel": direct_pixels_ok,

@@ -71,6 +71,10 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
     assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
+    # The served NumPy without LAPACK: import numpy (and so every decode above) ran on the stub, which names what is
+    # missing when called
+    assert r["linalg"][0] == "_umath_linalg.pyc", r["linalg"]
+    assert "numpy.linalg is not in nic's decoder runtime" in r["linalg"][1], r["linalg"]
     for f, (with_kernel, numpy_only, (winograd_runs, direct_i16_runs, wino3_runs, phase_runs, latent16_runs)) \
             in r["files"].items():
         assert with_kernel == numpy_only == want[f], Path(f).name
