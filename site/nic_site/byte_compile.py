@@ -26,8 +26,10 @@ Why ``numpy`` is trimmed and stored: the worker's NumPy is private to the decode
 ``numpy.random``, ``fft``, ``polynomial``, ``ma``, ``f2py`` or ``testing`` (``import numpy`` does not
 either), and unpacking the wheel runs Python's ``zipfile`` inside wasm on the critical path of a cold
 start. Dropping those packages (and C headers, type stubs, NumPy's own test extensions) halves the
-bytes to unpack; storing the members uncompressed turns the unpack into a copy, while the HTTP layer
-still sends the wheel gzip-compressed (its ``.gz`` twin), decompressed natively by the browser.
+bytes to unpack. ``import numpy`` does import numpy.linalg, which the decoder never calls either: its LAPACK
+extensions go too, a stub taking the place of the one that is imported (``NUMPY_STUBS``). Storing the members
+uncompressed turns the unpack into a copy, while the HTTP layer still sends the wheel gzip-compressed (its ``.gz``
+twin), decompressed natively by the browser.
 Stdlib only, like ``bundle``.
 """
 
