@@ -13,9 +13,10 @@ Layout of the bundle folder (default `build/web/`):
     manifest.json                                                 (file -> sha256, bytes)
     source/                                                       (the verified originals; not served)
 
-`python_stdlib.zip`, the NumPy wheel (also trimmed to what `import numpy` loads, and stored uncompressed
-for a fast unpack: see `byte_compile`) and the webdecoder wheel are served byte-compiled (`byte_compile`:
-sources -> .pyc, by the shipped Pyodide itself, so the browser skips compiling them on every visit; the
+`python_stdlib.zip`, the NumPy wheel (also trimmed to what `import numpy` loads, numpy.linalg's LAPACK code a
+stub, and stored uncompressed for a fast unpack: see `byte_compile`) and the webdecoder wheel are served
+byte-compiled (`byte_compile`: sources -> .pyc, by the shipped Pyodide itself, so the browser skips compiling them
+on every visit; the
 webdecoder wheel keeps its sources beside the bytecode, see `compiled_wheel`), and the served
 `pyodide-lock.json` carries the compiled wheel's sha256. `source/` keeps the pinned originals they
 were made from, which `bench/boot_speed.mjs` boots for comparison.
