@@ -227,26 +227,57 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     tiles of a larger array (contiguous per transform); w16's row pairs are interleaved (``winograd.Plan``).
     The int32 flush intervals come from ``wmax`` (per term) and ``maxabs`` (per transform, ``wino_data_into``'s):
     0, or 1 with ``out`` untouched where a single block could overflow (None when recorded). The kernel checks no
-    bounds: they are asserted here."""
+    bounds: they are asserted here (the plan's, once per read-only plan: ``_plan_addresses``)."""
     cout, hh, ww = out.shape
-    nu, nt = py.shape[0], combo.shape[0]
     assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64 and cout % 2 == 0
-    assert all(v.dtype == np.int32 for v in (tstart, py, px, combo, mask, wmax, maxabs, pix))
-    assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == wmax.shape == (nt,)
-    assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
-    assert nt <= WINO_MAX_TERMS and maxabs.shape == (data.shape[0],)
-    assert bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.ndim == 1
-    assert data.shape[1] == wino_tiles(pix.shape[0])
-    assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
+    assert maxabs.dtype == np.int32 and maxabs.shape == (data.shape[0],) and maxabs.flags.c_contiguous
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
-    if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
-        assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
-    assert all(v.flags.c_contiguous for v in (w16, tstart, py, px, combo, mask, wmax, maxabs, pix, out))
+    assert w16.flags.c_contiguous and out.flags.c_contiguous
     assert data.strides[1:] == (2 * data.shape[2], 2) and data.strides[0] % 2 == 0  # tiles contiguous
-    return _invoke(run, "nic_wino_convt", ptr(w16), w16.shape[1], ptr(tstart), ptr(py),
-                   ptr(px), nu, ptr(combo), ptr(mask), ptr(wmax), ptr(maxabs),
-                   cout, ptr(data), pix.shape[0], data.strides[0] // 2, ptr(pix), ptr(out), s,
+
+    def check() -> None:
+        nu, nt = py.shape[0], combo.shape[0]
+        assert all(v.dtype == np.int32 and v.flags.c_contiguous for v in (tstart, py, px, combo, mask, wmax, pix))
+        assert tstart.shape == (nu + 1,) and px.shape == (nu,) and mask.shape == wmax.shape == (nt,)
+        assert tstart[0] == 0 and tstart[-1] == nt and bool(np.all(np.diff(tstart) >= 0)) and w16.shape[0] == nt * cout
+        assert nt <= WINO_MAX_TERMS and bool(np.all((combo >= 0) & (combo < data.shape[0]))) and pix.ndim == 1
+        assert data.shape[1] == wino_tiles(pix.shape[0])
+        assert bool(np.all((py >= 0) & (py < s) & (px >= 0) & (px < s))) and bool(np.all((mask >= 0) & (mask < 16)))
+        if pix.size:  # the farthest output, (1, 1) of the last phase of the last tile, stays inside a plane
+            assert int(pix.min()) >= 0 and int(pix.max()) + (2 * s - 1) * ww + 2 * s - 1 < hh * ww
+
+    at = _plan_addresses((tstart, py, px, combo, mask, wmax, pix), (s, cout, hh, ww, *w16.shape, *data.shape[:2]),
+                         check)
+    a_tstart, a_py, a_px, a_combo, a_mask, a_wmax, a_pix = at
+    return _invoke(run, "nic_wino_convt", ptr(w16), w16.shape[1], a_tstart, a_py,
+                   a_px, py.shape[0], a_combo, a_mask, a_wmax, ptr(maxabs),
+                   cout, ptr(data), pix.shape[0], data.strides[0] // 2, a_pix, ptr(out), s,
                    hh * ww, ww, band)
+
+
+# Plans whose checks passed (``_plan_addresses``): a few models' layers and band shapes.
+PLAN_CHECKS = 32
+_plan_checks: dict[tuple, tuple[tuple[np.ndarray, ...], tuple[int, ...]]] = {}
+
+
+def _plan_addresses(arrays: tuple[np.ndarray, ...], shapes: tuple[int, ...],
+                    check: Callable[[], None]) -> tuple[int, ...]:
+    """The addresses of a plan's arrays once ``check()`` (their asserts against a call's ``shapes``) has passed.
+    Read-only arrays (a plan's, which their makers froze) are checked once per call shape and their addresses kept:
+    asserting the k13/s8 plan's ~1,300 values cost every depth-2 decode ~0.15 ms of Python in Pyodide. The entry
+    holds the arrays themselves, so that their ids cannot name other arrays while it is kept. Writable arrays are
+    checked at every call."""
+    key = (*map(id, arrays), *shapes)
+    hit = _plan_checks.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
+        return hit[1]
+    check()
+    at = tuple(ptr(a) for a in arrays)
+    if not any(a.flags.writeable for a in arrays):
+        if len(_plan_checks) >= PLAN_CHECKS:
+            _plan_checks.clear()
+        _plan_checks[key] = (arrays, at)
+    return at
 
 
 WINO_MAX_TERMS = 1024  # matmul.c's

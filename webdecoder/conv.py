@@ -252,7 +252,7 @@ def _conv_kernels_pass() -> bool:
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
     # The phase gather: the hyper-decoder's 5x5/s2 (a width that is no multiple of 4, 13-bit inputs: a flush every
-    # two blocks) and other strides, crops and channel counts (Cin padded to 8, one tap per axis at s = k).
+    # tap of six blocks) and other strides, crops and channel counts (Cin padded to 8, one tap per axis at s = k).
     for cin, cout, k, s, h, w, pad, abits in ((48, 6, 5, 2, 5, 7, 2, 13), (13, 4, 5, 2, 3, 4, 1, 8),
                                               (21, 2, 13, 8, 3, 5, 3, 12), (5, 4, 4, 4, 2, 3, 0, 15)):
         a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
@@ -261,6 +261,14 @@ def _conv_kernels_pass() -> bool:
             wt = np.clip(wt, -7, 7)  # 15-bit inputs: within int32 only for small weights
         got = _phase_i16(a, wt, s, pad)
         if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), s, pad)):
+            return False
+    # Every input and weight at its largest, of either sign: a flush every two blocks, after which each int32 lane
+    # holds +-2,147,287,044 (196,603 from int32's end), where a sum of four lanes before float64 would have wrapped.
+    wt = np.full((48, 2, 5, 5), float((1 << 14) - 1))
+    for sign in (1.0, -1.0):
+        a = np.full((48, 3, 5), sign * 32767.0)
+        got = _phase_i16(a, wt, 2, 2)
+        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), 2, 2)):
             return False
     # The int16 direct conv: 15-bit inputs (a flush every two dots) and 10-bit ones (64 dots per flush), an
     # even and an odd channel count, rows with and without the 8-pixel SIMD body, and output channel groups of

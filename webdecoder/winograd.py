@@ -155,8 +155,9 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     w16 = np.empty((rows // 2, kp // 8, 2, 8), np.int16)
     w16[...] = src.reshape(rows // 2, 2, kp // 8, 8).transpose(0, 2, 1, 3)
     w16 = w16.reshape(rows, kp)
-    return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask,
-                wmax.astype(np.int32))
+    wmax = wmax.astype(np.int32)
+    wmax.setflags(write=False)  # read-only like the layout's arrays: ``_native.wino_convt`` checks such a plan once
+    return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask, wmax)
 
 
 def natural_rows(w16: np.ndarray) -> np.ndarray:
@@ -176,6 +177,7 @@ def _tile_origins(th: int, tw: int, s: int) -> np.ndarray:
     if pix is None:
         ty, tx = np.meshgrid(np.arange(th), np.arange(tw), indexing="ij")
         pix = np.ascontiguousarray((ty.ravel() * 2 * s * (2 * s * tw) + tx.ravel() * 2 * s), np.int32)
+        pix.setflags(write=False)  # shared, and checked once per shape by ``_native.wino_convt``
         if len(_pix_cache) >= conv.INDEX_ENTRIES:
             _pix_cache.pop(next(iter(_pix_cache)))
         _pix_cache[key] = pix

@@ -103,6 +103,24 @@ static inline v128_t reduce4(v128_t c0, v128_t c1, v128_t c2, v128_t c3) {
     f3 = wasm_f64x2_add(f3, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(r1, r1, 2, 3, 0, 1)));              \
   } while (0)
 
+/* FLUSH2X4 for sums bounded lane by lane: each int32 lane goes to float64 before any lane is added to another, so a
+ * lane may hold up to 2^31 - 1 (a block adds at most 2 wmax amax to it) where FLUSH2X4's four-lane sum must (8 wmax
+ * amax a block): a quarter of the flushes, each about twice the work. The hyper-decoder's 5x5/s2 layers (6-8 blocks
+ * a tap) flushed after every tap or every few blocks (taps2x4), ~20-40 % of their time. */
+static inline v128_t lanes_f64(v128_t c) { /* [l0 + l2, l1 + l3] in float64: exact */
+  return wasm_f64x2_add(wasm_f64x2_convert_low_i32x4(c), wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(c, c, 2, 3, 0, 1)));
+}
+static inline v128_t pair_f64(v128_t a, v128_t b) { /* [a0 + a1, b0 + b1] */
+  return wasm_f64x2_add(wasm_i64x2_shuffle(a, b, 0, 2), wasm_i64x2_shuffle(a, b, 1, 3));
+}
+#define FLUSH2X4_LANES()                                                                                        \
+  do {                                                                                                          \
+    f0 = wasm_f64x2_add(f0, pair_f64(lanes_f64(c00), lanes_f64(c01)));                                          \
+    f1 = wasm_f64x2_add(f1, pair_f64(lanes_f64(c02), lanes_f64(c03)));                                          \
+    f2 = wasm_f64x2_add(f2, pair_f64(lanes_f64(c10), lanes_f64(c11)));                                          \
+    f3 = wasm_f64x2_add(f3, pair_f64(lanes_f64(c12), lanes_f64(c13)));                                          \
+  } while (0)
+
 /* The 2 x 4 tile of int16 dot products, as float64 pairs: f[0] = row 0 (tiles 0, 1), f[1] = row 0 (2, 3), f[2] = row
  * 1 (0, 1), f[3] = row 1 (2, 3). Step k (8 channels) of weight row r is at w + r wr + ws k, of tile i at a + i ai +
  * as k: rows of their own (wr = ai = Kp, ws = as = 1) or runs interleaved by 8 channels (nic_wino_data's groups: wr
@@ -198,9 +216,10 @@ void nic_convt_i16(const int16_t *W, const int16_t *At, double *out, int P, int 
 }
 
 /* Sums over a phase's nt taps of a 2 x 4 tile (two weight rows, four neighbouring input pixels), in the same int32
- * registers across taps, flushed to float64 every `chunk` blocks of 8 at most (not at every tap: tile2x4_core's
- * reduction and conversions at each of 9 taps of 48 channels cost as much as the products): g taps a flush, or cb
- * blocks a flush where one tap has more blocks than the interval (nic_convt_phase_i16). Operands channel-block
+ * registers across taps, flushed to float64 lane by lane (FLUSH2X4_LANES) every `chunk` blocks of 8 at most (not at
+ * every tap: tile2x4_core's reduction and conversions at each of 9 taps of 48 channels cost as much as the
+ * products): g taps a flush, or cb blocks a flush where one tap has more blocks than the interval
+ * (nic_convt_phase_i16). Operands channel-block
  * major, so that a step's loads are one base pointer and constant offsets: tap t's block kb of weight row r at w +
  * wo[t] + 16 kb + 8 r, of pixel i at a + ao[t] + ks kb + 8 i. */
 static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, const long *wo, const int16_t *a,
@@ -218,7 +237,7 @@ static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, cons
           STEP2X4(q, 8, r, 8);
         }
       }
-      FLUSH2X4();
+      FLUSH2X4_LANES();
     }
   }
   f[0] = f0; f[1] = f1; f[2] = f2; f[3] = f3;
@@ -254,7 +273,7 @@ int nic_convt_phase_i16(const double *a, int cin, int h, int w, const int16_t *W
         t[8 * x] = (int16_t)iv;
       }
     }
-  long long bound = 8LL * wmax * amax;
+  long long bound = 2LL * wmax * amax; /* a block's most to one lane: its two products (FLUSH2X4_LANES) */
   if (bound > 2147483647LL) return 1;
   int chunk = bound ? (int)(2147483647LL / bound < 4096 ? 2147483647LL / bound : 4096) : 4096;
   int g = chunk >= nb ? chunk / nb : 1, cb = chunk >= nb ? nb : chunk; /* taps per flush; blocks per flush in one */
