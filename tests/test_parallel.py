@@ -264,10 +264,14 @@ def test_a_template_makes_the_job_a_recording_would(fake):
         want = _band_like_job(*new, w)
         made = tmpl.make(new)
         assert made is not None
-        rendered = made._json  # what start sends: the template's JSON with these addresses filled in
+        # What start sends: the short form (the template's id and these addresses), else the whole JSON
+        rendered, short = made.spec_json(), json.loads(made.short_json())
+        assert short["template"] == tmpl.id == json.loads(rendered)["template"]
+        assert parallel.place_addresses(json.loads(tmpl.render([0] * 3)), short["at"]) == json.loads(rendered)
         assert json.loads(rendered) == json.loads(json.dumps({"bufs": made.bufs, "calls": made.calls,
-                                                               "parts": made.parts}))
-        assert made._json is None  # read, its lists may change: start renders them again
+                                                               "parts": made.parts, "template": tmpl.id}))
+        assert made.short_json() is None  # read, its lists may change: no template describes it now
+        assert "template" not in json.loads(made.spec_json())
         assert spec(made) == spec(want)
         h = parallel.LoopbackHelper()
         assert made.start(h) and made.wait(h) == [0, 7, 0]
@@ -275,6 +279,32 @@ def test_a_template_makes_the_job_a_recording_would(fake):
         assert new[1][2:].tolist() == rows[:6].tolist() and new[2].tolist() == rows[:2].tolist()
     made.calls.append(("nic_add_one", [[0, 0], 1]))  # a made job's lists are its own
     assert len(tmpl.make(new).calls) == 3
+
+
+def test_a_client_that_keeps_a_template_gets_its_short_form(fake):
+    """A made job goes to the client as its template's id and addresses; a client that has not seen the template
+    answers "need" and gets the whole spec, which it keeps: the next job of that template goes short, to the same
+    outputs in that job's own arrays."""
+    w = np.arange(3, dtype=np.uint8)
+
+    def arrays(k: int) -> list[np.ndarray]:
+        return [np.arange(12, dtype=np.uint8).reshape(3, 4) * (k + 1), np.zeros(8, np.uint8), np.zeros(2, np.uint8)]
+
+    first = arrays(0)
+    tmpl = parallel.Template(_band_like_job(*first, w), first)
+    h = parallel.LoopbackHelper()
+    sent = []
+    real_start = h.start
+    h.start = lambda spec: sent.append(json.loads(spec)) or real_start(spec)
+    for k in range(3):
+        a = arrays(k)
+        job = tmpl.make(a)
+        assert job.start(h) and job.wait(h) == [0, 7, 0]
+        assert a[1][2:].tolist() == (a[0][:, 1:].ravel() + 1)[:6].tolist() and a[2].tolist() == a[1][2:4].tolist()
+    assert ["at" in s for s in sent] == [True, False, True, True]  # short, "need", the whole spec, then short twice
+    assert h.short_starts == 2
+    with pytest.raises(ValueError, match="addresses"):
+        parallel.place_addresses(json.loads(tmpl.render([0] * 3)), [1, 2])
 
 
 def test_a_template_refuses_what_it_cannot_remake(fake, monkeypatch):
