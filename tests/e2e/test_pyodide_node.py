@@ -74,3 +74,29 @@ def test_pyodide_ab_compares_two_builds_of_the_kernels_in_one_process(tmp_path, 
     assert out.returncode == 0, (out.stdout[-2000:] or out.stderr[-2000:])
     lines = out.stdout.strip().splitlines()[-2:]
     assert lines[0].startswith(f"A ({so}): median") and lines[1].startswith(f"B ({other}): median"), lines
+
+
+def test_helper_threads_job_protocol_keeps_templates():
+    """nic-helper.js under Node (no Pyodide, nicmm.wasm.so's scale-index kernel on a stand-in heap): a job made from a
+    template goes short once the client has its spec ("need" before), and names only the template to the helper
+    thread once that thread keeps its calls; a failed job makes the helper forget every template and get whole specs
+    again; past 64 templates the oldest are forgotten on both sides and asked for again. Every job's output is
+    right."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is required (scripts/setup_web.sh needs it too)")
+    so = ROOT / "webdecoder" / "native" / "nicmm.wasm.so"
+    client = ROOT / "site" / "nic_site" / "static" / "nic-helper.js"
+    out = subprocess.run([node, str(HERE / "helper_protocol.mjs"), str(so), str(client)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    f = json.loads(out.stdout)
+    assert f["allRight"], f
+    assert (f["first"]["need"], f["first"]["sentSpec"], f["first"]["keep"]) == (True, True, False)  # its constant moved
+    assert (f["second"]["need"], f["second"]["sentSpec"], f["second"]["keep"]) == (False, True, True)
+    assert (f["third"]["need"], f["third"]["sentSpec"]) == (False, False)
+    assert f["plain"]["sentSpec"] and not f["plain"]["keep"] and f["unknown"] == "need" and f["failed"]
+    assert f["afterFailure"]["forget"] == "all" and f["afterFailure"]["sentSpec"]
+    assert f["again"]["keep"] and not f["againShort"]["sentSpec"]
+    assert 1 in f["forgotten"] and 100 in f["forgotten"]
+    assert f["evicted"]["need"] and f["evicted"]["keep"]
