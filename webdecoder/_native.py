@@ -264,7 +264,7 @@ def _plan_addresses(arrays: tuple[np.ndarray, ...], shapes: tuple[int, ...],
                     check: Callable[[], None]) -> tuple[int, ...]:
     """The addresses of a plan's arrays once ``check()`` (their asserts against a call's ``shapes``) has passed.
     Read-only arrays (a plan's, which their makers froze) are checked once per call shape and their addresses kept:
-    asserting the k13/s8 plan's ~1,300 values cost every depth-2 decode ~0.15 ms of Python in Pyodide. The entry
+    asserting the k13/s8 plan's ~1,300 values cost every depth-2 decode 0.2 ms of Python (Pyodide under Node). The entry
     holds the arrays themselves, so that their ids cannot name other arrays while it is kept. Writable arrays are
     checked at every call."""
     key = (*map(id, arrays), *shapes)

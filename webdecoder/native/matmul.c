@@ -219,9 +219,8 @@ void nic_convt_i16(const int16_t *W, const int16_t *At, double *out, int P, int 
  * registers across taps, flushed to float64 lane by lane (FLUSH2X4_LANES) every `chunk` blocks of 8 at most (not at
  * every tap: tile2x4_core's reduction and conversions at each of 9 taps of 48 channels cost as much as the
  * products): g taps a flush, or cb blocks a flush where one tap has more blocks than the interval
- * (nic_convt_phase_i16). Operands channel-block
- * major, so that a step's loads are one base pointer and constant offsets: tap t's block kb of weight row r at w +
- * wo[t] + 16 kb + 8 r, of pixel i at a + ao[t] + ks kb + 8 i. */
+ * (nic_convt_phase_i16). Operands channel-block major, so that a step's loads are one base pointer and constant
+ * offsets: tap t's block kb of weight row r at w + wo[t] + 16 kb + 8 r, of pixel i at a + ao[t] + ks kb + 8 i. */
 static inline __attribute__((always_inline)) void taps2x4(const int16_t *w, const long *wo, const int16_t *a,
                                                          const long *ao, long ks, int nt, int nb, int g, int cb,
                                                          v128_t f[4]) {
