@@ -26,11 +26,13 @@ def test_psnr_floor_and_rate_order_per_quality(encoder, kodak, depth):
     sizes = []
     for q in range(encoder.qualities):
         data = encoder.encode(img, q, depth, effort="none")
-        out = webdecoder.decode(data)
+        header: dict = {}
+        out = webdecoder.decode(data, header=header)
         assert out.shape == img.shape and out.dtype == np.uint8
         assert psnr(out, img) >= PSNR_FLOOR[depth][q], (q, psnr(out, img))
         info = webdecoder.info(data)
         assert (info["quality"], info["depth"], info["bytes"]) == (q, depth, len(data))
+        assert header == info  # the browser's worker reports these from the decode's own parse
         sizes.append(len(data))
     assert sizes == sorted(sizes)  # higher quality, more bytes
 

@@ -46,10 +46,10 @@ def _meta(meta, stages):
 
 def _nic_decode(buf):
     data = buf.to_bytes()
-    meta = webdecoder.info(data)
+    meta = {}  # webdecoder.info's fields, from the decode's own parse
     stages = {}
     jobs = parallel.jobs_done()
-    rgba = webdecoder.decode(data, timings=stages, rgba=True)  # canvas layout, opaque alpha: no copy here
+    rgba = webdecoder.decode(data, timings=stages, rgba=True, header=meta)  # canvas layout, opaque alpha: no copy
     out = _meta(meta, stages)
     out["helper_jobs_ms"] = parallel.recent(parallel.jobs_done() - jobs)  # how the two threads shared the work
     return [rgba, out]
