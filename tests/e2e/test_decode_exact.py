@@ -12,7 +12,7 @@ async (items) => {
     const r = await nic.decodeDetailed(url);
     out[key] = { sha: await window.rgbSha256(r.imageData), width: r.width, height: r.height,
                  decodeMs: r.decodeMs, kernels: r.info.kernels, threads: r.info.threads,
-                 helperBytes: r.info.helper_wasm_bytes };
+                 helperBytes: r.info.helper_wasm_bytes, trace: r.info.trace_ms || null };
   }
   return { out, stats: nic.stats() };
 }
@@ -83,6 +83,27 @@ def test_one_core_worker_is_bit_exact(page, server, catalog, cpython_hashes):
     got = page.evaluate(DECODE_ALL_JS, [[e["key"], e["nic"]["url"]] for e in entries])["out"]
     assert all(v["threads"] == 1 and v["kernels"] for v in got.values())
     assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}
+
+
+def test_traced_worker_is_bit_exact_and_reports_its_timeline(page, server, catalog, cpython_hashes):
+    """The latency page's ?trace=1 (bench/chromium_timeline.py): every kernel call and helper job of a decode, in
+    order, on the worker's clock; timing only, the same pixels. Untraced pages report no timeline."""
+    entries = sorted(catalog, key=lambda e: e["nic"]["bytes"])[-2:]
+    page.goto(server + "/latency?autorun=0&trace=1")
+    page.evaluate(RGB_SHA256_JS)
+    got = page.evaluate(DECODE_ALL_JS, [[e["key"], e["nic"]["url"]] for e in entries])["out"]
+    assert {k: v["sha"] for k, v in got.items()} == {e["key"]: cpython_hashes[e["key"]] for e in entries}
+    for v in got.values():
+        names = [name for name, _, _ in v["trace"]]
+        assert {"nic_rans_decode", "nic_wino3_conv", "nic_wino_convt", "job.start", "job.wait"} <= set(names), names
+        assert names.index("nic_rans_decode") < names.index("nic_wino_convt")  # z and y before the synthesis
+        ends = [end for _, _, end in v["trace"]]
+        assert all(0 <= start <= end for _, start, end in v["trace"]) and ends == sorted(ends)
+        assert ends[-1] <= v["decodeMs"]
+    page.goto(server + "/latency?autorun=0")
+    page.evaluate(RGB_SHA256_JS)
+    assert page.evaluate(DECODE_ALL_JS, [[entries[0]["key"], entries[0]["nic"]["url"]]])["out"][entries[0]["key"]][
+        "trace"] is None
 
 
 def test_numpy_only_worker_is_bit_exact(page, server, catalog, cpython_hashes):

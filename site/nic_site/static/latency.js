@@ -12,8 +12,10 @@ const q = new URLSearchParams(location.search);
 const KERNELS = q.get("kernels") !== "off";
 // ?cores=1: no helper thread in the decode worker, to see what the second core buys.
 const CORES = q.get("cores") === "1" ? 1 : 2;
+// ?trace=1: each result's info.trace_ms is its decode's timeline (bench/chromium_timeline.py).
+const TRACE = q.get("trace") === "1";
 // Only when asked: configure throws once a decode has started.
-if (!KERNELS || CORES === 1) configure({ kernels: KERNELS, cores: CORES });
+if (!KERNELS || CORES === 1 || TRACE) configure({ kernels: KERNELS, cores: CORES, trace: TRACE });
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -2,7 +2,7 @@
  *
  * A classic script (no import/export) so both the worker (importScripts) and the page (dynamic import,
  * used by nic.js in "page" mode) can load it; it defines one global, self.NicCore.
- *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs, kernels, helperURL})  -> load timings
+ *   await NicCore.init(loadPyodide, {indexURL, numpyURL, wheelURL, modelURLs, kernels, helperURL, trace})  -> load timings
  *     kernels: false sets NIC_NO_KERNEL in Pyodide's environment: NumPy alone, no WebAssembly kernels
  *     helperURL (the decode worker's, absent in page mode): nic-helper.js, started as a second decode thread
  *       where the context is cross-origin isolated (SharedArrayBuffer) and the CPU has two cores or more;
@@ -14,6 +14,8 @@
  *           + helper_jobs_ms: per job the helper ran for this decode, ms [its start delay, its time on the job,
  *             this thread's wait, the copy back, this thread's own work meanwhile, how much later than this thread
  *             the helper ended (negative: earlier)] (parallel.recent)
+ *           + trace_ms, with init's trace: true (and the kernels on): the decode's timeline, [name, start ms, end ms]
+ *             per kernel call and helper job on this thread (webdecoder.trace; bench/chromium_timeline.py)
  *     recycled: whether pixels' buffer is one handed back through recycle (else a new one); info.copy_ms: the
  *     pixels' copy out of the heap into it
  *   NicCore.recycle(arrayBuffer) -> true if kept: a result's pixel buffer the caller no longer needs, reused by a later
@@ -30,7 +32,9 @@
 import time
 
 import webdecoder
-from webdecoder import _native, parallel
+from webdecoder import _native, parallel, trace
+
+_tracing = False
 
 def _nic_register(buf, digest):
     return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
@@ -44,14 +48,21 @@ def _meta(meta, stages):
     out["helper_wasm_bytes"] = parallel.memory_bytes()  # the helper thread's own memory (0: none)
     return out
 
+def _nic_trace():
+    global _tracing
+    _tracing = trace.enable()
+
 def _nic_decode(buf):
     data = buf.to_bytes()
     meta = {}  # webdecoder.info's fields, from the decode's own parse
     stages = {}
     jobs = parallel.jobs_done()
+    origin = trace.begin() if _tracing else None
     rgba = webdecoder.decode(data, timings=stages, rgba=True, header=meta)  # canvas layout, opaque alpha: no copy
     out = _meta(meta, stages)
     out["helper_jobs_ms"] = parallel.recent(parallel.jobs_done() - jobs)  # how the two threads shared the work
+    if _tracing:
+        out["trace_ms"] = trace.events(origin)
     return [rgba, out]
 
 def _nic_preview_bytes(buf):
@@ -116,6 +127,7 @@ def _nic_preview(buf):
     timings.weightsWaitMs = performance.now() - t; // > 0 only if the download outlasted the boot
     let t2 = performance.now();
     py.runPython(BOOT);
+    if (cfg.trace) py.runPython("_nic_trace()");
     timings.bootScriptMs = performance.now() - t2;
     t2 = performance.now();
     const register = py.globals.get("_nic_register");

@@ -3,8 +3,9 @@
  * Loads Pyodide, NumPy, the webdecoder wheel and the model weights ONCE (nic-core.js), then decodes .nic
  * bytes with the very same `webdecoder.decode` that CPython runs, and transfers the RGBA pixels back.
  *
- * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs, kernels, cores}   (absolute URLs, from
- *                nic.js; kernels: false = NumPy only; cores: 1 = no helper thread; see nic-core.js)
+ * Messages in:  {type: "init", indexURL, numpyURL, wheelURL, modelURLs, kernels, cores, trace}   (absolute URLs,
+ *                from nic.js; kernels: false = NumPy only; cores: 1 = no helper thread; trace: true = each result's
+ *                info.trace_ms is its decode's timeline; see nic-core.js)
  *               {type: "decode", id, bytes: ArrayBuffer}
  *               {type: "preview", id, bytes: ArrayBuffer}   (header + z prefix: webdecoder.decode_preview)
  *               {type: "recycle", buffer: ArrayBuffer}   (a result's pixels, no longer needed: NicCore.recycle)

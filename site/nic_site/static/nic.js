@@ -28,6 +28,7 @@ const state = {
   macPerMs: null, // this session's decode speed (total MAC / decodeMs of the last full decode)
   kernels: true, // false: NumPy only (NIC_NO_KERNEL in Pyodide), for latency tests of the reference path
   cores: 2, // 1: no helper thread in the worker (latency tests of one core)
+  trace: false, // true: each result's info.trace_ms is the decode's timeline (profiling: bench/chromium_timeline.py)
 };
 
 // Before the first decode of a session, progressive "auto" assumes this speed (MAC per ms; ~1 GMAC/s is a
@@ -37,12 +38,13 @@ const DEFAULT_MAC_PER_MS = 1e6;
 // decode): measured 85-95% of a full decode's time.
 const PREVIEW_COST = 0.9;
 
-/** Options {mode: "worker"|"page", kernels: true|false, cores: 1|2, manifestURL, workerURL, runtime} before the
+/** Options {mode: "worker"|"page", kernels: true|false, cores: 1|2, trace: false|true, manifestURL, workerURL, runtime} before the
  *  first decode (and before the task after the first <nic-img> connects, which starts the runtime: a page's
  *  module scripts run in time); timeoutMs any time. kernels: false decodes with NumPy alone (the reference arithmetic, no
  *  WebAssembly kernels: same pixels, several times slower), to measure what the kernels buy. cores: the
  *  worker's threads; its second one (same pixels) needs a cross-origin isolated page (COOP + COEP headers,
- *  as the nic site sends) and is never used in page mode. */
+ *  as the nic site sends) and is never used in page mode. trace: each result's info.trace_ms lists the decode's
+ *  kernel calls and helper jobs with their times (a profile; a few microseconds a call). */
 export function configure(opts = {}) {
   if (opts.timeoutMs) state.timeoutMs = opts.timeoutMs; // may change at any time
   const rest = Object.keys(opts).filter((k) => k !== "timeoutMs");
@@ -50,6 +52,7 @@ export function configure(opts = {}) {
   if (opts.mode) state.mode = opts.mode === "page" ? "page" : "worker";
   if (opts.kernels !== undefined) state.kernels = opts.kernels !== false;
   if (opts.cores !== undefined) state.cores = opts.cores === 1 ? 1 : 2;
+  if (opts.trace !== undefined) state.trace = opts.trace === true;
   if (opts.manifestURL) state.manifestURL = new URL(opts.manifestURL, document.baseURI).href;
   if (opts.workerURL) state.workerURL = new URL(opts.workerURL, document.baseURI).href;
   if (opts.runtime) state.runtime = opts.runtime;
@@ -120,7 +123,7 @@ async function startWorker(runtime) {
       reject(new Error(`nic worker error: ${e.message || "failed to load"}`));
     };
     runtime.then((rt) => worker.postMessage({ type: "init", ...rt, kernels: state.kernels, cores: state.cores,
-                                              pageTimeOrigin: performance.timeOrigin }),
+                                              trace: state.trace, pageTimeOrigin: performance.timeOrigin }),
                  reject);
   });
   worker.onerror = (e) => {
@@ -135,7 +138,8 @@ async function startPage(rt) {
   const t0 = performance.now();
   const { loadPyodide } = await import(rt.indexURL + "pyodide.mjs");
   const pyodideJsMs = performance.now() - t0;
-  return { pyodideJsMs, ...(await globalThis.NicCore.init(loadPyodide, { ...rt, kernels: state.kernels })) };
+  return { pyodideJsMs, ...(await globalThis.NicCore.init(loadPyodide, { ...rt, kernels: state.kernels,
+                                                                          trace: state.trace })) };
 }
 
 /** Start the decoder (idempotent); resolves with its load timings, including coldStartMs. */
