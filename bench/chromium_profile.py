@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Callable
 import json
 import os
 from pathlib import Path
@@ -208,19 +209,27 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def file_loop_main(argv: list[str] | None, doc: str | None, name: str, run: Callable[[argparse.Namespace], dict],
+                   markdown: Callable[[dict], str], add: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The command line of a benchmark over one catalog file's decode loop (this one, ``bench.chromium_timeline``):
+    --file, its own options (``add``), --settle-s, --cache-dir, --out (build/bench/NAME.json); prints the table."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--file", default="kodim01-q4", help="a catalog key of the site (default kodim01-q4)")
-    ap.add_argument("--seconds", type=float, default=8.0, help="how long perf samples the decodes")
+    add(ap)
     ap.add_argument("--settle-s", type=float, default=5.0)
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "e2e-cache")
-    ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / "chromium_profile.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / f"{name}.json")
     args = ap.parse_args(argv)
     res = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     print(markdown(res))
     print(f"wrote {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    file_loop_main(argv, __doc__, "chromium_profile", run, markdown, lambda ap: ap.add_argument(
+        "--seconds", type=float, default=8.0, help="how long perf samples the decodes"))
 
 
 if __name__ == "__main__":

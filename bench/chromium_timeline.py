@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-import json
 from pathlib import Path
 from statistics import median
 import time
 from typing import Any
 
 from bench.browser_latency import CHROMIUM, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
+from bench.chromium_profile import file_loop_main
 from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,18 +113,8 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--file", default="kodim01-q4", help="a catalog key of the site (default kodim01-q4)")
-    ap.add_argument("--decodes", type=int, default=120)
-    ap.add_argument("--settle-s", type=float, default=5.0)
-    ap.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "e2e-cache")
-    ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / "chromium_timeline.json")
-    args = ap.parse_args(argv)
-    res = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1))
-    print(markdown(res))
-    print(f"wrote {args.out}")
+    file_loop_main(argv, __doc__, "chromium_timeline", run, markdown,
+                   lambda ap: ap.add_argument("--decodes", type=int, default=120))
 
 
 if __name__ == "__main__":
