@@ -39,6 +39,27 @@ def test_random_tables_round_trip(case):
     dec.finish()
 
 
+def test_a_pause_comes_before_the_tables_it_completes():
+    """decode_values' pause (the helper's scale indices, hyper.hyper_decode_deferred): the tables from its symbol on
+    are read only after it ran. Here the NumPy loop (it pauses first); tests/e2e/pyodide_kernel_check.py pauses the C
+    loop mid-stream at lane and step edges."""
+    freqs, offsets = gaussian_tables()
+    rng = np.random.default_rng(5)
+    want_tables = rng.integers(0, 64, 300).astype(np.int32)
+    values = rng.integers(-40, 41, 300)
+    rans, esc = encode_values(values, want_tables, freqs, offsets, 7)
+    tables = want_tables.copy()
+    tables[100:] = 1 << 20  # no such table: read before the pause, it would raise
+    calls = []
+
+    def fill() -> None:
+        calls.append(True)
+        tables[100:] = want_tables[100:]
+
+    assert decode_values(rans, esc, tables, freqs, offsets, 7, (100, fill)).tolist() == values.tolist()
+    assert calls == [True]
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(-(2**15), 2**15), max_size=500), st.integers(1, 64), st.integers(0, 63))
 def test_any_integer_latent_round_trips_through_escapes(values, lanes, scale):

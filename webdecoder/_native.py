@@ -554,8 +554,8 @@ def to_i16t(a: np.ndarray, at: np.ndarray, limit: int) -> int:
 
 
 def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray, word_ptr: int, buckets: np.ndarray,
-                freqs: np.ndarray, start: np.ndarray,
-                values: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
+                freqs: np.ndarray, start: np.ndarray, values: tuple[np.ndarray, np.ndarray] | None = None,
+                pause: tuple[int, Callable[[], None]] | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """The rANS step loop: returns (global symbol indices, None, new word pointer); pointer -1 = out of words, -2 = a
     table index outside the (tables, 257) ``buckets`` (the loop checks each as it reads it: ``tables`` need no check).
 
@@ -563,8 +563,17 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     (tables, 257) int32 index of ``rans._decode_tables``. ``values`` (base, escsym), int32 per table (entropy.py
     ``_value_tables``): the loop maps each symbol to its latent value as it goes, and returns (int32 values, int32
     positions of the escapes, whose values are left 0, new word pointer).
+
+    ``pause`` (at, fn), with ``values``: decodes symbols 0 .. at - 1, calls fn(), which may fill ``tables[at:]`` (the
+    scale indices the helper thread computes, ``hyper.hyper_decode_deferred``), then decodes the rest. The same
+    symbols: a step may be cut between lanes (symbol i is lane i % lanes's, and the lanes of a step take their
+    words in lane order either way). ``tables`` must then be int32 and contiguous (read in place, not copied).
     """
     n = tables.size
+    if pause is not None and not (values is not None and tables.dtype == np.int32 and tables.flags.c_contiguous
+                                  and 0 < pause[0] < n):
+        pause[1]()  # nothing to decode before it, or the tables would be copied before it filled them
+        pause = None
     args = [np.ascontiguousarray(tables, np.int32), np.ascontiguousarray(words, np.int64),
             np.ascontiguousarray(buckets, np.int32), np.ascontiguousarray(freqs, np.int64),
             np.ascontiguousarray(start, np.int64)]
@@ -581,10 +590,25 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     assert base.flags.c_contiguous and escsym.flags.c_contiguous
     escpos = np.empty(n, np.int32)
     nesc = np.zeros(1, np.int32)
-    new_ptr = lib().nic_rans_decode(ptr(tb), n, bk.shape[0], lanes, ptr(x), ptr(wd), wd.size, word_ptr,
-                                    ptr(bk), ptr(fr), ptr(st), ptr(out),
-                                    ptr(base), ptr(escsym), ptr(escpos), ptr(nesc))
-    return out, escpos[: int(nesc[0])] if new_ptr >= 0 else escpos[:0], new_ptr
+    at = n if pause is None else pause[0]
+    ne, new_ptr, first = 0, word_ptr, 0
+    for stop in (at, n):
+        if stop > at:
+            pause[1]()  # type: ignore[index]
+        while first < stop:
+            # From lane j0 of a step: first its lanes j0.. (x from lane j0, as a step of lanes - j0), then whole steps
+            j0 = first % lanes
+            count = min(stop - first, lanes - j0) if j0 else stop - first
+            new_ptr = lib().nic_rans_decode(ptr(tb) + 4 * first, count, bk.shape[0], lanes - j0, ptr(x) + 8 * j0,
+                                            ptr(wd), wd.size, new_ptr, ptr(bk), ptr(fr), ptr(st), ptr(out) + 4 * first,
+                                            ptr(base), ptr(escsym), ptr(escpos) + 4 * ne, ptr(nesc))
+            if new_ptr < 0:
+                return out, escpos[:0], new_ptr
+            k = int(nesc[0])
+            escpos[ne : ne + k] += first  # the loop counts positions from its first symbol
+            ne += k
+            first += count
+    return out, escpos[:ne], new_ptr
 
 
 class CheckInts:

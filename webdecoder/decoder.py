@@ -9,7 +9,7 @@ import numpy as np
 
 from webdecoder import entropy, format
 from webdecoder.errors import NicError
-from webdecoder.hyper import hyper_decode, hyper_decode_deferred
+from webdecoder.hyper import Pending, hyper_decode, hyper_decode_deferred
 from webdecoder.model import Model, get_model
 from webdecoder.synthesis import dequantize_latent, latent_input, synthesize
 from webdecoder.tables import FRAC_BITS
@@ -60,10 +60,15 @@ def decode_z(model: Model, h: format.Header, z_rans: bytes, z_esc: bytes) -> np.
 
 
 def decode_symbols(model: Model, h: format.Header, means_fx: np.ndarray | Callable[[], np.ndarray],
-                   scale_idx: np.ndarray, y_rans: bytes, y_esc: bytes) -> tuple[np.ndarray, np.ndarray]:
+                   scale_idx: np.ndarray, y_rans: bytes, y_esc: bytes,
+                   pending: Pending = None) -> tuple[np.ndarray, np.ndarray]:
     """The latent's residual symbols (shaped like the means) and the integer means. ``means_fx`` may be a function
-    that returns them (``hyper_decode_deferred``): it is called once the symbols are decoded."""
-    q = entropy.decode_values(y_rans, y_esc, scale_idx.ravel(), model["y.freqs"], model["y.offsets"], h.y_lanes)
+    that returns them (``hyper_decode_deferred``): it is called once the symbols are decoded. ``pending`` (k, fn):
+    the scale indices of channels k and after are there once fn() has returned (``hyper_decode_deferred``); y's
+    first k channels are decoded meanwhile."""
+    pause = None if pending is None else (pending[0] * scale_idx[0].size, pending[1])
+    q = entropy.decode_values(y_rans, y_esc, scale_idx.ravel(), model["y.freqs"], model["y.offsets"], h.y_lanes,
+                              pause)
     means = means_fx() if callable(means_fx) else means_fx
     return q.reshape(means.shape), means
 
@@ -107,9 +112,9 @@ def decode_with_model(data: bytes, model: Model | None, timings: dict | None = N
     z_hat = decode_z(model, h, z_rans, z_esc) if previewed is None else None
     lap("z")
     # The means may still be on their way from the helper thread while y is decoded (hyper_decode_deferred).
-    means_fx, scale_idx = hyper_decode_deferred(model, z_hat) if previewed is None else previewed
+    means_fx, scale_idx, pending = hyper_decode_deferred(model, z_hat) if previewed is None else (*previewed, None)
     lap("hyper")
-    q, means = decode_symbols(model, h, means_fx, scale_idx, y_rans, y_esc)
+    q, means = decode_symbols(model, h, means_fx, scale_idx, y_rans, y_esc, pending)
     # dequantize_latent(decode_y(...)), fused in Pyodide; int16 there where depth 2's Winograd path reads it
     x = latent_input(model, q, means, h.quality, narrow=h.depth == 2)
     lap("y")

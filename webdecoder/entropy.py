@@ -8,6 +8,8 @@ hostile file cannot push huge numbers into the arithmetic that follows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from webdecoder import _native, conv, known_answers
@@ -83,12 +85,18 @@ def encode_values(
 
 
 def decode_values(
-    rans: bytes, esc: bytes, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray, lanes: int
+    rans: bytes, esc: bytes, tables: np.ndarray, freqs: np.ndarray, offsets: np.ndarray, lanes: int,
+    pause: tuple[int, Callable[[], None]] | None = None,
 ) -> np.ndarray:
+    """The latent values of a stream: symbol i from table ``tables[i]``, escapes from ``esc``. ``pause`` (at, fn):
+    the tables from ``at`` on are there only once fn() has returned (the helper thread's scale indices): the C loop
+    decodes the symbols before ``at`` first (``_native.rans_decode``), the NumPy loop calls it before it starts."""
     dec = RansDecoder(rans, lanes)
     if _values_kernel_ok():  # Pyodide: symbols to values inside the C step loop, no second pass
-        values, escapes = dec.decode_values(freqs, offsets, tables, _value_tables(offsets))
+        values, escapes = dec.decode_values(freqs, offsets, tables, _value_tables(offsets), pause)
     else:
+        if pause is not None:
+            pause[1]()
         glob, tables = dec.decode_global(freqs, offsets, tables)
         values, escapes = _symbol_values(glob, tables, offsets)
     dec.finish()

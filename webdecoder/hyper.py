@@ -25,18 +25,30 @@ SPLIT_MIN_MACS = 20_000_000  # (direct) multiply-adds of the last layer below wh
 # hand-over costs ~0.3 ms
 
 
+# Scale channels whose indices are not there yet, and the function that brings them: (the channels before them,
+# fn). ``hyper_decode_deferred``'s third value (None: all there).
+Pending = tuple[int, Callable[[], None]] | None
+
+
 def hyper_decode(model: Model, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z_hat: (Cz, hz, wz) integers -> means_fx (C, 4hz, 4wz) int64 and scale_idx (int64, or int32 from the wasm
     kernel: the type the rANS loop reads)."""
-    means, scale_idx = hyper_decode_deferred(model, z_hat)
+    means, scale_idx, pending = hyper_decode_deferred(model, z_hat)
+    if pending is not None:
+        pending[1]()
     return means().astype(np.int64, copy=False), scale_idx
 
 
-def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray]:
+def hyper_decode_deferred(model: Model,
+                          z_hat: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray, Pending]:
     """``hyper_decode`` with the means handed over later, as a function that returns them: where a helper thread
     is there (``parallel``), it computes a quarter of the last layer's scales and then its means, while this thread
     computes the other scales and the caller decodes y with them (the means are needed only at the end). The means
-    are int64, or int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers)."""
+    are int64, or int32 from the wasm kernels (half the bytes to hand over from the helper; the same integers).
+
+    The third value: None where every scale index is in ``scale_idx``; else (k, fn): the indices of channels k and
+    after (the helper's) are there once fn() has returned, so the caller may decode y's first k channels
+    meanwhile (``entropy.decode_values``' pause). fn() comes before the means function."""
     t = last_layer_input(model, z_hat)
     last = len(HYPER_LAYERS) - 1
     w, wmat = model.convt(f"h{last}.w")
@@ -49,9 +61,9 @@ def hyper_decode_deferred(model: Model, z_hat: np.ndarray) -> tuple[Callable[[],
     c = t.shape[0] // 2
     if _scale_kernel_ok():  # one pass instead of NumPy's six over 300 k values (Kodak), no int64 copy
         means = t[:c].astype(np.int64)
-        return lambda: means, _native.scale_index(t[c:], SCALE_LUT, LOG_SCALE_MIN_FX)
+        return lambda: means, _native.scale_index(t[c:], SCALE_LUT, LOG_SCALE_MIN_FX), None
     t = t.astype(np.int64)
-    return lambda: t[:c], scale_index(t[c:])
+    return lambda: t[:c], scale_index(t[c:]), None
 
 
 def last_layer_input(model: Model, z_hat: np.ndarray) -> np.ndarray:
@@ -66,11 +78,12 @@ def last_layer_input(model: Model, z_hat: np.ndarray) -> np.ndarray:
 
 
 def _last_layer_winograd(model: Model, t: np.ndarray,
-                         w: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray] | None:
+                         w: np.ndarray) -> tuple[Callable[[], np.ndarray], np.ndarray, Pending] | None:
     """The last layer (3x3, stride 1) through ``wino3``, by output channels. Where a helper thread is there
     (``parallel``), it computes part of the scales and then the means, while this thread computes the other scales
-    and its caller decodes y with them (the means are needed only at the end of y). None without the kernels, or
-    where the transforms do not apply (input range, int32 bounds): the caller then runs the layer directly."""
+    and its caller decodes y with them (the means are needed only at the end of y; the helper's scales only from
+    y's channel m - c on: ``hyper_decode_deferred``'s pending). None without the kernels, or where the transforms do
+    not apply (input range, int32 bounds): the caller then runs the layer directly."""
     if not (_wino3_kernel_ok() and _scale_kernel_ok()) or w.shape[1] % 4:
         return None
     c = w.shape[1] // 2
@@ -114,18 +127,30 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
         if not job.start(h):
             job = None
     run(1, ours)
-    if m < 2 * c and (job is None or job.wait_part(h) is None):  # no helper after all, or it failed
-        run(2, theirs)
-        job = None
-    if job is None:
+    if job is None:  # no helper after all: the rest here, now
+        if m < 2 * c:
+            run(2, theirs)
         run(0, means)
+        return lambda: means, scale_idx, None
+    scales_taken = m == 2 * c  # True: the helper computes no scales, only the means
+
+    def take_scales() -> None:
+        nonlocal job, scales_taken
+        if scales_taken:
+            return
+        scales_taken = True
+        if job is not None and job.wait_part(h) is None:  # the helper failed: its scales and the means here
+            run(2, theirs)
+            run(0, means)
+            job = None
 
     def take_means() -> np.ndarray:
+        take_scales()
         if job is not None and job.wait(h) is None:  # the helper failed: this thread computes them
             run(0, means)
         return means
 
-    return take_means, scale_idx
+    return take_means, scale_idx, ((m - c, take_scales) if m < 2 * c else None)
 
 
 def _bias4(model: Model) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,8 @@ indices, and escapes, is the caller's job (``webdecoder/entropy.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from webdecoder import _native, known_answers
@@ -275,14 +277,19 @@ class RansDecoder:
         return out, tables
 
     def decode_values(self, freqs: np.ndarray, offsets: np.ndarray, tables: np.ndarray,
-                      value_tables: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                      value_tables: tuple[np.ndarray, np.ndarray],
+                      pause: tuple[int, Callable[[], None]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``decode_global`` and entropy.py's mapping of symbols to latent values in one pass of the C loop
         (Pyodide, where ``_kernel_ok()``): (int32 values, int32 positions of the escapes, left 0).
-        ``value_tables``: entropy.py's ``_value_tables(offsets)``."""
+        ``value_tables``: entropy.py's ``_value_tables(offsets)``. ``pause`` (at, fn): fn() is called once the
+        symbols before ``at`` are decoded, before any table from ``at`` on is read (``_native.rans_decode``)."""
+        if pause is not None and tables.dtype != np.int32:
+            pause[1]()  # _checked copies such tables: they must be complete first
+            pause = None
         freqs, offsets, tables = _checked(freqs, offsets, tables, loop_checks=True)
         index, start = _decode_tables(freqs, offsets, buckets=True)
         values, escapes, ptr = _native.rans_decode(tables, self.lanes, self.x, self.words, self.ptr, index, freqs,
-                                                   start, value_tables)
+                                                   start, value_tables, pause)
         self.ptr = _kernel_ptr(ptr)
         return values, escapes
 

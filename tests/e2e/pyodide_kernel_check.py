@@ -1,7 +1,7 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
-Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "conv_kernels", "igdn_kernel",
-"pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
+Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "rans_pause_equal", "conv_kernels",
+"igdn_kernel", "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
 "to_i16t_kernel": bool,
 "linalg": [the file numpy.linalg's LAPACK extension came from, what a numpy.linalg call gave],
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers, phase-gathered
@@ -86,6 +86,28 @@ for bad in (2, -1, 1 << 20):
         except webdecoder.NicError as e:
             errors.append(str(e))
     rans_equal = rans_equal and errors == [rans.TABLE_RANGE] * 2
+# A decode paused at symbol `at` (hyper_decode_deferred's pending scales): the same values, escapes, states and word
+# pointer, the pause called once, and no table from `at` on read before it (there, an index no table has until then).
+from webdecoder import known_answers  # noqa: E402
+
+pause_equal = entropy._values_kernel_ok()
+vfreqs, voffsets, vtables, _, vlanes = entropy._values_check_case()
+vtables = vtables.astype(np.int32)
+whole = rans.RansDecoder(known_answers.VALUES, vlanes)
+want = whole.decode_values(vfreqs, voffsets, vtables, entropy._value_tables(voffsets))
+for at in (0, 1, vlanes - 1, vlanes, vlanes + 1, 500, 1481, vtables.size - 1, vtables.size):
+    tables = vtables.copy()
+    tables[at:] = 1 << 20
+    calls = []
+
+    def fill(at=at, tables=tables, calls=calls):
+        calls.append(at)
+        tables[at:] = vtables[at:]
+
+    dec = rans.RansDecoder(known_answers.VALUES, vlanes)
+    got = dec.decode_values(vfreqs, voffsets, tables, entropy._value_tables(voffsets), (at, fill))
+    pause_equal = pause_equal and calls == [at] and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    pause_equal = pause_equal and dec.ptr == whole.ptr and np.array_equal(dec.x, whole.x) and want[1].size > 2
 # The conv kernels (overlap-add, direct small-Cin conv) and the fused iGDN: loaded and self-checked.
 from webdecoder import synthesis  # noqa: E402
 
@@ -241,4 +263,4 @@ print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
                   "values_kernel": values_ok, "wino3_kernel": wino3_ok, "latent_kernel": latent_ok,
                   "to_i16t_kernel": to_i16t_ok,
-                  "rans_equal": bool(rans_equal), "files": out}))
+                  "rans_equal": bool(rans_equal), "rans_pause_equal": bool(pause_equal), "files": out}))

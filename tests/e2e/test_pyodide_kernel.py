@@ -61,6 +61,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["products_equal"]
     assert r["rans_kernel"], "the C rANS loop did not load or failed its self-check in Pyodide"
     assert r["rans_equal"], "C and NumPy rANS loops differ (symbols, states, pointer or error)"
+    assert r["rans_pause_equal"], "a rANS decode paused mid-stream differs from the whole one, or read ahead"
     assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
