@@ -3,8 +3,9 @@
 // Usage: node helper_protocol.mjs NICMM_WASM_SO NIC_HELPER_JS   -> one JSON line of findings, exit 0
 // What it drives: whole specs that name a template (the client keeps the parsed spec, the helper thread its calls),
 // the short form {template, at} for new addresses, "need" for a template the client does not keep, a failed job
-// (after which the helper thread is told to forget every template and gets whole specs again), and more templates
-// than either side keeps (the oldest forgotten, then asked for again).
+// (after which the helper thread is told to forget every template and gets whole specs again), a job never waited
+// for (the next start lets it end, its output dropped), and more templates than either side keeps (the oldest
+// forgotten, then asked for again).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -71,10 +72,16 @@ try { h.wait(5000); findings.failed = false; } catch (e) { findings.failed = Str
 findings.afterFailure = run(job(1), "short"); // the client still has the spec; the helper is told to forget all
 findings.again = run(job(1), "short");
 findings.againShort = run(job(1), "short");
+// A job never waited for (Python's decode raised after starting it): the next start lets it end and drops its output.
+const abandoned = job(4);
+h.start(abandoned.whole);
+const untouched = abandoned.got();
+findings.afterAbandoned = run(job(1), "short");
+findings.abandonedDropped = same(abandoned.got(), untouched);
 for (let id = 100; id < 100 + 70; id++) run(job(id), "short"); // past the 64 each side keeps
 findings.forgotten = messages.filter((m) => Array.isArray(m.forget) && m.forget.length).flatMap((m) => m.forget);
 findings.evicted = run(job(100), "short"); // the client dropped its spec: asked for again, kept again
 findings.allRight = [findings.first, findings.second, findings.third, findings.plain, findings.afterFailure,
-                     findings.again, findings.againShort, findings.evicted].every((r) => r.right && r.answer === true && same(r.rcs, [0]));
+                     findings.afterAbandoned, findings.again, findings.againShort, findings.evicted].every((r) => r.right && r.answer === true && same(r.rcs, [0]));
 console.log(JSON.stringify(findings));
 h.terminate();

@@ -8,7 +8,9 @@ Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", 
 5x5/s2 hyper layers, int16 latents] run in the kernel decode]},
 "helper": {name: [sha with a LoopbackHelper, its jobs, sha with the runner's helper thread or None, its jobs,
 sha with a helper that refuses jobs, sha with one whose jobs fail, shas with every learnt share at the low and at the
-high end of its range]}}.
+high end of its range]},
+"after_corrupt": [the NicError of a file whose y stream is corrupt (CRC made right), the helper's jobs in the next
+decode, its sha] (with the helper thread and a big-d2.nic among the files; else null)}.
 Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
 """
 
@@ -246,6 +248,32 @@ for f in files:
         v.value, v.RATE = learnt[k], parallel.Share.RATE
     parallel.set_helper(None)
     helper_out[f] = row
+# A well-formed file (its CRC made right) whose y stream is corrupt: the decode raises after it started the helper's
+# job, which no one then waits for; the next decode must still get the helper (nic-helper.js lets such a job end).
+after_corrupt = None
+big = [f for f in files if f.endswith("big-d2.nic")]
+if real is not None and big:
+    import struct  # noqa: E402
+    import zlib  # noqa: E402
+
+    from webdecoder import format as nic_format  # noqa: E402
+
+    good = open(big[0], "rb").read()
+    bad = bytearray(good)
+    for i in range(len(bad) - 400, len(bad) - 300):  # inside the y section (the last in the file)
+        bad[i] ^= 0x5A
+    crc = zlib.crc32(bytes(bad[nic_format.HEADER_SIZE:]), zlib.crc32(bytes(bad[:nic_format.CRC_OFFSET])))
+    bad[nic_format.CRC_OFFSET:nic_format.CRC_OFFSET + 4] = struct.pack("<I", crc)
+    parallel.set_helper(real)
+    try:
+        webdecoder.decode(bytes(bad))
+        error = None
+    except webdecoder.NicError as e:
+        error = str(e)
+    jobs = parallel.jobs_done()
+    sha = hashlib.sha256(webdecoder.decode(good).tobytes()).hexdigest()
+    after_corrupt = [error, parallel.jobs_done() - jobs, sha]
+    parallel.set_helper(None)
 # The served NumPy carries a stub for numpy.linalg's LAPACK extension (site/nic_site/byte_compile.py NUMPY_STUBS):
 # import numpy loads it (the decoder never calls numpy.linalg), and a call says what is missing.
 import numpy.linalg._umath_linalg as lapack  # noqa: E402
@@ -255,7 +283,8 @@ try:
     linalg_call = "computed"
 except AttributeError as e:
     linalg_call = str(e)
-print(json.dumps({"helper": helper_out, "kernel": kernel is not None, "products_equal": bool(equal),
+print(json.dumps({"helper": helper_out, "after_corrupt": after_corrupt, "kernel": kernel is not None,
+                  "products_equal": bool(equal),
                   "linalg": [str(lapack.__file__).rsplit("/", 1)[-1], linalg_call],
                   "rans_kernel": bool(rans_ok),
                   "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,

@@ -96,6 +96,10 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     # depth 2 the Winograd band and at depth 1 the k18/s16 layer's lower latent rows).
     # A helper that refuses jobs or fails them changes nothing either: this thread then computes every part.
     # Nor do the splits the learnt shares (parallel.SHARES) may choose, at both ends of their ranges.
+    # A decode that raised after starting the helper's job leaves it usable: the next one splits as before.
+    error, jobs_after, sha_after = r["after_corrupt"]
+    assert error and jobs_after == 2, r["after_corrupt"]
+    assert sha_after == want[next(f for f in r["helper"] if f.endswith("big-d2.nic"))]
     for f, (loop_sha, loop_jobs, thread_sha, thread_jobs, *other_shas) in r["helper"].items():
         assert len(other_shas) == 4 and loop_sha == thread_sha == want[f], Path(f).name
         assert set(other_shas) == {want[f]}, Path(f).name  # refusing, failing, low shares, high shares

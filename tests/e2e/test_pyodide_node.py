@@ -80,8 +80,8 @@ def test_helper_threads_job_protocol_keeps_templates():
     """nic-helper.js under Node (no Pyodide, nicmm.wasm.so's scale-index kernel on a stand-in heap): a job made from a
     template goes short once the client has its spec ("need" before), and names only the template to the helper
     thread once that thread keeps its calls; a failed job makes the helper forget every template and get whole specs
-    again; past 64 templates the oldest are forgotten on both sides and asked for again. Every job's output is
-    right."""
+    again; a job never waited for is let end by the next start, its output dropped; past 64 templates the oldest are
+    forgotten on both sides and asked for again. Every job's output is right."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is required (scripts/setup_web.sh needs it too)")
@@ -97,6 +97,7 @@ def test_helper_threads_job_protocol_keeps_templates():
     assert (f["third"]["need"], f["third"]["sentSpec"]) == (False, False)
     assert f["plain"]["sentSpec"] and not f["plain"]["keep"] and f["unknown"] == "need" and f["failed"]
     assert f["afterFailure"]["forget"] == "all" and f["afterFailure"]["sentSpec"]
+    assert f["afterAbandoned"]["answer"] is True and f["abandonedDropped"], f
     assert f["again"]["keep"] and not f["againShort"]["sentSpec"]
     assert 1 in f["forgotten"] and 100 in f["forgotten"]
     assert f["evicted"]["need"] and f["evicted"]["keep"]

@@ -13,10 +13,11 @@
  *   - the client, in the Pyodide worker (importScripts) or in Node:
  *       const h = await NicHelper.create({wasm, heap, spawn})   wasm: the .so bytes; heap(): Pyodide's HEAPU8;
  *                                                               spawn(): a Worker running this file as helper
- *       h.start(jobJson) -> true (started) | false (busy or broken: Python computes the band itself) | "need"
+ *       h.start(jobJson) -> true (started) | false (broken: Python computes the band itself) | "need"
  *                          jobJson: a job's spec, or the short form {template, at} of a job made from a recorded
  *                          template (webdecoder/parallel.py Template), whose spec this client keeps once it has seen
- *                          it: "need" when it has not (Python then sends the whole spec, which names the template)
+ *                          it: "need" when it has not (Python then sends the whole spec, which names the template);
+ *                          a job still running that Python never waited for is first let end, its outputs dropped
  *       h.waitPart(limitMs) -> JSON {rcs, ms} once the job's next part (its first calls, up to a mark Python set)
  *                          is done and that part's outputs are back; the job goes on with its later calls
  *                          (the hyper-decoder's scales are needed before its means); throws as wait does
@@ -238,7 +239,8 @@
     }
 
     function start(jobJson) {
-      if (job || broken) return false;
+      if (broken) return false;
+      if (job && !drain()) return false;
       const msg = JSON.parse(jobJson);
       const t = template(msg);
       if (t === null) return "need";
@@ -313,6 +315,21 @@
           throw new Error("nic-helper: " + broken);
         }
       }
+    }
+
+    // A job Python started and never waited for (its decode raised in between, e.g. on a corrupt y stream): wait
+    // for the helper to end it, its outputs dropped (Python has moved on: their memory may be another array's now),
+    // so that the next job may use the shared buffer. Without this, every later start() answered "busy" and the
+    // page decoded on one thread from then on. False when the helper does not end it (it is then broken).
+    function drain() {
+      try {
+        block(timeoutMs, -1);
+      } catch (err) {
+        return false;
+      }
+      job = null;
+      if (Atomics.load(ctrl, 0) === 2) failed(); // its state is unknown: constants and templates sent again
+      return true;
     }
 
     // Copies outputs back from the shared buffer into Python's memory; returns when the copy began.
