@@ -43,15 +43,16 @@ async ({ url, n }) => {
 """
 
 
+END = "end of the decode"
+
+
 def timeline(decodes: list[dict]) -> tuple[list[dict], int]:
-    """Median rows of the decodes whose calls came in the most common order, and how many those were (their events
-    gain the decode's end as a last one)."""
+    """Median rows of the decodes whose calls came in the most common order, and how many those were. Each decode's
+    events end with the decode's end (``run`` appends it)."""
     order = Counter(tuple(e[0] for e in d["traceMs"]) for d in decodes).most_common(1)[0][0]
     same = [d for d in decodes if tuple(e[0] for e in d["traceMs"]) == order]
-    for d in same:  # the end of the decode as one more event
-        d["traceMs"] = [*d["traceMs"], ["end of the decode", d["endMs"], d["endMs"]]]
     rows = []
-    for i, name in enumerate((*order, "end of the decode")):
+    for i, name in enumerate(order):
         # Each column's median over the decodes: the gap is each decode's own (from the event before it to this one)
         rows.append({"what": name, "startMs": round(median(d["traceMs"][i][1] for d in same), 3),
                      "ms": round(median(d["traceMs"][i][2] - d["traceMs"][i][1] for d in same), 3),
@@ -61,8 +62,8 @@ def timeline(decodes: list[dict]) -> tuple[list[dict], int]:
 
 
 def summary(events: list[list]) -> dict[str, float]:
-    """One decode's events (``timeline``'s, ending with the decode's end): where the worker ran without the helper,
-    and where it waited for it, ms."""
+    """One decode's events (ending with the decode's end): where the worker ran without the helper, and where it
+    waited for it, ms."""
     end = events[-1][1]
     starts = [e for e in events if e[0] == "job.start"]
     waits = [e for e in events if e[0] in ("job.wait", "job.wait_part")]
@@ -95,11 +96,14 @@ def run(args: argparse.Namespace) -> dict:
         browser.close()
     if not all(d["traceMs"] for d in decodes):
         raise SystemExit("the worker reported no timeline: kernels off, or a site without webdecoder.trace")
+    for d in decodes:
+        d["traceMs"] = [*d["traceMs"], [END, d["endMs"], d["endMs"]]]
     rows, same = timeline(decodes)
-    sums = [summary(d["traceMs"]) for d in decodes if d["traceMs"][-1][0] == "end of the decode"]
+    sums = [summary(d["traceMs"]) for d in decodes]  # every decode, whatever the order of its calls
+    keys = dict.fromkeys(k for x in sums for k in x)
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "file": args.file, "decodes": len(decodes),
             "sameOrder": same, "workerDecodeMs": round(median(d["decodeMs"] for d in decodes), 3),
-            "summary": {k: round(median(x[k] for x in sums), 3) for k in sums[0]}, "timeline": rows}
+            "summary": {k: round(median(x[k] for x in sums if k in x), 3) for k in keys}, "timeline": rows}
 
 
 def markdown(res: dict) -> str:

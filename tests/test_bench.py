@@ -348,3 +348,29 @@ def test_chromium_profile_names_the_kernels_and_splits_the_threads():
         {"file": "k", "seconds": 8.0, "decodes": 160, **res})
     with pytest.raises(ValueError):
         cp.function_names(b"not wasm")
+
+
+def test_chromium_timeline_takes_medians_per_event_and_gaps_per_decode():
+    from bench import chromium_timeline as ct
+
+    def decode(shift: float, cut: bool = True) -> dict:  # a worker's events, [name, start, end] ms, and its end
+        ev = [["nic_rans_decode", 0.4, 0.5], ["job.start", 2.0, 2.2], ["nic_wino3_conv", 2.3, 4.3]]
+        if cut:
+            ev.append(["job.wait_part", 4.3, 4.5 + shift])
+        ev += [["job.wait", 7.0 + shift, 7.3 + shift], ["job.start", 8.0 + shift, 8.2 + shift],
+               ["job.wait", 20.0 + shift, 20.5 + shift]]
+        return {"traceMs": [*ev, [ct.END, 21.0 + shift, 21.0 + shift]]}
+
+    decodes = [decode(0.0), decode(1.0), decode(2.0), decode(0.5, cut=False)]
+    rows, same = ct.timeline(decodes)
+    assert same == 3  # the decode without the part's wait is left out of the rows
+    assert [r["what"] for r in rows] == ["nic_rans_decode", "job.start", "nic_wino3_conv", "job.wait_part", "job.wait",
+                                         "job.start", "job.wait", ct.END]
+    wait_part, first_wait = rows[3], rows[4]
+    assert wait_part["ms"] == pytest.approx(1.2) and first_wait["gapMs"] == pytest.approx(2.5)  # each decode's own gap
+    assert rows[-1]["startMs"] == pytest.approx(22.0)
+    s = ct.summary(decodes[0]["traceMs"])
+    assert s == pytest.approx({"decodeMs": 21.0, "kernelsMs": 2.1, "aloneBeforeFirstJobMs": 2.2, "waitsMs": 1.0,
+                               "betweenJobsMs": 0.9, "afterLastJobMs": 0.5})
+    assert "| job.wait_part | " in ct.markdown({"file": "k", "decodes": 4, "sameOrder": 3, "workerDecodeMs": 22.0,
+                                               "summary": s, "timeline": rows})
