@@ -121,13 +121,28 @@ def test_the_runtime_starts_with_the_first_nic_img_even_a_lazy_one_off_screen(pa
 
 
 def _corrupt_variants(data: bytes) -> dict[str, bytes]:
+    import struct
+    import zlib
+
+    from webdecoder import format as nic_format
+
     mid = len(data) // 2
     flipped = bytearray(data)
     for i in range(mid, min(mid + 64, len(data))):
         flipped[i] ^= 0x5A
     header = bytearray(data)
     header[6] ^= 0xFF  # inside the fixed header
+    # Well-formed but for its y stream, the CRC made right: the decode fails in y's rANS loop, after the helper
+    # thread's first job has started.
+    z_rans, z_esc, y_rans, _ = nic_format.parse(data).sections(data)
+    y0 = nic_format.HEADER_SIZE + len(z_rans) + len(z_esc) + len(y_rans) // 2  # the middle of y's rANS stream
+    y_only = bytearray(data)
+    for i in range(y0, y0 + 100):
+        y_only[i] ^= 0x5A
+    crc = zlib.crc32(bytes(y_only[nic_format.HEADER_SIZE:]), zlib.crc32(bytes(y_only[: nic_format.CRC_OFFSET])))
+    y_only[nic_format.CRC_OFFSET : nic_format.CRC_OFFSET + 4] = struct.pack("<I", crc)
     return {
+        "y-stream-crc-right": bytes(y_only),
         "payload-bit-flips": bytes(flipped),
         "header-byte": bytes(header),
         "truncated": data[: len(data) // 3],
@@ -156,10 +171,14 @@ def test_corrupt_files_fire_error_show_fallback_and_leave_the_worker_usable(page
     r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": {"src": "/missing.nic", "alt": "nothing here"},
                                         "css": "", "bytes": None})
     assert r["type"] == "error" and r["state"] == "error" and r["altShown"] == "nothing here"
-    # The same worker still decodes a good file correctly afterwards.
+    # The same worker still decodes a good file correctly afterwards, on both its threads (a decode that failed after
+    # starting the helper's job must not leave the helper busy: nic-helper.js lets that job end).
     r = page.evaluate(ADD_AND_WAIT_JS, {"attrs": {"src": e["nic"]["url"], "alt": "ok"}, "css": "", "bytes": None})
     assert r["type"] == "load" and r["sha"] == cpython_hashes[e["key"]]
     assert r["after"] == [e["width"], e["height"]], "without width/height it takes its natural size"
+    info = page.evaluate("async (u) => (await (await import('/static/nic.js')).decodeDetailed(u)).info",
+                         e["nic"]["url"])
+    assert info["threads"] == 2 and len(info["helper_jobs_ms"]) == 2, "one thread only after the corrupt files"
 
 
 def test_fallback_when_webassembly_is_missing(ctx, server, catalog):

@@ -44,7 +44,6 @@ def _meta(meta, stages):
                                 "total_mac", "model_id")}
     out["stages_ms"] = {k: v * 1000 for k, v in stages.items()}  # where the time went (profile)
     out["kernels"] = _native.lib() is not None
-    out["threads"] = 1 if parallel.helper() is None else 2
     out["helper_wasm_bytes"] = parallel.memory_bytes()  # the helper thread's own memory (0: none)
     return out
 
@@ -61,6 +60,7 @@ def _nic_decode(buf):
     rgba = webdecoder.decode(data, timings=stages, rgba=True, header=meta)  # canvas layout, opaque alpha: no copy
     out = _meta(meta, stages)
     out["helper_jobs_ms"] = parallel.recent(parallel.jobs_done() - jobs)  # how the two threads shared the work
+    out["threads"] = 2 if out["helper_jobs_ms"] else 1  # whether the helper took part (not merely whether it runs)
     if _tracing:
         out["trace_ms"] = trace.events(origin)
     return [rgba, out]
