@@ -8,7 +8,8 @@ call and every start of and wait for a helper job is timed on the worker's clock
 as ``bench.browser_latency``'s steady state does; per event, the median start, duration and gap before it over the
 decodes that made the same calls. ``bench.chromium_profile`` says how long each kernel runs on each thread; this
 says when: how long the worker runs alone before the helper has its first job (the helper idle), how long it waits
-for the helper, and what runs between the jobs. Timing wraps each call (a few microseconds in Pyodide, ~20 calls):
+for the helper, what runs between the jobs, and when the helper works on each job (from its reported start delay
+and time on the job: ``parallel.recent``). Timing wraps each call (a few microseconds in Pyodide, ~20 calls):
 the traced decode is that much slower than an untraced one. Writes build/bench/chromium_timeline.json.
 """
 
@@ -36,7 +37,7 @@ async ({ url, n }) => {
     const r = await nic.decodeDetailed(bytes.slice(0));
     nic.recycle(r.imageData);
     const decode = Object.values(r.info.stages_ms).reduce((a, b) => a + b, 0);
-    out.push({ decodeMs: r.decodeMs, traceMs: r.info.trace_ms, endMs: decode });
+    out.push({ decodeMs: r.decodeMs, traceMs: r.info.trace_ms, endMs: decode, jobsMs: r.info.helper_jobs_ms });
   }
   return out;
 }
@@ -61,9 +62,19 @@ def timeline(decodes: list[dict]) -> tuple[list[dict], int]:
     return rows, len(same)
 
 
-def summary(events: list[list]) -> dict[str, float]:
-    """One decode's events (ending with the decode's end): where the worker ran without the helper, and where it
-    waited for it, ms."""
+def helper_spans(events: list[list], jobs: list[list[float]]) -> list[tuple[float, float]]:
+    """When the helper worked on each job, on the worker's clock: from the end of the worker's ``job.start`` (the
+    post is its last step) plus the helper's start delay, for its time on the job (``parallel.recent``'s first two
+    figures); none where the jobs do not pair with the starts (a job not waited for)."""
+    starts = [e for e in events if e[0] == "job.start"]
+    if len(starts) != len(jobs):
+        return []
+    return [(e[2] + j[0], e[2] + j[0] + j[1]) for e, j in zip(starts, jobs, strict=True)]
+
+
+def summary(events: list[list], helper: list[tuple[float, float]] = ()) -> dict[str, float]:
+    """One decode's events (ending with the decode's end) and the helper's spans (``helper_spans``): where the worker
+    ran without the helper, where it waited for it, and how long the helper worked and idled, ms."""
     end = events[-1][1]
     starts = [e for e in events if e[0] == "job.start"]
     waits = [e for e in events if e[0] in ("job.wait", "job.wait_part")]
@@ -76,6 +87,9 @@ def summary(events: list[list]) -> dict[str, float]:
         out["betweenJobsMs"] = starts[1][2] - ends[0][2]  # from the first job's end to the second's start
     if ends:
         out["afterLastJobMs"] = end - ends[-1][2]
+    if helper:
+        out["helperBusyMs"] = sum(b - a for a, b in helper)
+        out["helperIdleMs"] = end - out["helperBusyMs"]
     return out
 
 
@@ -99,11 +113,17 @@ def run(args: argparse.Namespace) -> dict:
     for d in decodes:
         d["traceMs"] = [*d["traceMs"], [END, d["endMs"], d["endMs"]]]
     rows, same = timeline(decodes)
-    sums = [summary(d["traceMs"]) for d in decodes]  # every decode, whatever the order of its calls
+    spans = [helper_spans(d["traceMs"], d.get("jobsMs") or []) for d in decodes]
+    sums = [summary(d["traceMs"], h) for d, h in zip(decodes, spans, strict=True)]  # every decode, whatever its order
     keys = dict.fromkeys(k for x in sums for k in x)
+    paired = [h for h in spans if h]
+    helper = [{"job": k + 1, "startMs": round(median(h[k][0] for h in paired), 3),
+               "ms": round(median(h[k][1] - h[k][0] for h in paired), 3)}
+              for k in range(min((len(h) for h in paired), default=0))]
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "file": args.file, "decodes": len(decodes),
             "sameOrder": same, "workerDecodeMs": round(median(d["decodeMs"] for d in decodes), 3),
-            "summary": {k: round(median(x[k] for x in sums if k in x), 3) for k in keys}, "timeline": rows}
+            "summary": {k: round(median(x[k] for x in sums if k in x), 3) for k in keys}, "timeline": rows,
+            "helper": helper}
 
 
 def markdown(res: dict) -> str:
@@ -112,6 +132,9 @@ def markdown(res: dict) -> str:
              f"{res['workerDecodeMs']:.2f} ms each in the worker; medians, ms on the worker's clock.", "",
              "| on the worker | gap before | starts at | takes |", "|---|---:|---:|---:|"]
     lines += [f"| {r['what']} | {r['gapMs']:.2f} | {r['startMs']:.2f} | {r['ms']:.2f} |" for r in res["timeline"]]
+    if res.get("helper"):
+        lines += ["", "| on the helper | starts at | takes |", "|---|---:|---:|"]
+        lines += [f"| job {h['job']} | {h['startMs']:.2f} | {h['ms']:.2f} |" for h in res["helper"]]
     lines += ["", "| | ms |", "|---|---:|"] + [f"| {k} | {v:.2f} |" for k, v in s.items()]
     return "\n".join(lines)
 

@@ -369,8 +369,13 @@ def test_chromium_timeline_takes_medians_per_event_and_gaps_per_decode():
     wait_part, first_wait = rows[3], rows[4]
     assert wait_part["ms"] == pytest.approx(1.2) and first_wait["gapMs"] == pytest.approx(2.5)  # each decode's own gap
     assert rows[-1]["startMs"] == pytest.approx(22.0)
-    s = ct.summary(decodes[0]["traceMs"])
+    # the helper's jobs: [start delay, time on the job, ...] after each start's post (the end of job.start)
+    spans = ct.helper_spans(decodes[0]["traceMs"], [[0.3, 4.0, 0, 0, 0, 0], [0.2, 11.0, 0, 0, 0, 0]])
+    assert [v for span in spans for v in span] == pytest.approx([2.5, 6.5, 8.4, 19.4])
+    assert ct.helper_spans(decodes[0]["traceMs"], [[0.3, 4.0]]) == []  # a job missing: no pairing
+    s = ct.summary(decodes[0]["traceMs"], spans)
     assert s == pytest.approx({"decodeMs": 21.0, "kernelsMs": 2.1, "aloneBeforeFirstJobMs": 2.2, "waitsMs": 1.0,
-                               "betweenJobsMs": 0.9, "afterLastJobMs": 0.5})
-    assert "| job.wait_part | " in ct.markdown({"file": "k", "decodes": 4, "sameOrder": 3, "workerDecodeMs": 22.0,
-                                               "summary": s, "timeline": rows})
+                               "betweenJobsMs": 0.9, "afterLastJobMs": 0.5, "helperBusyMs": 15.0, "helperIdleMs": 6.0})
+    text = ct.markdown({"file": "k", "decodes": 4, "sameOrder": 3, "workerDecodeMs": 22.0, "summary": s,
+                        "timeline": rows, "helper": [{"job": 1, "startMs": 2.5, "ms": 4.0}]})
+    assert "| job.wait_part | " in text and "| job 1 | 2.50 | 4.00 |" in text
