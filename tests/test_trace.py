@@ -42,7 +42,8 @@ def test_without_kernels_nothing_changes(monkeypatch):
 
 def test_kernel_calls_and_helper_jobs_in_order(fake):
     start, lib = parallel.Job.start, _native.lib()
-    assert trace.enable() and trace.enable()  # twice: wrapped once
+    assert not trace.enabled()
+    assert trace.enable() and trace.enable() and trace.enabled()  # twice: wrapped once
     a = np.arange(4, dtype=np.int32)
     origin = trace.begin()
     _native.lib().nic_inc(a.ctypes.data, 4)
@@ -58,4 +59,4 @@ def test_kernel_calls_and_helper_jobs_in_order(fake):
     np.testing.assert_array_equal(b, [1, 1, 1])  # (the helper's output starts at zeros)
     assert trace.events(trace.begin()) == []  # a new timeline
     trace.disable()
-    assert parallel.Job.start is start and _native.lib() is lib
+    assert parallel.Job.start is start and _native.lib() is lib and not trace.enabled()

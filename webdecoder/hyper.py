@@ -139,7 +139,7 @@ def _last_layer_winograd(model: Model, t: np.ndarray,
         if scales_taken:
             return
         scales_taken = True
-        if job is not None and job.wait_part(h) is None:  # the helper failed: its scales and the means here
+        if job.wait_part(h) is None:  # the helper failed: its scales and the means here
             run(2, theirs)
             run(0, means)
             job = None

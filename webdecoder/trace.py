@@ -73,6 +73,11 @@ def enable() -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether kernel calls and helper jobs are being timed (``enable`` succeeded)."""
+    return _saved is not None
+
+
 def disable() -> None:
     """Back to the untimed library and Job methods."""
     global _saved

@@ -253,20 +253,18 @@ for f in files:
 after_corrupt = None
 big = [f for f in files if f.endswith("big-d2.nic")]
 if real is not None and big:
-    import struct  # noqa: E402
-    import zlib  # noqa: E402
-
     from webdecoder import format as nic_format  # noqa: E402
 
     good = open(big[0], "rb").read()
-    bad = bytearray(good)
-    for i in range(len(bad) - 400, len(bad) - 300):  # inside the y section (the last in the file)
-        bad[i] ^= 0x5A
-    crc = zlib.crc32(bytes(bad[nic_format.HEADER_SIZE:]), zlib.crc32(bytes(bad[:nic_format.CRC_OFFSET])))
-    bad[nic_format.CRC_OFFSET:nic_format.CRC_OFFSET + 4] = struct.pack("<I", crc)
+    header = nic_format.parse(good)
+    z_rans, z_esc, y_rans, y_esc = header.sections(good)
+    bad_y = bytearray(y_rans)
+    for i in range(len(bad_y) // 2, len(bad_y) // 2 + 100):
+        bad_y[i] ^= 0x5A
+    bad = nic_format.pack(header, z_rans, z_esc, bytes(bad_y), y_esc)  # its CRC right
     parallel.set_helper(real)
     try:
-        webdecoder.decode(bytes(bad))
+        webdecoder.decode(bad)
         error = None
     except webdecoder.NicError as e:
         error = str(e)

@@ -121,9 +121,6 @@ def test_the_runtime_starts_with_the_first_nic_img_even_a_lazy_one_off_screen(pa
 
 
 def _corrupt_variants(data: bytes) -> dict[str, bytes]:
-    import struct
-    import zlib
-
     from webdecoder import format as nic_format
 
     mid = len(data) // 2
@@ -132,17 +129,16 @@ def _corrupt_variants(data: bytes) -> dict[str, bytes]:
         flipped[i] ^= 0x5A
     header = bytearray(data)
     header[6] ^= 0xFF  # inside the fixed header
-    # Well-formed but for its y stream, the CRC made right: the decode fails in y's rANS loop, after the helper
-    # thread's first job has started.
-    z_rans, z_esc, y_rans, _ = nic_format.parse(data).sections(data)
-    y0 = nic_format.HEADER_SIZE + len(z_rans) + len(z_esc) + len(y_rans) // 2  # the middle of y's rANS stream
-    y_only = bytearray(data)
-    for i in range(y0, y0 + 100):
-        y_only[i] ^= 0x5A
-    crc = zlib.crc32(bytes(y_only[nic_format.HEADER_SIZE:]), zlib.crc32(bytes(y_only[: nic_format.CRC_OFFSET])))
-    y_only[nic_format.CRC_OFFSET : nic_format.CRC_OFFSET + 4] = struct.pack("<I", crc)
+    # Well-formed but for its y stream (written again by format.pack, CRC and all): the decode fails in y's rANS
+    # loop, after the helper thread's first job has started.
+    h = nic_format.parse(data)
+    z_rans, z_esc, y_rans, y_esc = h.sections(data)
+    bad_y = bytearray(y_rans)
+    for i in range(len(bad_y) // 2, len(bad_y) // 2 + 100):
+        bad_y[i] ^= 0x5A
+    y_only = nic_format.pack(h, z_rans, z_esc, bytes(bad_y), y_esc)
     return {
-        "y-stream-crc-right": bytes(y_only),
+        "y-stream-crc-right": y_only,
         "payload-bit-flips": bytes(flipped),
         "header-byte": bytes(header),
         "truncated": data[: len(data) // 3],

@@ -34,8 +34,6 @@ import time
 import webdecoder
 from webdecoder import _native, parallel, trace
 
-_tracing = False
-
 def _nic_register(buf, digest):
     return webdecoder.register_model(buf.to_bytes(), None if digest is None else digest.to_bytes())
 
@@ -47,21 +45,17 @@ def _meta(meta, stages):
     out["helper_wasm_bytes"] = parallel.memory_bytes()  # the helper thread's own memory (0: none)
     return out
 
-def _nic_trace():
-    global _tracing
-    _tracing = trace.enable()
-
 def _nic_decode(buf):
     data = buf.to_bytes()
     meta = {}  # webdecoder.info's fields, from the decode's own parse
     stages = {}
     jobs = parallel.jobs_done()
-    origin = trace.begin() if _tracing else None
+    origin = trace.begin() if trace.enabled() else None
     rgba = webdecoder.decode(data, timings=stages, rgba=True, header=meta)  # canvas layout, opaque alpha: no copy
     out = _meta(meta, stages)
     out["helper_jobs_ms"] = parallel.recent(parallel.jobs_done() - jobs)  # how the two threads shared the work
     out["threads"] = 2 if out["helper_jobs_ms"] else 1  # whether the helper took part (not merely whether it runs)
-    if _tracing:
+    if origin is not None:
         out["trace_ms"] = trace.events(origin)
     return [rgba, out]
 
@@ -127,7 +121,7 @@ def _nic_preview(buf):
     timings.weightsWaitMs = performance.now() - t; // > 0 only if the download outlasted the boot
     let t2 = performance.now();
     py.runPython(BOOT);
-    if (cfg.trace) py.runPython("_nic_trace()");
+    if (cfg.trace) py.runPython("trace.enable()");
     timings.bootScriptMs = performance.now() - t2;
     t2 = performance.now();
     const register = py.globals.get("_nic_register");
