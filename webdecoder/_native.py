@@ -14,6 +14,7 @@ import ctypes
 import os
 from pathlib import Path
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -609,6 +610,30 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
             ne += k
             first += count
     return out, escpos[:ne], new_ptr
+
+
+# V8 (Chromium, Node) runs a WebAssembly function in its baseline code until the function has spent a budget of work,
+# then compiles it with its optimising tier in the background for its later calls: a call already running keeps its
+# code to the end. A kernel whose first call is a whole layer of the decode therefore runs that layer in baseline code
+# from start to end (a cold start's first decode of a Kodak image in Chromium: the k13/s8 layer 64-77 ms against 8-11
+# once warm). tier_up spends the budget on a self-check's small inputs instead, 0.05-0.3 s before the decode's first
+# large call; V8 shares a module's code between the threads that compile the same bytes, so the helper thread's calls
+# (nic-helper.js) start optimised too.
+TIER_UP_S = 0.003  # the budget took 1-4 ms of baseline calls in Chromium (BENCHMARKS.md, session 38)
+TIER_UP_MIN_CALLS = 4  # and at least this many calls, however slow the first ones (cold code, fresh memory)
+TIER_UP_CALLS = 100
+
+
+def tier_up(call: Callable[[], object]) -> None:
+    """Call ``call`` (kernel calls on a self-check's inputs, whose results are thrown away) again: TIER_UP_MIN_CALLS
+    times, then until TIER_UP_S seconds have passed, TIER_UP_CALLS times at most, so that V8 optimises the kernels it
+    runs before a decode needs them. Only the kernels' checks call it, and they run only where the kernels load
+    (Pyodide)."""
+    end = time.perf_counter() + TIER_UP_S
+    for i in range(TIER_UP_CALLS):
+        call()
+        if i + 1 >= TIER_UP_MIN_CALLS and time.perf_counter() >= end:
+            return
 
 
 class CheckInts:

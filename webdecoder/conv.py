@@ -262,6 +262,8 @@ def _conv_kernels_pass() -> bool:
         got = _phase_i16(a, wt, s, pad)
         if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), s, pad)):
             return False
+        if cin == 48:  # the hyper-decoder's 5x5/s2 layers
+            _native.tier_up(lambda a=a, wt=wt: _phase_i16(a, wt, 2, 2))
     # Every input and weight at its largest, of either sign: a flush every two blocks, after which each int32 lane
     # holds +-2,147,287,044 (196,603 from int32's end), where a sum of four lanes before float64 would have wrapped.
     wt = np.full((48, 2, 5, 5), float((1 << 14) - 1))
@@ -290,6 +292,12 @@ def _conv_kernels_pass() -> bool:
         got = winograd.convt(a, wt, 8, 3)
         if got is None or not np.array_equal(got, want):
             return False
+    # The decode's k13/s8 layer transforms int16 inputs (nic_wino_data16) for nic_wino_convt, in bands: run both on
+    # 64 tiles (the checks' layers have 6-12, and each call costs Python more than the kernels).
+    plan = winograd.plan_for(wt, 8, 3)
+    a16 = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, 16, 16)).astype(np.int16)
+    out = np.empty((cout, 16 * 8, 16 * 8))
+    _native.tier_up(lambda: winograd.convt_band(plan, a16, 0, 8, 8, out))
     winograd._plan_cache.clear()
     _w16_cache.clear()
     _gather16_cache.clear()

@@ -10,7 +10,8 @@ Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", 
 sha with a helper that refuses jobs, sha with one whose jobs fail, shas with every learnt share at the low and at the
 high end of its range]},
 "after_corrupt": [the NicError of a file whose y stream is corrupt (CRC made right), the helper's jobs in the next
-decode, its sha] (with the helper thread and a big-d2.nic among the files; else null)}.
+decode, its sha] (with the helper thread and a big-d2.nic among the files; else null),
+"check_calls": {kernel: calls during the load-time checks}, "tiered": [the kernels their ``_native.tier_up`` ran]}.
 Run with ``scripts/pyodide_run.mjs --helper`` for the helper thread (site/nic_site/static/nic-helper.js).
 """
 
@@ -26,6 +27,23 @@ from webdecoder import _native, conv, parallel, winograd
 models, files = sys.argv[1].split(","), sys.argv[2:]
 for m in models:
     webdecoder.register_model(open(m, "rb").read())
+# Kernel calls during the load-time checks, by export (webdecoder.trace): each check runs its kernel again through
+# _native.tier_up, so that V8 optimises it before a decode's first large call.
+from webdecoder import trace  # noqa: E402
+
+trace.enable()
+check_origin = trace.begin()
+tiered: set[str] = set()  # the kernels that the checks' tier_up calls ran
+tier_up = _native.tier_up
+
+
+def recording_tier_up(call):
+    n = len(trace._events)
+    tier_up(call)
+    tiered.update(name for name, _, _ in trace._events[n:])
+
+
+_native.tier_up = recording_tier_up
 kernel = conv._load_kernel()
 rng = _native.CheckInts(1)  # the served NumPy has no numpy.random (byte_compile.NUMPY_UNUSED_DIRS)
 equal = kernel is not None
@@ -127,6 +145,11 @@ wino3_ok = hyper._wino3_kernel_ok()
 from webdecoder import entropy  # noqa: E402
 
 values_ok = entropy._values_kernel_ok()
+check_calls = {}
+for name, _, _ in trace.events(check_origin):
+    check_calls[name] = check_calls.get(name, 0) + 1
+trace.disable()
+_native.tier_up = tier_up
 out = {}
 wino_runs = []
 convt_band = winograd.convt_band
@@ -281,7 +304,9 @@ try:
     linalg_call = "computed"
 except AttributeError as e:
     linalg_call = str(e)
-print(json.dumps({"helper": helper_out, "after_corrupt": after_corrupt, "kernel": kernel is not None,
+print(json.dumps({"helper": helper_out, "after_corrupt": after_corrupt, "check_calls": check_calls,
+                  "tiered": sorted(tiered),
+                  "kernel": kernel is not None,
                   "products_equal": bool(equal),
                   "linalg": [str(lapack.__file__).rsplit("/", 1)[-1], linalg_call],
                   "rans_kernel": bool(rans_ok),

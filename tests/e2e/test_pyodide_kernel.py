@@ -72,6 +72,11 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
     assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
+    # Each kernel that a decode calls on a whole layer ran again in its check (_native.tier_up), so that V8 has
+    # optimised it before that call (a call in progress keeps V8's baseline code to its end).
+    hot = {"nic_wino_data16", "nic_wino_convt", "nic_wino3_data", "nic_wino3_conv", "nic_convt_phase_i16",
+           "nic_upres_igdn", "nic_convt_direct_i16_pixels", "nic_latent16", "nic_rans_decode"}
+    assert hot <= set(r["tiered"]), (sorted(hot - set(r["tiered"])), r["check_calls"])
     # The served NumPy without LAPACK: import numpy (and so every decode above) ran on the stub, which names what is
     # missing when called
     assert r["linalg"][0] == "_umath_linalg.pyc", r["linalg"]
