@@ -221,28 +221,59 @@ def _numpy_convt(a: np.ndarray, w: np.ndarray, wmat: np.ndarray, s: int, pad: in
     return _overlap_add(np.einsum("pk,kn->pn", wmat, a.reshape(cin, -1)).reshape(cout, k, k, h, wd), s, pad)
 
 
-def _conv_kernels_pass() -> bool:
-    """Whether the WebAssembly overlap-add, direct and fused int16 transposed convs (``_native``) reproduce the
-    NumPy path on random integers (checked once, before first use, like the matmul kernels)."""
-    if not NO_BLAS or _native.lib() is None:
-        return False
+# The conv kernels' load-time checks, one per path of ``conv_transpose`` (and the synthesis' bands), each run before
+# that path's first use (``kernel_checked``), so that a decode pays for the paths its model takes: a depth-2 model
+# takes the phase gather and Winograd; depth 1 and the older models the fused int16 product, the direct kernels and
+# the overlap-add. Each compares the kernel with the NumPy path on random integers (``_numpy_convt``) at its bounds.
+# (One pass over every path cost Chromium's first decode 84-105 ms in session 38; the two that depth 2 needs are
+# about a third of it.)
+
+def _overlap_check() -> bool:
+    """``nic_overlap_add`` against ``_overlap_add`` on 41-bit patches: four strides and kernel sizes, crops."""
     rng = _native.CheckInts()
     for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
         patches = rng.integers(-(1 << 40), 1 << 40, (cout, k, k, h, w)).astype(np.float64)
         if not np.array_equal(_native.overlap_add(patches, s, pad), _overlap_add(patches, s, pad)):
             return False
+    return True
+
+
+def _direct_check() -> bool:
+    """``nic_convt_direct`` (float64) on 22-bit activations, which the int16 direct conv must refuse; then the int16
+    direct conv (``nic_convt_direct_i16``): 15-bit inputs (a flush every two dots) and 10-bit ones (64 dots per
+    flush), an even and an odd channel count, rows with and without the 8-pixel SIMD body, and output channel groups
+    of 3, 2, and 4 + 1."""
+    rng = _native.CheckInts()
+    for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
         a = rng.integers(-(1 << 22), 1 << 22, (3, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14), 1 << 14, (3, cout, k, k)).astype(np.float64)
-        wm = weight_matrix(wt)
-        want = _numpy_convt(a, wt, wm, s, pad)
-        if not np.array_equal(_native.convt_direct(a, wt, s, pad), want):
+        if not np.array_equal(_native.convt_direct(a, wt, s, pad), _numpy_convt(a, wt, weight_matrix(wt), s, pad)):
             return False
         if _direct_i16(a, wt, s, pad) is not None:  # 22-bit activations: beyond int16
             return False
-        got = _fused_convt(a, wt, wm, s, pad)  # 22-bit activations: split in two int16 passes
-        if got is None or not np.array_equal(got, want) or _phase_i16(a, wt, s, pad) is not None:
+    for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2),
+                                              (3, 12, 5, 5, 2, 4, 13, 2)):
+        a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
+        wt = rng.integers(-(1 << 14), 1 << 14, (cin, cout, k, k)).astype(np.float64)
+        got = _direct_i16(a, wt, s, pad)
+        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), s, pad)):
             return False
-    # One int16 pass of 13-bit activations that flushes every block of 8; stride 1 also through the gather.
+    _pairs_cache.clear()
+    return True
+
+
+def _fused_check() -> bool:
+    """The fused int16 product (``nic_convt_i16``, through ``_int16_parts``): 22-bit activations split in two int16
+    passes, one pass of 13-bit ones that flushes every block of 8; stride 1 also through the gather
+    (``_gather_i16``)."""
+    rng = _native.CheckInts()
+    for cout, k, s, h, w, pad in ((3, 5, 2, 7, 9, 2), (4, 13, 8, 3, 5, 3), (2, 18, 16, 2, 3, 1), (5, 3, 1, 4, 6, 1)):
+        a = rng.integers(-(1 << 22), 1 << 22, (3, h, w)).astype(np.float64)
+        wt = rng.integers(-(1 << 14), 1 << 14, (3, cout, k, k)).astype(np.float64)
+        wm = weight_matrix(wt)
+        got = _fused_convt(a, wt, wm, s, pad)
+        if got is None or not np.array_equal(got, _numpy_convt(a, wt, wm, s, pad)):
+            return False
     for cout, k, s, h, w, pad in ((4, 13, 8, 3, 5, 3), (5, 3, 1, 4, 6, 1)):
         a = rng.integers(-(1 << 13), 1 << 13, (21, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14) + 1, 1 << 14, (21, cout, k, k)).astype(np.float64)
@@ -251,8 +282,16 @@ def _conv_kernels_pass() -> bool:
         got = [_fused_convt(a, wt, wm, s, pad)] + ([_gather_i16(a, wt, pad)] if s == 1 else [])
         if any(g is None or not np.array_equal(g, want) for g in got):
             return False
-    # The phase gather: the hyper-decoder's 5x5/s2 (a width that is no multiple of 4, 13-bit inputs: a flush every
-    # tap of six blocks) and other strides, crops and channel counts (Cin padded to 8, one tap per axis at s = k).
+    _w16_cache.clear()
+    _gather16_cache.clear()
+    return True
+
+
+def _phase_check() -> bool:
+    """The phase gather (``nic_convt_phase_i16``): the hyper-decoder's 5x5/s2 (a width that is no multiple of 4,
+    13-bit inputs: a flush every tap of six blocks) and other strides, crops and channel counts (Cin padded to 8, one
+    tap per axis at s = k); every input and weight at its largest, of either sign; its refusal of 22-bit inputs."""
+    rng = _native.CheckInts()
     for cin, cout, k, s, h, w, pad, abits in ((48, 6, 5, 2, 5, 7, 2, 13), (13, 4, 5, 2, 3, 4, 1, 8),
                                               (21, 2, 13, 8, 3, 5, 3, 12), (5, 4, 4, 4, 2, 3, 0, 15)):
         a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
@@ -272,25 +311,22 @@ def _conv_kernels_pass() -> bool:
         got = _phase_i16(a, wt, 2, 2)
         if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), 2, 2)):
             return False
-    # The int16 direct conv: 15-bit inputs (a flush every two dots) and 10-bit ones (64 dots per flush), an
-    # even and an odd channel count, rows with and without the 8-pixel SIMD body, and output channel groups of
-    # 3, 2, and 4 + 1.
-    for cin, abits, cout, k, s, h, w, pad in ((6, 15, 3, 5, 2, 5, 21, 2), (5, 10, 2, 5, 2, 3, 11, 2),
-                                              (3, 12, 5, 5, 2, 4, 13, 2)):
-        a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
-        wt = rng.integers(-(1 << 14), 1 << 14, (cin, cout, k, k)).astype(np.float64)
-        want = _numpy_convt(a, wt, weight_matrix(wt), s, pad)
-        got = _direct_i16(a, wt, s, pad)
-        if got is None or not np.array_equal(got, want):
-            return False
-    _pairs_cache.clear()
-    # Winograd at its bounds (inputs within 2^13, transforms of 4 weights up to 2^13: chunk 1), odd and even sizes.
+    a = rng.integers(-(1 << 22), 1 << 22, (3, 7, 9)).astype(np.float64)  # 22-bit activations: beyond int16
+    if _phase_i16(a, rng.integers(-(1 << 14), 1 << 14, (3, 4, 5, 5)).astype(np.float64), 2, 2) is not None:
+        return False
+    _phase16_cache.clear()
+    return True
+
+
+def _winograd_check() -> bool:
+    """Winograd (``winograd``: ``nic_wino_data``, ``nic_wino_convt``) at its bounds (inputs within 2^13, transforms of
+    4 weights up to 2^13: chunk 1), odd and even sizes."""
+    rng = _native.CheckInts()
     for cin, cout, h, w in ((21, 4, 3, 5), (16, 2, 4, 6)):
         a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 11) + 1, 1 << 11, (cin, cout, 13, 13)).astype(np.float64)
-        want = _numpy_convt(a, wt, weight_matrix(wt), 8, 3)
         got = winograd.convt(a, wt, 8, 3)
-        if got is None or not np.array_equal(got, want):
+        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), 8, 3)):
             return False
     # The decode's k13/s8 layer transforms int16 inputs (nic_wino_data16) for nic_wino_convt, in bands: run both on
     # 64 tiles (the checks' layers have 6-12, and each call costs Python more than the kernels).
@@ -299,22 +335,37 @@ def _conv_kernels_pass() -> bool:
     out = np.empty((cout, 16 * 8, 16 * 8))
     _native.tier_up(lambda: winograd.convt_band(plan, a16, 0, 8, 8, out))
     winograd._plan_cache.clear()
-    _w16_cache.clear()
-    _gather16_cache.clear()
-    _phase16_cache.clear()
     return True
 
 
-_conv_kernels: bool | None = None  # None: not checked yet
-
-
 def kernels_on() -> bool:
-    """Whether the wasm conv kernels are in use: False in CPython, when disabled or failing their check,
-    or after ``_kernel = None`` (which turns every kernel off)."""
-    global _conv_kernels
-    if _conv_kernels is None:
-        _conv_kernels = _conv_kernels_pass()
-    return _conv_kernels and _kernel is not None
+    """Whether the wasm conv kernels may run at all: Pyodide (no BLAS), the module loaded and not disabled, and not
+    turned off by ``_kernel = None``. Each path then runs only once its own check passed (``overlap_ok``,
+    ``direct_ok``, ``fused_ok``, ``phase_ok``, ``winograd_ok``)."""
+    return NO_BLAS and _native.lib() is not None and _kernel is not None
+
+
+def overlap_ok() -> bool:
+    return kernel_checked("overlap_add", _overlap_check)
+
+
+def direct_ok() -> bool:
+    return kernel_checked("direct", _direct_check)
+
+
+def fused_ok() -> bool:
+    return kernel_checked("fused", _fused_check)
+
+
+def phase_ok() -> bool:
+    return kernel_checked("phase", _phase_check)
+
+
+def winograd_ok() -> bool:
+    return kernel_checked("winograd", _winograd_check)
+
+
+CONV_CHECKS = (overlap_ok, direct_ok, fused_ok, phase_ok, winograd_ok)
 
 
 _scratch = threading.local()  # per thread: concurrent decodes (the site's encode workers) never share one
@@ -393,16 +444,17 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
     if s == 1 and cin < cout:
         return _conv_gather(a, w, pad)
     kern = kernels_on()
-    if kern and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS:
+    if kern and cin <= DIRECT_MAX_CIN and cin * (-(-k // s)) ** 2 <= _native.DIRECT_MAX_TERMS and direct_ok():
         out = _direct_i16(a, w, s, pad)  # int16 products where the operands fit
         return _native.convt_direct(a, w, s, pad) if out is None else out
     if wmat is None:
         wmat = weight_matrix(w)
     if kern:
-        out = winograd.convt(a, w, s, pad)
-        if out is None:
+        # Each path where it applies (None: it declines) and once its check passed.
+        out = winograd.convt(a, w, s, pad) if s < k <= 2 * s and winograd_ok() else None
+        if out is None and phase_ok():
             out = _phase_i16(a, w, s, pad)
-        if out is None:
+        if out is None and fused_ok():
             out = _fused_convt(a, w, wmat, s, pad)
         if out is not None:
             return out
@@ -410,7 +462,7 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
         return _conv_phases(a, w, s, pad)
     # The patch matrix is consumed by the overlap-add below (which returns new memory): scratch is safe.
     patches = _product(wmat, a.reshape(cin, h * wd), scratch=True).reshape(cout, k, k, h, wd)
-    if kern:
+    if kern and overlap_ok():
         return _native.overlap_add(patches, s, pad)
     return _overlap_add(patches, s, pad)
 
@@ -474,7 +526,7 @@ def _conv_gather(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     side (Cout*k*k), and there is no overlap-add: the hyper-decoder's last layer (48 -> 384 channels)
     writes 8x less. out[c, y, x] = sum w[ci, c, ky, kx] * a[ci, y + pad - ky, x + pad - kx].
     """
-    if kernels_on():
+    if kernels_on() and fused_ok():
         out = _gather_i16(a, w, pad)
         if out is not None:
             return out
@@ -698,8 +750,9 @@ _checked: dict[str, bool] = {}  # kernel name -> passed its self-check (run once
 
 
 def kernel_checked(name: str, check: Callable[[], bool]) -> bool:
-    """Whether the optional wasm kernel ``name`` may be used: the conv kernels are on (Pyodide, not disabled)
-    and ``check()``, which compares it with its NumPy reference on random integers, passed the one time it ran."""
+    """Whether the optional wasm kernel ``name`` may be used: the kernels are on (``kernels_on``: Pyodide, not
+    disabled) and ``check()``, which compares it with its NumPy reference on random integers, passed the one time it
+    ran (before the kernel's first use: a decode pays for the checks of the kernels it runs)."""
     if not kernels_on():
         return False
     if name not in _checked:
@@ -708,13 +761,7 @@ def kernel_checked(name: str, check: Callable[[], bool]) -> bool:
 
 
 def _to_i16t_kernel_ok() -> bool:
-    """As ``kernel_checked``, without asking ``kernels_on``: its own check (``_conv_kernels_pass``) runs through
-    ``_int16_parts``, which asks this."""
-    if _native.lib() is None or _kernel is None or _conv_kernels is False:
-        return False
-    if "to_i16t" not in _checked:
-        _checked["to_i16t"] = bool(_to_i16t_check())
-    return _checked["to_i16t"]
+    return kernel_checked("to_i16t", _to_i16t_check)
 
 
 def _to_i16t_check() -> bool:

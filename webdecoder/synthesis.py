@@ -145,7 +145,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     four hidden rows. Same integers as one band. (A latent of odd size, which no .nic file has, would leave
     part of a tile past the hidden layer: it takes the other path.)
     """
-    if not (conv.kernels_on() and _igdn_kernel_ok() and _direct_pixels_kernel_ok()):
+    if not (conv.winograd_ok() and _igdn_kernel_ok() and _direct_pixels_kernel_ok()):
         return None
     plan = winograd.plan_for(_fused_up(model)[0], 8, 3)
     w_out = model.convt("two.out.w")[0]
@@ -220,7 +220,8 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     split = share.rows(hy)
     if not 0 < 16 * split < height:
         split = hy // 2
-    if h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok():
+    if (h is None or hy * wy < 4 * SPLIT_MIN_TILES or not 0 < 16 * split < height or not _pixels_kernel_ok()
+            or not conv.fused_ok()):
         return None
     w, wmat = model.convt("jpeg.w")
     b, shift = model.f64("jpeg.b"), model.int("jpeg.shift")

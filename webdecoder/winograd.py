@@ -23,7 +23,7 @@ direct int16 kernel. Per axis, the data vectors are d[q0 + j] ("value", kind 0) 
 the weights that multiply it are the rows (term y, term x, output channel) that read that pair. The
 WebAssembly kernels (``_native.wino_data_into``, ``_native.wino_convt``) make the transformed inputs of a band of
 tile rows (each band its own, so that two threads can take one each) and add each product to the one to four
-output pixels it feeds; ``conv._conv_kernels_pass`` checks them against the NumPy reference on load.
+output pixels it feeds; ``conv._winograd_check`` checks them against the NumPy reference on load.
 """
 
 from __future__ import annotations

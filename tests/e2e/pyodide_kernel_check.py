@@ -128,10 +128,11 @@ for at in (0, 1, vlanes - 1, vlanes, vlanes + 1, 500, 1481, vtables.size - 1, vt
     got = dec.decode_values(vfreqs, voffsets, tables, entropy._value_tables(voffsets), (at, fill))
     pause_equal = pause_equal and calls == [at] and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
     pause_equal = pause_equal and dec.ptr == whole.ptr and np.array_equal(dec.x, whole.x) and want[1].size > 2
-# The conv kernels (overlap-add, direct small-Cin conv) and the fused iGDN: loaded and self-checked.
+# The conv kernels (overlap-add, direct, fused int16, phase gather, Winograd: each path's check) and the fused iGDN:
+# loaded and self-checked.
 from webdecoder import synthesis  # noqa: E402
 
-conv_ok = conv.kernels_on()
+conv_ok = conv.kernels_on() and all(ok() for ok in conv.CONV_CHECKS)
 igdn_ok = synthesis._igdn_kernel_ok()
 latent_ok = synthesis._latent_kernel_ok()
 to_i16t_ok = conv._to_i16t_kernel_ok()
