@@ -616,10 +616,10 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
 # then compiles it with its optimising tier in the background for its later calls: a call already running keeps its
 # code to the end. A kernel whose first call is a whole layer of the decode therefore runs that layer in baseline code
 # from start to end (a cold start's first decode of a Kodak image in Chromium: the k13/s8 layer 64-77 ms against 8-11
-# once warm). tier_up spends the budget on a self-check's small inputs instead, 0.05-0.3 s before the decode's first
+# once warm). tier_up spends the budget on a self-check's small inputs instead, 30-150 ms before the decode's first
 # large call; V8 shares a module's code between the threads that compile the same bytes, so the helper thread's calls
 # (nic-helper.js) start optimised too.
-TIER_UP_S = 0.003  # the budget took 1-4 ms of baseline calls in Chromium (BENCHMARKS.md, session 38)
+TIER_UP_S = 0.003  # ~1-2 ms of baseline calls spent the budget in a standalone test (BENCHMARKS.md, session 38)
 TIER_UP_MIN_CALLS = 4  # and at least this many calls, however slow the first ones (cold code, fresh memory)
 TIER_UP_CALLS = 100
 
