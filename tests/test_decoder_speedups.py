@@ -284,3 +284,17 @@ def test_pixels_by_band_equal_conv_then_to_pixels(monkeypatch, layout, band_cols
         assert got.flags.c_contiguous and got.dtype == np.uint8
         np.testing.assert_array_equal(got, want)
     assert 0 < (want == 0).mean() and 0 < (want == 255).mean() and 0.2 < ((want > 0) & (want < 255)).mean()
+
+
+def test_plan_known_answers_are_the_numpy_plans():
+    """The digests that Pyodide's C plan builders must reproduce (``winograd._plan_check``, ``wino3._plan_check``) are
+    those of the NumPy reference plans of the same weights: made again here, in CPython."""
+    from webdecoder import known_answers, wino3, winograd
+
+    lay = winograd._layout(13, 8, 3)
+    plans = [winograd._plan_weights(w, lay, kp) for w, kp in winograd.plan_check_cases()]
+    assert winograd.plan_digest(a for p in plans for a in p) == known_answers.WINOGRAD_PLAN
+    plans3 = [wino3._plan_numpy(w, rows) for w, rows in wino3.plan_check_cases()]
+    assert [len(p.combo) for p in plans3] == [32, 16, 27]  # every transform split, none, some
+    assert any(p.skip[16:].any() and not p.skip[16:].all() for p in plans3)  # high parts zero in some blocks only
+    assert winograd.plan_digest(a for p in plans3 for a in p) == known_answers.WINO3_PLAN

@@ -59,6 +59,11 @@ def open_module(path: Path) -> ctypes.CDLL:
                                       + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
                                       + [ctypes.c_void_p] * 2
                                       + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
+    handle.nic_wino_plan.restype = ctypes.c_int
+    handle.nic_wino_plan.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3
+                                     + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 3)
+    handle.nic_wino3_plan.restype = ctypes.c_int
+    handle.nic_wino3_plan.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 6 + [ctypes.c_void_p] * 5
     handle.nic_wino3_data.restype = ctypes.c_int
     handle.nic_wino3_data.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3
     handle.nic_wino3_conv.restype = None
@@ -254,6 +259,49 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
                    a_px, py.shape[0], a_combo, a_mask, a_wmax, ptr(maxabs),
                    cout, ptr(data), pix.shape[0], data.strides[0] // 2, a_pix, ptr(out), s,
                    hh * ww, ww, band)
+
+
+def wino_plan(w: np.ndarray, taps: np.ndarray, iy: np.ndarray, ix: np.ndarray, kp: int) -> tuple[np.ndarray,
+                                                                                             np.ndarray] | None:
+    """A Winograd plan's (w16, wmax) from the weights w (Cin, Cout, k, k) float64 and its layout (``winograd._layout``:
+    taps (axis terms, 4) int32 (c0, k0, c1, k1), iy, ix (terms,) int32), as ``winograd._plan_weights`` computes them;
+    None where that declines (a weight no integer or beyond 2^28, a value beyond int16)."""
+    cin, cout, k, _ = w.shape
+    assert w.dtype == np.float64 and w.flags.c_contiguous and w.shape[3] == k and cout % 2 == 0
+    assert kp % 8 == 0 and kp >= cin and taps.dtype == iy.dtype == ix.dtype == np.int32 and taps.shape[1] == 4
+    assert iy.shape == ix.shape and taps.flags.c_contiguous and iy.flags.c_contiguous and ix.flags.c_contiguous
+    assert int(np.concatenate([iy, ix]).min()) >= 0 and int(np.concatenate([iy, ix]).max()) < taps.shape[0]
+    assert int(taps[:, 1::2].min()) >= 0 and int(taps[:, 1::2].max()) < k
+    w16 = np.empty((iy.shape[0] * cout, kp), np.int16)
+    wmax = np.empty(iy.shape[0], np.int32)
+    wk = np.empty(w.size, np.int32)  # scratch: the weights by tap
+    if lib().nic_wino_plan(ptr(w), cin, cout, k, ptr(taps), ptr(iy), ptr(ix), iy.shape[0], kp, ptr(wk), ptr(w16),
+                           ptr(wmax)):
+        return None
+    return w16, wmax
+
+
+def wino3_plan(w: np.ndarray, row0: int, nrows: int) -> tuple[np.ndarray, ...] | None:
+    """The F(2x2, 3x3) plan (``wino3.Plan``'s fields: upk, combo, scale, skip, wmax) of output channels row0 ..
+    row0 + nrows - 1 of the 3x3 weights w (Cin, Cout, 3, 3) float64, as ``wino3._plan_numpy`` makes it; None where a
+    weight is no integer or reaches 2^20, or a part leaves int16."""
+    cin, cout = w.shape[:2]
+    assert w.dtype == np.float64 and w.flags.c_contiguous and w.shape[2:] == (3, 3)
+    assert 0 <= row0 and nrows > 0 and row0 + nrows <= cout and nrows % W3_ROWS == 0
+    kp = -(-cin // 8) * 8
+    u = np.empty((16, nrows, cin), np.int32)  # scratch: the transforms
+    split = np.empty(16, np.int32)
+    upk = np.empty((32, nrows, kp // 2), np.int32)
+    skip = np.empty((32, nrows // W3_ROWS), np.uint8)
+    wmax = np.empty(32, np.int64)
+    nt = lib().nic_wino3_plan(ptr(w), cin, cout, row0, nrows, kp, W3_ROWS, ptr(u), ptr(split), ptr(upk), ptr(skip),
+                              ptr(wmax))
+    if nt < 0:
+        return None
+    assert 16 <= nt <= 32
+    combo = np.concatenate([np.arange(16, dtype=np.int32), split[: nt - 16]])
+    scale = np.concatenate([np.ones(16), np.full(nt - 16, 256.0)])
+    return upk[:nt].copy(), combo, scale, skip[:nt].copy(), wmax[:nt].copy()
 
 
 # Plans whose checks passed (``_plan_addresses``): a few models' layers and band shapes.

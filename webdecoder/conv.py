@@ -222,9 +222,10 @@ def _numpy_convt(a: np.ndarray, w: np.ndarray, wmat: np.ndarray, s: int, pad: in
 
 
 # The conv kernels' load-time checks, one per path of ``conv_transpose`` (and the synthesis' bands), each run before
-# that path's first use (``kernel_checked``), so that a decode pays for the paths its model takes: a depth-2 model
-# takes the phase gather and Winograd; depth 1 and the older models the fused int16 product, the direct kernels and
-# the overlap-add. Each compares the kernel with the NumPy path on random integers (``_numpy_convt``) at its bounds.
+# that path's first use (``kernel_checked``), so that a decode pays for the paths its model takes: depth 2 runs the
+# phase gather (the hyper-decoder's 5x5/s2 layers) and Winograd (k13/s8); depth 1 the phase gather and, split between
+# the threads, the fused int16 product; older models the direct kernels and the overlap-add too. Each compares the
+# kernel with the NumPy path on random integers (``_numpy_convt``) at its bounds.
 # (One pass over every path cost Chromium's first decode 84-105 ms in session 38; the two that depth 2 needs are
 # about a third of it.)
 

@@ -1,4 +1,4 @@
-"""Known-answer streams for the load-time checks of the WebAssembly rANS loop: ``rans._kernel_ok`` decodes ``RANS``,
+"""Known answers for load-time checks of the WebAssembly kernels. The rANS loop: ``rans._kernel_ok`` decodes ``RANS``,
 ``entropy._values_kernel_ok`` decodes ``VALUES``, and each compares what comes out with the symbols it knows.
 
 Each is ``rans.RansEncoder(lanes).encode`` of its check's inputs (``rans._check_case``, ``entropy._values_check_case``),
@@ -8,6 +8,13 @@ streams cannot drift from the encoder.
 """
 
 import binascii  # built into CPython and Pyodide, already loaded there: no import cost
+
+# SHA-256 of the Winograd plans (w16, wmax per case, in order) that ``winograd._plan_weights`` makes of
+# ``winograd.plan_check_cases()``, and of the F(2x2, 3x3) plans (upk, combo, scale, skip, wmax) that
+# ``wino3._plan_numpy`` makes of ``wino3.plan_check_cases()``: what the C plan builders must reproduce
+# (``winograd._plan_check``, ``wino3._plan_check``). tests/test_decoder_speedups.py makes them again in NumPy.
+WINOGRAD_PLAN = "be535a19b092f5c511dabb052cb92d5946968ea6a73ce512f5e100ada828b320"
+WINO3_PLAN = "14106cf2f88ff37b98b44648fbaca7f73d0a926c89388beb80d0330076baee14"
 
 RANS = binascii.a2b_base64(
     "//+DMJ3/kAChjqED//8CAP//fwDFowEAVRX/D2LlR4S55QMAySi0AUn/9AD//1MAvyVMi1nzhwN7qSUAxf6uVjffEQBfToIB//++FjT+TwIuyaEM"

@@ -23,11 +23,12 @@ NumPy int64 against the scatter-add layer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from webdecoder import _native, conv
+from webdecoder import _native, conv, known_answers, winograd
 
 if TYPE_CHECKING:
     from webdecoder.parallel import Job
@@ -59,8 +60,17 @@ def transformed_weights(w: np.ndarray, rows: slice) -> np.ndarray:
 
 
 def _make_plan(w: np.ndarray, rows: slice) -> Plan | None:
-    if w.shape[2:] != (3, 3):
+    if w.shape[2:] != (3, 3) or (rows.stop - rows.start) % _native.W3_ROWS:
         return None
+    if w.dtype == np.float64 and w.flags.c_contiguous and conv.kernel_checked("wino3_plan", _plan_check):
+        got = _native.wino3_plan(w, rows.start, rows.stop - rows.start)  # Pyodide: one pass in C
+        if got is not None:
+            return Plan(*got)
+    return _plan_numpy(w, rows)
+
+
+def _plan_numpy(w: np.ndarray, rows: slice) -> Plan | None:
+    """The plan in NumPy: the reference of ``_native.wino3_plan`` (checked against it on load: ``_plan_check``)."""
     u = transformed_weights(w, rows)  # (16, rows, cin)
     nrows, cin = u.shape[1], u.shape[2]
     if nrows % _native.W3_ROWS:
@@ -86,6 +96,36 @@ def _make_plan(w: np.ndarray, rows: slice) -> Plan | None:
     combo = np.concatenate([np.arange(16), split]).astype(np.int32)
     scale = np.concatenate([np.ones(16), np.full(split.size, float(HIGH_SCALE))])
     return Plan(upk, combo, scale, np.ascontiguousarray(skip, np.uint8), np.abs(wt).max(axis=(1, 2)).astype(np.int64))
+
+
+def plan_check_cases() -> Iterator[tuple[np.ndarray, slice]]:
+    """The weights (Cin, Cout, 3, 3) and row ranges of ``_plan_check``: odd and even channel counts, weights whose
+    transforms stay within int16 and ones that need high parts (some all zero in a block of rows), a range inside."""
+    rng = _native.CheckInts()
+    r = _native.W3_ROWS
+    for cin, cout, rows, wbits in ((11, 12 * r, slice(2 * r, 10 * r), 14), (8, 4 * r, slice(0, 4 * r), 10),
+                                   (5, 8 * r, slice(0, 8 * r), 13)):
+        yield rng.integers(-(1 << wbits) + 1, 1 << wbits, (cin, cout, 3, 3)).astype(np.float64), rows
+
+
+def _plan_check() -> bool:
+    """``_native.wino3_plan`` on ``plan_check_cases``: its plans (high parts in some) must hash to
+    ``known_answers.WINO3_PLAN``, the digest of the NumPy reference's (``_plan_numpy``: tests/test_decoder_speedups.py
+    computes it again); and its refusals (a weight no integer, one at 2^20, a high part beyond int16)."""
+    plans = [_native.wino3_plan(w, rows.start, rows.stop - rows.start) for w, rows in plan_check_cases()]
+    if any(p is None for p in plans) or len(plans[-1][1]) == 16:  # the last case has high parts
+        return False
+    if winograd.plan_digest(a for p in plans for a in p) != known_answers.WINO3_PLAN:
+        return False
+    r = _native.W3_ROWS
+    for bad in (0.5, float(1 << 20)):
+        w = np.zeros((3, r, 3, 3))
+        w[1, 1, 1, 1] = bad
+        if _native.wino3_plan(w, 0, r) is not None:
+            return False
+    w = np.zeros((3, r, 3, 3))
+    w[2, 1] = (1 << 20) - 1  # transform (1, 1) sums all nine: a high part beyond int16
+    return _native.wino3_plan(w, 0, r) is None
 
 
 _plan_cache: dict[int, tuple] = {}  # id(w) -> (w, {(start, stop): Plan or None})

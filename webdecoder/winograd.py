@@ -28,12 +28,14 @@ output pixels it feeds; ``conv._winograd_check`` checks them against the NumPy r
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 import functools
+import hashlib
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from webdecoder import _native, conv
+from webdecoder import _native, conv, known_answers
 
 if TYPE_CHECKING:
     from webdecoder.parallel import Job
@@ -83,6 +85,9 @@ class _Layout(NamedTuple):
     taps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # c0, k0, c1, k1 (one per axis term)
     iy: np.ndarray  # (terms,) the axis terms of each 2-D term, grouped by output phase pair
     ix: np.ndarray
+    taps32: np.ndarray  # (axis terms, 4) int32 (c0, k0, c1, k1), iy and ix as int32: ``_native.wino_plan``'s
+    iy32: np.ndarray
+    ix32: np.ndarray
     tstart: np.ndarray
     py: np.ndarray
     px: np.ndarray
@@ -117,10 +122,12 @@ def _layout(k: int, s: int, pad: int) -> _Layout | None:
             py.append(p_y)
             px.append(p_x)
     iy, ix = np.array(pairs).T
+    taps32 = np.stack([c0, k0, c1, k1], axis=1).astype(np.int32)
+    iy32, ix32 = iy.astype(np.int32), ix.astype(np.int32)
     arrays = [np.array(v, np.int32) for v in (tstart, py, px, combo, mask)]
-    for a in (c0, k0, c1, k1, iy, ix, *arrays):
+    for a in (c0, k0, c1, k1, iy, ix, taps32, iy32, ix32, *arrays):
         a.setflags(write=False)  # shared by every plan of this (k, s, pad)
-    return _Layout(desc, border, (c0, k0, c1, k1), iy, ix, *arrays)
+    return _Layout(desc, border, (c0, k0, c1, k1), iy, ix, taps32, iy32, ix32, *arrays)
 
 
 def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
@@ -130,6 +137,24 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     lay = _layout(k, s, pad)
     if lay is None:
         return None
+    kp = -(-cin // 8) * 8
+    made = None
+    if w.dtype == np.float64 and w.flags.c_contiguous and conv.kernel_checked("winograd_plan", _plan_check):
+        made = _native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, kp)  # Pyodide: one pass in C
+    if made is None:  # the reference, which also decides where the plan does not apply
+        made = _plan_weights(w, lay, kp)
+    if made is None:
+        return None
+    w16, wmax = made
+    wmax.setflags(write=False)  # read-only like the layout's arrays: ``_native.wino_convt`` checks such a plan once
+    return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask, wmax)
+
+
+def _plan_weights(w: np.ndarray, lay: _Layout, kp: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A plan's transformed weights (w16: (terms * Cout, Kp) int16, pairs of rows interleaved by 8 channels) and
+    their largest |value| per term (int32), in NumPy: the reference of ``_native.wino_plan``; None where the weights
+    are no integers, reach 2^28, or a transformed weight leaves int16."""
+    cin, cout = w.shape[0], w.shape[1]
     # Each term's weight is c0 w[k0] + c1 w[k1] per axis (c1 = 0 for one tap), applied along y, then along x. In
     # int32 on a (ky, kx, Cout, Cin) copy, every gather moves whole contiguous (Cout, Cin) blocks: the browser's first
     # decode builds this plan in cold WebAssembly code, where float64 strided passes cost 3-4x as much.
@@ -146,7 +171,7 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     wmax = np.abs(wt).max(axis=(1, 2))
     if wmax.max() >= 1 << 15:
         return None
-    kp, rows = -(-cin // 8) * 8, wt.shape[0] * cout
+    rows = wt.shape[0] * cout
     src = wt.reshape(rows // 2, 2, cin)
     if kp != cin:  # zero channels up to a multiple of 8 (the self-checks' small layers; the models have 192)
         src = np.concatenate([src, np.zeros((rows // 2, 2, kp - cin), src.dtype)], axis=2)
@@ -154,10 +179,42 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     # written in the one pass that makes them int16: a second, strided pass cost the first decode 2-9 ms.
     w16 = np.empty((rows // 2, kp // 8, 2, 8), np.int16)
     w16[...] = src.reshape(rows // 2, 2, kp // 8, 8).transpose(0, 2, 1, 3)
-    w16 = w16.reshape(rows, kp)
-    wmax = wmax.astype(np.int32)
-    wmax.setflags(write=False)  # read-only like the layout's arrays: ``_native.wino_convt`` checks such a plan once
-    return Plan(np.array(lay.desc, np.int32), lay.border, w16, lay.tstart, lay.py, lay.px, lay.combo, lay.mask, wmax)
+    return w16.reshape(rows, kp), wmax.astype(np.int32)
+
+
+def plan_check_cases() -> Iterator[tuple[np.ndarray, int]]:
+    """The weights (Cin, Cout, 13, 13) and Kp of ``_plan_check``: 20 and 16 input channels (Kp padding, a whole block
+    of 8) and 8, weights up to the bound where the transforms stay within int16."""
+    rng = _native.CheckInts()
+    for cin, cout, wbits in ((20, 4, 12), (16, 2, 12), (8, 6, 5)):
+        yield rng.integers(-(1 << wbits) + 1, 1 << wbits, (cin, cout, 13, 13)).astype(np.float64), -(-cin // 8) * 8
+
+
+def plan_digest(parts: Iterable[np.ndarray]) -> str:
+    """SHA-256 of arrays' bytes, in order (a known answer of the plan checks)."""
+    h = hashlib.sha256()
+    for a in parts:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _plan_check() -> bool:
+    """``_native.wino_plan`` on ``plan_check_cases``: its plans must hash to ``known_answers.WINOGRAD_PLAN``, the
+    digest of the NumPy reference's (``_plan_weights``: tests/test_decoder_speedups.py computes it again, so the two
+    cannot drift); and its refusals (a value beyond int16, a weight no integer, one at 2^28). A known answer rather
+    than the reference itself: NumPy's plan code, run for the first time, was most of what the C builder saves."""
+    lay = _layout(13, 8, 3)
+    if lay is None:
+        return False
+    plans = [_native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, kp) for w, kp in plan_check_cases()]
+    if any(p is None for p in plans) or plan_digest(a for p in plans for a in p) != known_answers.WINOGRAD_PLAN:
+        return False
+    w = np.zeros((8, 2, 13, 13))
+    for bad in (float(1 << 15), 0.5, float(1 << 28)):
+        w[1, 1, 6, 6] = bad
+        if _native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, 8) is not None:
+            return False
+    return True
 
 
 def natural_rows(w16: np.ndarray) -> np.ndarray:

@@ -146,6 +146,34 @@ wino3_ok = hyper._wino3_kernel_ok()
 from webdecoder import entropy  # noqa: E402
 
 values_ok = entropy._values_kernel_ok()
+# The C plan builders (checked on known answers) against the NumPy plans, on the check's cases and on every model's
+# k13/s8 and 3x3 hyper weights, each half of the 3x3 layer's rows as the two threads split them.
+from webdecoder import model as model_registry  # noqa: E402
+from webdecoder import wino3  # noqa: E402
+
+lay13 = winograd._layout(13, 8, 3)
+plan_pairs = [(_native.wino_plan(w, lay13.taps32, lay13.iy32, lay13.ix32, kp), winograd._plan_weights(w, lay13, kp))
+              for w, kp in winograd.plan_check_cases()]
+plan_pairs += [(_native.wino3_plan(w, rows.start, rows.stop - rows.start), wino3._plan_numpy(w, rows))
+               for w, rows in wino3.plan_check_cases()]
+for m in model_registry._registry.values():
+    if "two.up.w" in m.arrays:
+        w = np.ascontiguousarray(synthesis._fused_up(m)[0], np.float64)
+        plan_pairs.append((_native.wino_plan(w, lay13.taps32, lay13.iy32, lay13.ix32, -(-w.shape[0] // 8) * 8),
+                           winograd._plan_weights(w, lay13, -(-w.shape[0] // 8) * 8)))
+    w = np.ascontiguousarray(m.convt("h2.w")[0], np.float64)
+    half = w.shape[1] // 2
+    plan_pairs += [(_native.wino3_plan(w, r0, half), wino3._plan_numpy(w, slice(r0, r0 + half))) for r0 in (0, half)]
+
+
+def same_plan(c, r) -> bool:
+    return c is not None and r is not None and all(np.array_equal(x, y) and x.dtype == y.dtype
+                                                   for x, y in zip(c, r, strict=True))
+
+
+plans_equal = (bool(plan_pairs) and all(same_plan(c, r) for c, r in plan_pairs)
+               and conv.kernel_checked("winograd_plan", winograd._plan_check)
+               and conv.kernel_checked("wino3_plan", wino3._plan_check))
 check_calls = {}
 for name, _, _ in trace.events(check_origin):
     check_calls[name] = check_calls.get(name, 0) + 1
@@ -306,7 +334,7 @@ try:
 except AttributeError as e:
     linalg_call = str(e)
 print(json.dumps({"helper": helper_out, "after_corrupt": after_corrupt, "check_calls": check_calls,
-                  "tiered": sorted(tiered),
+                  "plans_equal": plans_equal, "tiered": sorted(tiered),
                   "kernel": kernel is not None,
                   "products_equal": bool(equal),
                   "linalg": [str(lapack.__file__).rsplit("/", 1)[-1], linalg_call],

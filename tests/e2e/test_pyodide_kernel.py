@@ -72,6 +72,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["wino3_kernel"], "the F(2x2, 3x3) hyper-decoder kernels did not load or failed their self-check"
     assert r["latent_kernel"], "the latent (symbols to synthesis input) kernel did not load or failed its self-check"
     assert r["to_i16t_kernel"], "the int16 operand kernel (conv._int16_parts) did not load or failed its self-check"
+    assert r["plans_equal"], "the C plan builders differ from the NumPy plans, or failed their known answers"
     # Each kernel that a decode calls on a whole layer ran again in its check (_native.tier_up), so that V8 has
     # optimised it before that call (a call in progress keeps V8's baseline code to its end).
     hot = {"nic_wino_data16", "nic_wino_convt", "nic_wino3_data", "nic_wino3_conv", "nic_convt_phase_i16",

@@ -1368,3 +1368,111 @@ int nic_to_i16t(const double *a, int k, int n, int kp, int limit, int16_t *at) {
   m = l1 > m ? l1 : m;
   return (int)m;
 }
+
+/* The Winograd plan's weights (webdecoder/winograd.py, whose NumPy _plan_weights is the reference, checked against
+ * this on load): term t, the pair of axis terms (iy[t], ix[t]), holds for output channel c and input channel i
+ *   sum over the taps (cy, ky) of axis term iy[t] and (cx, kx) of ix[t] of cy cx w[i][c][ky][kx],
+ * each axis term being taps[4 j .. 4 j + 3] = (c0, k0, c1, k1) (c1 = 0 for a single tap). Written as int16 in row
+ * t * cout + c of w16 (Kp columns, zeros past cin), each pair of rows interleaved by 8 channels as nic_wino_convt reads
+ * them, and wmax[t] = the largest |value| of term t. w: (cin, cout, k, k) float64; wk: k * k * cout * cin int32 of
+ * scratch, where w goes as (ky, kx, cout, cin) so that each tap's weights are one contiguous run of cin. One pass over
+ * the terms instead of NumPy's dozen over whole arrays: the browser's first decode builds this plan (26-36 ms in
+ * NumPy in Chromium). Returns 1, the outputs then undefined, where a weight is no integer or |w| >= 2^28 (the sums
+ * then stay int32, as in the reference) or a value leaves int16; cout even. */
+int nic_wino_plan(const double *w, int cin, int cout, int k, const int32_t *taps, const int32_t *iy,
+                  const int32_t *ix, int nterms, int kp, int32_t *wk, int16_t *w16, int32_t *wmax) {
+  const long kk = (long)k * k;
+  for (int i = 0; i < cin; i++)
+    for (int c = 0; c < cout; c++)
+      for (long q = 0; q < kk; q++) {
+        const double v = w[((long)i * cout + c) * kk + q];
+        if (!(v > -268435456.0 && v < 268435456.0) || v != (double)(int32_t)v) return 1;
+        wk[(q * cout + c) * cin + i] = (int32_t)v;
+      }
+  for (int t = 0; t < nterms; t++) {
+    const int32_t *ty = taps + 4 * iy[t], *tx = taps + 4 * ix[t];
+    const int32_t cy0 = ty[0], cy1 = ty[2], cx0 = tx[0], cx1 = tx[2];
+    int32_t m = 0;
+    for (int c = 0; c < cout; c++) {
+      const int32_t *r00 = wk + (((long)ty[1] * k + tx[1]) * cout + c) * cin;
+      const int32_t *r01 = wk + (((long)ty[1] * k + tx[3]) * cout + c) * cin;
+      const int32_t *r10 = wk + (((long)ty[3] * k + tx[1]) * cout + c) * cin;
+      const int32_t *r11 = wk + (((long)ty[3] * k + tx[3]) * cout + c) * cin;
+      const long r = (long)t * cout + c;
+      int16_t *row = w16 + (r >> 1) * 2 * kp + (r & 1) * 8; /* (rows / 2, Kp / 8, 2, 8) */
+      for (int i = 0; i < cin; i++) {
+        const int32_t v = cy0 * (cx0 * r00[i] + cx1 * r01[i]) + cy1 * (cx0 * r10[i] + cx1 * r11[i]);
+        const int32_t a = v < 0 ? -v : v;
+        if (a >= 32768) return 1;
+        if (a > m) m = a;
+        row[(i >> 3) * 16 + (i & 7)] = (int16_t)v;
+      }
+      for (int i = cin; i < kp; i++) row[(i >> 3) * 16 + (i & 7)] = 0;
+    }
+    wmax[t] = m;
+  }
+  return 0;
+}
+
+/* The F(2x2, 3x3) plan of output channels row0 .. row0 + nrows - 1 of w (cin, cout, 3, 3) float64 (webdecoder/wino3.py,
+ * whose NumPy _plan_parts is the reference, checked against this on load). Transform a * 4 + b of a flipped kernel g
+ * (g[i][j] = w[.][.][2 - i][2 - j]) is sum_ij G'[a][i] G'[b][j] g[i][j], G' = (2 0 0; 1 1 1; 1 -1 1; 0 0 2), into
+ * u (16, nrows, cin) int32. A row (transform, output channel) with a value beyond int16 is split into a low part,
+ * u - 256 high, and a high part, high = floor((u + 128) / 256), a term of its own after the 16 (split: the transforms
+ * that have one, in order). Each term t goes to upk (t, nrows, Kp / 2) as pairs w[2q] | w[2q + 1] << 16 (zeros past
+ * cin), skip (t, nrows / blk) 1 where a block of blk rows of a high term is all zero (0 for the 16 first), wmax[t] its
+ * largest |value|. Returns the number of terms (16 + the split transforms), or -1 where a weight is no integer or
+ * |w| >= 2^20 or a part leaves int16 (outputs undefined); upk, skip, wmax have room for 32 terms. */
+int nic_wino3_plan(const double *w, int cin, int cout, int row0, int nrows, int kp, int blk, int32_t *u,
+                   int32_t *split, int32_t *upk, uint8_t *skip, int64_t *wmax) {
+  static const int32_t G[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+  const long plane = (long)nrows * cin;
+  for (int r = 0; r < nrows; r++)
+    for (int c = 0; c < cin; c++) {
+      const double *k = w + ((long)c * cout + row0 + r) * 9;
+      int32_t g[3][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+          const double v = k[(2 - i) * 3 + (2 - j)];
+          if (!(v > -1048576.0 && v < 1048576.0) || v != (double)(int32_t)v) return -1;
+          g[i][j] = (int32_t)v;
+        }
+      for (int a = 0; a < 4; a++) {
+        int32_t t[3]; /* sum_i G'[a][i] g[i][j] */
+        for (int j = 0; j < 3; j++) t[j] = G[a][0] * g[0][j] + G[a][1] * g[1][j] + G[a][2] * g[2][j];
+        for (int b = 0; b < 4; b++)
+          u[(a * 4 + b) * plane + (long)r * cin + c] = G[b][0] * t[0] + G[b][1] * t[1] + G[b][2] * t[2];
+      }
+    }
+  int ns = 0;
+  for (int a = 0; a < 16; a++) {
+    int over = 0;
+    for (long n = 0; n < plane && !over; n++) over = u[a * plane + n] > 32767 || u[a * plane + n] < -32767;
+    if (over) split[ns++] = a;
+  }
+  const int nt = 16 + ns, hp = kp / 2, nb = nrows / blk;
+  for (int t = 0; t < nt; t++) {
+    const int a = t < 16 ? t : split[t - 16];
+    int64_t m = 0;
+    for (int q = 0; q < nb; q++) skip[t * nb + q] = t >= 16;
+    for (int r = 0; r < nrows; r++) {
+      const int32_t *ur = u + a * plane + (long)r * cin;
+      int over = 0;
+      for (int c = 0; c < cin; c++) over |= ur[c] > 32767 || ur[c] < -32767;
+      int32_t *out = upk + ((long)t * nrows + r) * hp;
+      for (int q = 0; q < hp; q++) out[q] = 0;
+      for (int c = 0; c < cin; c++) {
+        const int32_t high = over ? (ur[c] + 128) >> 8 : 0; /* floor: an arithmetic shift */
+        const int32_t v = t < 16 ? ur[c] - 256 * high : high;
+        if (v > 32767 || v < -32767) return -1;
+        const int64_t av = v < 0 ? -v : v;
+        if (av > m) m = av;
+        if (v != 0 && t >= 16) skip[t * nb + r / blk] = 0;
+        if (c & 1) out[c >> 1] = (int32_t)((uint32_t)(uint16_t)out[c >> 1] | ((uint32_t)v << 16));
+        else out[c >> 1] = (int32_t)(uint16_t)v;
+      }
+    }
+    wmax[t] = m;
+  }
+  return nt;
+}
