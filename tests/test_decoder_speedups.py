@@ -286,15 +286,24 @@ def test_pixels_by_band_equal_conv_then_to_pixels(monkeypatch, layout, band_cols
     assert 0 < (want == 0).mean() and 0 < (want == 255).mean() and 0.2 < ((want > 0) & (want < 255)).mean()
 
 
-def test_plan_known_answers_are_the_numpy_plans():
-    """The digests that Pyodide's C plan builders must reproduce (``winograd._plan_check``, ``wino3._plan_check``) are
-    those of the NumPy reference plans of the same weights: made again here, in CPython."""
-    from webdecoder import known_answers, wino3, winograd
+def test_known_answers_are_the_numpy_references():
+    """The digests that Pyodide's kernels must reproduce on their checks' inputs (``conv._phase_check``,
+    ``conv._winograd_check``, ``winograd._plan_check``, ``wino3._plan_check``) are those of the NumPy references on the
+    same inputs: made again here, in CPython."""
+    from webdecoder import known_answers as known
+    from webdecoder import wino3, winograd
 
+    ref = [conv._numpy_convt(a, w, conv.weight_matrix(w), s, pad) for a, w, s, pad in conv.phase_check_cases()]
+    assert known.digest(ref) == known.PHASE
+    ref = [conv._numpy_convt(a, w, conv.weight_matrix(w), 8, 3) for a, w in conv.winograd_check_cases()]
+    assert known.digest(ref) == known.WINOGRAD
     lay = winograd._layout(13, 8, 3)
     plans = [winograd._plan_weights(w, lay, kp) for w, kp in winograd.plan_check_cases()]
-    assert winograd.plan_digest(a for p in plans for a in p) == known_answers.WINOGRAD_PLAN
+    assert known.digest(a for p in plans for a in p) == known.WINOGRAD_PLAN
     plans3 = [wino3._plan_numpy(w, rows) for w, rows in wino3.plan_check_cases()]
     assert [len(p.combo) for p in plans3] == [32, 16, 27]  # every transform split, none, some
     assert any(p.skip[16:].any() and not p.skip[16:].all() for p in plans3)  # high parts zero in some blocks only
-    assert winograd.plan_digest(a for p in plans3 for a in p) == known_answers.WINO3_PLAN
+    assert known.digest(a for p in plans3 for a in p) == known.WINO3_PLAN
+    # A digest tells integers apart, not the sign of a zero
+    assert known.digest([np.array([0.0, -0.0])]) == known.digest([np.zeros(2, np.int8)])
+    assert known.digest([np.array([1.0, 0.0])]) != known.digest([np.array([0.0, 1.0])])

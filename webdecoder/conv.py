@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from webdecoder import _native, winograd
+from webdecoder import _native, known_answers, winograd
 from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
@@ -288,30 +288,38 @@ def _fused_check() -> bool:
     return True
 
 
-def _phase_check() -> bool:
-    """The phase gather (``nic_convt_phase_i16``): the hyper-decoder's 5x5/s2 (a width that is no multiple of 4,
-    13-bit inputs: a flush every tap of six blocks) and other strides, crops and channel counts (Cin padded to 8, one
-    tap per axis at s = k); every input and weight at its largest, of either sign; its refusal of 22-bit inputs."""
+def phase_check_cases() -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """The inputs (a, w, stride, pad) of ``_phase_check``: the hyper-decoder's 5x5/s2 (a width that is no multiple of
+    4, 13-bit inputs: a flush every tap of six blocks) and other strides, crops and channel counts (Cin padded to 8, one
+    tap per axis at s = k); every input and weight at its largest, of either sign: a flush every two blocks, after
+    which each int32 lane holds +-2,147,287,044 (196,603 from int32's end), where a sum of four lanes before float64
+    would have wrapped."""
     rng = _native.CheckInts()
+    cases = []
     for cin, cout, k, s, h, w, pad, abits in ((48, 6, 5, 2, 5, 7, 2, 13), (13, 4, 5, 2, 3, 4, 1, 8),
                                               (21, 2, 13, 8, 3, 5, 3, 12), (5, 4, 4, 4, 2, 3, 0, 15)):
         a = rng.integers(-(1 << abits) + 1, 1 << abits, (cin, h, w)).astype(np.float64)
         wt = rng.integers(-(1 << 14) + 1, 1 << 14, (cin, cout, k, k)).astype(np.float64)
         if abits == 15:
             wt = np.clip(wt, -7, 7)  # 15-bit inputs: within int32 only for small weights
-        got = _phase_i16(a, wt, s, pad)
-        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), s, pad)):
-            return False
-        if cin == 48:  # the hyper-decoder's 5x5/s2 layers
-            _native.tier_up(lambda a=a, wt=wt: _phase_i16(a, wt, 2, 2))
-    # Every input and weight at its largest, of either sign: a flush every two blocks, after which each int32 lane
-    # holds +-2,147,287,044 (196,603 from int32's end), where a sum of four lanes before float64 would have wrapped.
+        cases.append((a, wt, s, pad))
     wt = np.full((48, 2, 5, 5), float((1 << 14) - 1))
-    for sign in (1.0, -1.0):
-        a = np.full((48, 3, 5), sign * 32767.0)
-        got = _phase_i16(a, wt, 2, 2)
-        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), 2, 2)):
-            return False
+    cases += [(np.full((48, 3, 5), sign * 32767.0), wt, 2, 2) for sign in (1.0, -1.0)]
+    return cases
+
+
+def _phase_check() -> bool:
+    """The phase gather (``nic_convt_phase_i16``) on ``phase_check_cases``: its outputs must hash to
+    ``known_answers.PHASE``, the digest of the NumPy transposed conv's (``_numpy_convt``; tests/test_decoder_speedups.py
+    computes it again); and its refusal of 22-bit inputs. A known answer rather than the reference itself: NumPy's
+    reference conv, whose code a decode never runs, cost the browser's first decode its first run."""
+    cases = phase_check_cases()
+    outs = [_phase_i16(a, wt, s, pad) for a, wt, s, pad in cases]
+    if any(o is None for o in outs) or known_answers.digest(outs) != known_answers.PHASE:
+        return False
+    a, wt = cases[0][:2]  # the hyper-decoder's 5x5/s2 layers
+    _native.tier_up(lambda: _phase_i16(a, wt, 2, 2))
+    rng = _native.CheckInts(1)
     a = rng.integers(-(1 << 22), 1 << 22, (3, 7, 9)).astype(np.float64)  # 22-bit activations: beyond int16
     if _phase_i16(a, rng.integers(-(1 << 14), 1 << 14, (3, 4, 5, 5)).astype(np.float64), 2, 2) is not None:
         return False
@@ -319,21 +327,29 @@ def _phase_check() -> bool:
     return True
 
 
-def _winograd_check() -> bool:
-    """Winograd (``winograd``: ``nic_wino_data``, ``nic_wino_convt``) at its bounds (inputs within 2^13, transforms of
-    4 weights up to 2^13: chunk 1), odd and even sizes."""
+def winograd_check_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The inputs (a, w) of ``_winograd_check`` (k13/s8, pad 3): at Winograd's bounds (inputs within 2^13, transforms
+    of 4 weights up to 2^13: chunk 1), odd and even sizes."""
     rng = _native.CheckInts()
-    for cin, cout, h, w in ((21, 4, 3, 5), (16, 2, 4, 6)):
-        a = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64)
-        wt = rng.integers(-(1 << 11) + 1, 1 << 11, (cin, cout, 13, 13)).astype(np.float64)
-        got = winograd.convt(a, wt, 8, 3)
-        if got is None or not np.array_equal(got, _numpy_convt(a, wt, weight_matrix(wt), 8, 3)):
-            return False
+    return [(rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, h, w)).astype(np.float64),
+             rng.integers(-(1 << 11) + 1, 1 << 11, (cin, cout, 13, 13)).astype(np.float64))
+            for cin, cout, h, w in ((21, 4, 3, 5), (16, 2, 4, 6))]
+
+
+def _winograd_check() -> bool:
+    """Winograd (``winograd``: ``nic_wino_data``, ``nic_wino_convt``) on ``winograd_check_cases``: its outputs must
+    hash to ``known_answers.WINOGRAD``, the digest of ``_numpy_convt``'s (tests/test_decoder_speedups.py)."""
+    cases = winograd_check_cases()
+    outs = [winograd.convt(a, wt, 8, 3) for a, wt in cases]
+    if any(o is None for o in outs) or known_answers.digest(outs) != known_answers.WINOGRAD:
+        return False
     # The decode's k13/s8 layer transforms int16 inputs (nic_wino_data16) for nic_wino_convt, in bands: run both on
     # 64 tiles (the checks' layers have 6-12, and each call costs Python more than the kernels).
+    wt = cases[-1][1]
     plan = winograd.plan_for(wt, 8, 3)
-    a16 = rng.integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (cin, 16, 16)).astype(np.int16)
-    out = np.empty((cout, 16 * 8, 16 * 8))
+    a16 = _native.CheckInts(1).integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (wt.shape[0], 16, 16))
+    a16 = a16.astype(np.int16)
+    out = np.empty((wt.shape[1], 16 * 8, 16 * 8))
     _native.tier_up(lambda: winograd.convt_band(plan, a16, 0, 8, 8, out))
     winograd._plan_cache.clear()
     return True

@@ -8,13 +8,32 @@ streams cannot drift from the encoder.
 """
 
 import binascii  # built into CPython and Pyodide, already loaded there: no import cost
+from collections.abc import Iterable
+import hashlib
 
-# SHA-256 of the Winograd plans (w16, wmax per case, in order) that ``winograd._plan_weights`` makes of
-# ``winograd.plan_check_cases()``, and of the F(2x2, 3x3) plans (upk, combo, scale, skip, wmax) that
-# ``wino3._plan_numpy`` makes of ``wino3.plan_check_cases()``: what the C plan builders must reproduce
-# (``winograd._plan_check``, ``wino3._plan_check``). tests/test_decoder_speedups.py makes them again in NumPy.
-WINOGRAD_PLAN = "be535a19b092f5c511dabb052cb92d5946968ea6a73ce512f5e100ada828b320"
-WINO3_PLAN = "14106cf2f88ff37b98b44648fbaca7f73d0a926c89388beb80d0330076baee14"
+import numpy as np
+
+
+def digest(arrays: Iterable[np.ndarray]) -> str:
+    """SHA-256 of integer arrays (the kernels' outputs on a check's inputs, plans), each as its shape and its values in
+    int64: float64 integers hash as the same integers whatever their sign of zero."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.asarray(a)
+        h.update(repr(a.shape).encode())
+        h.update(np.ascontiguousarray(a, np.int64).tobytes())
+    return h.hexdigest()
+
+
+# ``digest``s of what the kernels must reproduce, each made by the NumPy reference on the check's inputs (CheckInts):
+# the phase gather's and Winograd's transposed convs (``conv._numpy_convt`` of ``conv.phase_check_cases()`` and of
+# ``conv.winograd_check_cases()``), the Winograd plans (``winograd._plan_weights`` of ``winograd.plan_check_cases()``)
+# and the F(2x2, 3x3) plans (``wino3._plan_numpy`` of ``wino3.plan_check_cases()``). tests/test_decoder_speedups.py
+# makes them again in CPython; the browser's first decode then never runs that NumPy code.
+PHASE = "f614ee1331d2b33f725d84b74958ff191c5d2bfe0e158131d3092a60e3bb00d5"
+WINOGRAD = "fa9c4ee495f3e6f547d636d85c060189588392d617c957eb935a589f367a050c"
+WINOGRAD_PLAN = "9f0b6d1357ab5d1228eccb3ce7bb13f2c757161763c1dd72d25e6461edf9e7a5"
+WINO3_PLAN = "1d64764f85e6f42e4d9ddca68cb3fff235086f8789001058b37f2e57c890c9a8"
 
 RANS = binascii.a2b_base64(
     "//+DMJ3/kAChjqED//8CAP//fwDFowEAVRX/D2LlR4S55QMAySi0AUn/9AD//1MAvyVMi1nzhwN7qSUAxf6uVjffEQBfToIB//++FjT+TwIuyaEM"

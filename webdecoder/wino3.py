@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from webdecoder import _native, conv, known_answers, winograd
+from webdecoder import _native, conv, known_answers
 
 if TYPE_CHECKING:
     from webdecoder.parallel import Job
@@ -115,7 +115,7 @@ def _plan_check() -> bool:
     plans = [_native.wino3_plan(w, rows.start, rows.stop - rows.start) for w, rows in plan_check_cases()]
     if any(p is None for p in plans) or len(plans[-1][1]) == 16:  # the last case has high parts
         return False
-    if winograd.plan_digest(a for p in plans for a in p) != known_answers.WINO3_PLAN:
+    if known_answers.digest(a for p in plans for a in p) != known_answers.WINO3_PLAN:
         return False
     r = _native.W3_ROWS
     for bad in (0.5, float(1 << 20)):

@@ -28,9 +28,8 @@ output pixels it feeds; ``conv._winograd_check`` checks them against the NumPy r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 import functools
-import hashlib
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -190,14 +189,6 @@ def plan_check_cases() -> Iterator[tuple[np.ndarray, int]]:
         yield rng.integers(-(1 << wbits) + 1, 1 << wbits, (cin, cout, 13, 13)).astype(np.float64), -(-cin // 8) * 8
 
 
-def plan_digest(parts: Iterable[np.ndarray]) -> str:
-    """SHA-256 of arrays' bytes, in order (a known answer of the plan checks)."""
-    h = hashlib.sha256()
-    for a in parts:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
 def _plan_check() -> bool:
     """``_native.wino_plan`` on ``plan_check_cases``: its plans must hash to ``known_answers.WINOGRAD_PLAN``, the
     digest of the NumPy reference's (``_plan_weights``: tests/test_decoder_speedups.py computes it again, so the two
@@ -207,7 +198,8 @@ def _plan_check() -> bool:
     if lay is None:
         return False
     plans = [_native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, kp) for w, kp in plan_check_cases()]
-    if any(p is None for p in plans) or plan_digest(a for p in plans for a in p) != known_answers.WINOGRAD_PLAN:
+    if any(p is None for p in plans) or known_answers.digest(a for p in plans for a in p) \
+            != known_answers.WINOGRAD_PLAN:
         return False
     w = np.zeros((8, 2, 13, 13))
     for bad in (float(1 << 15), 0.5, float(1 << 28)):
