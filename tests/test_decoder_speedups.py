@@ -304,6 +304,28 @@ def test_known_answers_are_the_numpy_references():
     assert [len(p.combo) for p in plans3] == [32, 16, 27]  # every transform split, none, some
     assert any(p.skip[16:].any() and not p.skip[16:].all() for p in plans3)  # high parts zero in some blocks only
     assert known.digest(a for p in plans3 for a in p) == known.WINO3_PLAN
+    from webdecoder import hyper, synthesis
+    from webdecoder._native import W3_ROWS
+    from webdecoder.tables import scale_index
+
+    outs = []
+    for (a, w, b, b_lut), (_, cout, *_) in zip(hyper.wino3_check_cases(), hyper.WINO3_CHECK, strict=True):
+        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 1, 1)
+        want = conv._requantize_numpy(acc, 11, hyper.ACT_LIMIT, None, b, False)
+        outs += [want, want, want[:W3_ROWS], want[W3_ROWS:cout]]
+        outs.append(scale_index(conv._requantize_numpy(acc, 19, hyper.ACT_LIMIT, None, b_lut, False).astype(np.int64)))
+    assert known.digest(outs) == known.WINO3
+    outs, biases = [], []
+    for a, w, b in synthesis.direct_pixels_check_cases():
+        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 2, 2)
+        biases.append(((1 << 12) - acc[0, 1, 0], -acc[1].max() - (1 << 13), 300 * (1 << 13) - acc[-1].min()))
+        h, wd = a.shape[1:]
+        for row0, crop_h, crop_w, layout in synthesis.PIXEL_CHECK_ROWS:
+            size = (2 if crop_h is None else 2 * h - crop_h), 2 * wd - crop_w
+            outs.append(synthesis._pixels_numpy(acc[:, row0:].copy(), b, 13, size, layout))
+        assert outs[-3][1, 0, 0] in (0, 1) and not outs[-3][..., 1].any() and (outs[-3][..., -1] == 255).all()
+    assert biases == [tuple(map(float, x)) for x in known.DIRECT_PIXELS_BIASES]
+    assert known.digest(outs) == known.DIRECT_PIXELS
     # A digest tells integers apart, not the sign of a zero
     assert known.digest([np.array([0.0, -0.0])]) == known.digest([np.zeros(2, np.int8)])
     assert known.digest([np.array([1.0, 0.0])]) != known.digest([np.array([0.0, 1.0])])

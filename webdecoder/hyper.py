@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from webdecoder import _native, conv, parallel, wino3
+from webdecoder import _native, conv, known_answers, parallel, wino3
 from webdecoder.conv import conv_transpose, requantize_channels
 from webdecoder.model import Model
 from webdecoder.tables import FRAC_BITS, LOG_SCALE_MAX_FX, LOG_SCALE_MIN_FX, NUM_SCALES, scale_index
@@ -204,45 +204,54 @@ def _wino3_kernel_ok() -> bool:
     return conv.kernel_checked("wino3", _wino3_check)
 
 
-def _wino3_check() -> bool:
-    """``wino3`` against the NumPy reference of the layer (``conv._numpy_convt``, ``conv._requantize_numpy``) on
-    random integers: odd sizes (partial tiles), weights whose transforms need the high/low split, and inputs whose
-    int32 sums are flushed within a term; and its scale indices (``lut``) against ``tables.scale_index``, on
-    log-scales across the table and past both of its ends."""
+WINO3_CHECK = ((5, 8, 5, 7, 1 << 8, 1 << 14), (11, 4, 6, 9, wino3.MAX_INPUT, 1 << 9))  # Cin, Cout, h, w, input bound,
+# weight bound: weights whose transforms need the high/low split; then inputs at the path's limit, whose int32 sums
+# are flushed after every block of 8
+
+
+def wino3_check_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The inputs (a, w, b, b_lut) of ``_wino3_check`` (``WINO3_CHECK``); b_lut: biases that shift the same sums to
+    log-scales of a few hundred around each channel's, spread from below the table's first log-scale to past its
+    last."""
     rng = _native.CheckInts()
-    # (Cin, Cout, h, w, input bound, weight bound): weights whose transforms need the high/low split; then inputs
-    # at the path's limit, whose int32 sums are flushed after every block of 8.
-    for cin, cout, h, wd, amax, wmax in ((5, 8, 5, 7, 1 << 8, 1 << 14), (11, 4, 6, 9, wino3.MAX_INPUT, 1 << 9)):
+    cases = []
+    for cin, cout, h, wd, amax, wmax in WINO3_CHECK:
         a = rng.integers(-amax, amax + 1, (cin, h, wd)).astype(np.float64)
         w = rng.integers(-wmax, wmax, (cin, cout, 3, 3)).astype(np.float64)
         w[0, 0] = wmax  # a transformed weight of 9 wmax: beyond int16 in the first case
         b = rng.integers(-(1 << 30), 1 << 30, cout).astype(np.float64)
-        b4 = 4.0 * b  # conv3's bias: its sums are 4 times the layer's
-        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 1, 1)
-        want = conv._requantize_numpy(acc, 11, ACT_LIMIT, None, b, False)
+        b_lut = np.linspace(LOG_SCALE_MIN_FX - 400, LOG_SCALE_MAX_FX + 400, cout).round() * float(1 << 19)
+        cases.append((a, w, b, b_lut))
+    return cases
+
+
+def _wino3_check() -> bool:
+    """``wino3`` on ``wino3_check_cases``: odd sizes (partial tiles), weights whose transforms need the high/low split,
+    inputs whose int32 sums are flushed within a term; float64 and int32 planes (the means' type: the kernel's own
+    store paths), two ranges of rows (the two threads' parts of the scales), and scale indices (``lut``) across the
+    table and past both of its ends. Its planes must hash to ``known_answers.WINO3``, the digest of the layer's NumPy
+    reference (``conv._numpy_convt``, ``conv._requantize_numpy``, ``tables.scale_index``: tests/test_decoder_speedups.py
+    computes it again)."""
+    outs = []
+    r = _native.W3_ROWS
+    for (a, w, b, b_lut), (cin, cout, h, wd, _, wmax) in zip(wino3_check_cases(), WINO3_CHECK, strict=True):
         p = wino3._make_plan(w, slice(0, cout))  # not cached: these weights are garbage once checked
         prep = wino3.prepare(a, 8 * -(-cin // 8)) if p is not None else None
         seg = wino3.segments(p, prep) if prep is not None else None
         if seg is None or bool(np.any(p.scale != 1)) != (wmax > 1 << 12):
             return False
-        if not np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd))), want):
-            return False
-        # int32 planes (the means' type): the kernel's own store paths, whole tile pairs and edge tiles.
-        if not np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd), np.int32)), want):
-            return False
-        # Two ranges of rows (the two threads' parts of the scales): the same planes.
-        r = _native.W3_ROWS
-        if not all(np.array_equal(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)),
-                                              rows=(r0, r1)), want[r0:r1]) for r0, r1 in ((0, r), (r, cout))):
-            return False
-        # Shifted further, the same sums become log-scales of a few hundred around each channel's bias, biases spread
-        # from below the table's first log-scale to past its last: the table's inside and both clamps.
-        b = np.linspace(LOG_SCALE_MIN_FX - 400, LOG_SCALE_MAX_FX + 400, cout).round() * float(1 << 19)
-        want = scale_index(conv._requantize_numpy(acc, 19, ACT_LIMIT, None, b, False).astype(np.int64))
-        got = wino3.conv3(p, prep, seg, 4.0 * b, 19, ACT_LIMIT, np.empty((cout, h, wd), np.int32),
+        b4 = 4.0 * b  # conv3's bias: its sums are 4 times the layer's
+        outs.append(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd))))
+        outs.append(wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((cout, h, wd), np.int32)))
+        outs += [wino3.conv3(p, prep, seg, b4, 11, ACT_LIMIT, np.empty((r1 - r0, h, wd)), rows=(r0, r1))
+                 for r0, r1 in ((0, r), (r, cout))]
+        got = wino3.conv3(p, prep, seg, 4.0 * b_lut, 19, ACT_LIMIT, np.empty((cout, h, wd), np.int32),
                           lut=(SCALE_LUT, LOG_SCALE_MIN_FX))
-        if not (np.array_equal(got, want) and 0 in want and NUM_SCALES - 1 in want and len(np.unique(want)) > 4):
+        if not (0 in got and NUM_SCALES - 1 in got and len(np.unique(got)) > 4):  # the table's inside and both ends
             return False
-    _native.tier_up(lambda: wino3.conv3(p, wino3.prepare(a, 8 * -(-cin // 8)), seg, 4.0 * b, 19, ACT_LIMIT,
+        outs.append(got)
+    if known_answers.digest(outs) != known_answers.WINO3:
+        return False
+    _native.tier_up(lambda: wino3.conv3(p, wino3.prepare(a, 8 * -(-cin // 8)), seg, 4.0 * b_lut, 19, ACT_LIMIT,
                                         np.empty((cout, h, wd), np.int32), lut=(SCALE_LUT, LOG_SCALE_MIN_FX)))
     return True

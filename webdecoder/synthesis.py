@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webdecoder import _native, conv, parallel, winograd
+from webdecoder import _native, conv, known_answers, parallel, winograd
 from webdecoder.conv import conv_transpose, requantize, requantize_channels
 from webdecoder.hyper import ACT_LIMIT
 from webdecoder.model import Model
@@ -437,38 +437,54 @@ def _direct_pixels_kernel_ok() -> bool:
     return conv.kernel_checked("direct_pixels", _direct_pixels_check)
 
 
-def _direct_pixels_check() -> bool:
-    """``nic_convt_direct_i16_pixels`` against the NumPy transposed conv and ``_pixels_numpy``: rows from inside the
-    output, crops to widths with and without a partial block of 8 columns, both layouts, three and four output
-    channels (one group of each), sums at both clip ends and the rounding boundary; and its refusal of inputs beyond
-    int16 (the image untouched)."""
+PIXEL_CHECK_ROWS = ((0, 0, 0, "rgb"), (1, 3, 3, "rgba"), (3, None, 1, "rgb"))  # row0, rows and columns cropped (None:
+# 2 rows), layout
+
+
+def direct_pixels_check_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The inputs (a, w, b) of ``_direct_pixels_check`` (5x5/s2, pad 2, shift 13): three and four output channels (one
+    group of each), widths with and without a partial block of 8 columns; three biases per case from
+    ``known_answers.DIRECT_PIXELS_BIASES`` (made from the NumPy conv of a and w: tests/test_decoder_speedups.py), so
+    that pixel (1, 0) of channel 0 lands right on a rounding boundary, channel 1 clips to 0 everywhere and the last
+    channel to 255."""
     rng = _native.CheckInts()
-    shift = 13
-    for cin, cout, h, wd in ((6, 3, 4, 11), (5, 4, 3, 8)):
+    cases = []
+    shapes = ((6, 3, 4, 11), (5, 4, 3, 8))
+    for (cin, cout, h, wd), fixed in zip(shapes, known_answers.DIRECT_PIXELS_BIASES, strict=True):
         a = rng.integers(-(1 << 12), 1 << 12, (cin, h, wd)).astype(np.float64)
         w = rng.integers(-(1 << 12), 1 << 12, (cin, cout, 5, 5)).astype(np.float64)
         b = rng.integers(-(1 << 21), 1 << 21, cout).astype(np.float64)
-        acc = conv._numpy_convt(a, w, conv.weight_matrix(w), 2, 2)
-        b[0] = (1 << (shift - 1)) - acc[0, 1, 0]  # pixel (1, 0) of channel 0 lands right on a rounding boundary
-        b[1] = -acc[1].max() - (1 << shift)  # channel 1 clips to 0 everywhere ...
-        b[-1] = 300 * (1 << shift) - acc[-1].min()  # ... and the last one to 255
+        b[0], b[1], b[-1] = fixed
+        cases.append((a, w, b))
+    return cases
+
+
+def _direct_pixels_check() -> bool:
+    """``nic_convt_direct_i16_pixels`` on ``direct_pixels_check_cases``, rows from inside the output, crops, both
+    layouts: its images must hash to ``known_answers.DIRECT_PIXELS``, the digest of the NumPy transposed conv and
+    ``_pixels_numpy``'s (tests/test_decoder_speedups.py); and its refusal of inputs beyond int16 (the image
+    untouched)."""
+    shift = 13
+    outs = []
+    for a, w, b in direct_pixels_check_cases():
+        cin, h, wd = a.shape
+        cout = w.shape[1]
         wpk, wmax = _native.weight_pairs(w)
         scratch = np.empty(_native.direct_pixels_scratch(cin, cout, h, wd, 5, 2), np.int16)
-        for row0, oh, ow, layout in ((0, 2 * h, 2 * wd, "rgb"), (1, 2 * h - 3, 2 * wd - 3, "rgba"),
-                                     (3, 2, 2 * wd - 1, "rgb")):
-            want = _pixels_numpy(acc[:, row0:].copy(), b, shift, (oh, ow), layout)
-            got = np.full(want.shape, 7, np.uint8)
-            if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, row0, b, shift, got, scratch) or not \
-                    np.array_equal(got, want):
+        for row0, crop_h, crop_w, layout in PIXEL_CHECK_ROWS:
+            oh, ow = (2 if crop_h is None else 2 * h - crop_h), 2 * wd - crop_w
+            got = np.full((oh, ow, cout + (layout == "rgba")), 7, np.uint8)
+            if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, row0, b, shift, got, scratch):
                 return False
+            outs.append(got)
         if cout == 3:  # the output layer's kernel
-            args = (a, wpk, wmax, 2, 2, 0, b, shift, got, scratch)
+            args = (a, wpk, wmax, 2, 2, 0, b, shift, np.empty_like(got), scratch)  # not into a checked image
             _native.tier_up(lambda args=args: _native.convt_direct_i16_pixels(*args))
         a[0, 0, 0] = 1 << 15  # beyond int16: refused, the image untouched
         got = np.full((2, 2 * wd, cout), 7, np.uint8)
         if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, 0, b, shift, got, scratch) != 1 or np.any(got != 7):
             return False
-    return True
+    return known_answers.digest(outs) == known_answers.DIRECT_PIXELS
 
 
 def _pixels_kernel_ok() -> bool:
