@@ -225,7 +225,9 @@ def _numpy_convt(a: np.ndarray, w: np.ndarray, wmat: np.ndarray, s: int, pad: in
 # that path's first use (``kernel_checked``), so that a decode pays for the paths its model takes: depth 2 runs the
 # phase gather (the hyper-decoder's 5x5/s2 layers) and Winograd (k13/s8); depth 1 the phase gather and, split between
 # the threads, the fused int16 product; older models the direct kernels and the overlap-add too. Each compares the
-# kernel with the NumPy path on random integers (``_numpy_convt``) at its bounds.
+# kernel with the NumPy path (``_numpy_convt``) on random integers at its bounds: the two that depth 2 runs through
+# known answers (``known_answers``: digests of the reference's outputs, made again in CPython by the tests), so that
+# the browser's first decode does not pay for the first run of reference code it never otherwise runs.
 # (One pass over every path cost Chromium's first decode 84-105 ms in session 38; the two that depth 2 needs are
 # about a third of it.)
 
