@@ -470,7 +470,7 @@ def conv_transpose(a: np.ndarray, w: np.ndarray, stride: int, pad: int, wmat: np
         wmat = weight_matrix(w)
     if kern:
         # Each path where it applies (None: it declines) and once its check passed.
-        out = winograd.convt(a, w, s, pad) if s < k <= 2 * s and winograd_ok() else None
+        out = winograd.convt(a, w, s, pad) if winograd.applies(k, s) and winograd_ok() else None
         if out is None and phase_ok():
             out = _phase_i16(a, w, s, pad)
         if out is None and fused_ok():

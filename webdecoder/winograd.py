@@ -82,11 +82,9 @@ class _Layout(NamedTuple):
     desc: list[tuple[int, int]]
     border: int
     taps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # c0, k0, c1, k1 (one per axis term)
-    iy: np.ndarray  # (terms,) the axis terms of each 2-D term, grouped by output phase pair
+    iy: np.ndarray  # (terms,) int32 the axis terms of each 2-D term, grouped by output phase pair
     ix: np.ndarray
-    taps32: np.ndarray  # (axis terms, 4) int32 (c0, k0, c1, k1), iy and ix as int32: ``_native.wino_plan``'s
-    iy32: np.ndarray
-    ix32: np.ndarray
+    taps32: np.ndarray  # (axis terms, 4) int32: the taps as rows (c0, k0, c1, k1), as ``_native.wino_plan`` reads them
     tstart: np.ndarray
     py: np.ndarray
     px: np.ndarray
@@ -120,18 +118,23 @@ def _layout(k: int, s: int, pad: int) -> _Layout | None:
             tstart.append(len(pairs))
             py.append(p_y)
             px.append(p_x)
-    iy, ix = np.array(pairs).T
+    iy, ix = np.array(pairs, np.int32).T.copy()
     taps32 = np.stack([c0, k0, c1, k1], axis=1).astype(np.int32)
-    iy32, ix32 = iy.astype(np.int32), ix.astype(np.int32)
     arrays = [np.array(v, np.int32) for v in (tstart, py, px, combo, mask)]
-    for a in (c0, k0, c1, k1, iy, ix, taps32, iy32, ix32, *arrays):
+    for a in (c0, k0, c1, k1, iy, ix, taps32, *arrays):
         a.setflags(write=False)  # shared by every plan of this (k, s, pad)
-    return _Layout(desc, border, (c0, k0, c1, k1), iy, ix, taps32, iy32, ix32, *arrays)
+    return _Layout(desc, border, (c0, k0, c1, k1), iy, ix, taps32, *arrays)
+
+
+def applies(k: int, s: int) -> bool:
+    """Whether a k x k, stride s transposed conv has a plan at all (s < k <= 2s: two taps per axis and phase at most;
+    ``_layout`` may still decline one that saves too little)."""
+    return s < k <= 2 * s
 
 
 def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
-    if not (s < k <= 2 * s) or w.shape[3] != k or cout % 2:
+    if not applies(k, s) or w.shape[3] != k or cout % 2:
         return None
     lay = _layout(k, s, pad)
     if lay is None:
@@ -139,7 +142,7 @@ def _make_plan(w: np.ndarray, s: int, pad: int) -> Plan | None:
     kp = -(-cin // 8) * 8
     made = None
     if w.dtype == np.float64 and w.flags.c_contiguous and conv.kernel_checked("winograd_plan", _plan_check):
-        made = _native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, kp)  # Pyodide: one pass in C
+        made = _plan_weights_c(w, lay, kp)  # Pyodide: one pass in C
     if made is None:  # the reference, which also decides where the plan does not apply
         made = _plan_weights(w, lay, kp)
     if made is None:
@@ -181,6 +184,11 @@ def _plan_weights(w: np.ndarray, lay: _Layout, kp: int) -> tuple[np.ndarray, np.
     return w16.reshape(rows, kp), wmax.astype(np.int32)
 
 
+def _plan_weights_c(w: np.ndarray, lay: _Layout, kp: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_plan_weights`` in one pass of C (``_native.wino_plan``): the same arrays, or None where it declines."""
+    return _native.wino_plan(w, lay.taps32, lay.iy, lay.ix, kp)
+
+
 def plan_check_cases() -> Iterator[tuple[np.ndarray, int]]:
     """The weights (Cin, Cout, 13, 13) and Kp of ``_plan_check``: 20 and 16 input channels (Kp padding, a whole block
     of 8) and 8, weights up to the bound where the transforms stay within int16."""
@@ -197,14 +205,14 @@ def _plan_check() -> bool:
     lay = _layout(13, 8, 3)
     if lay is None:
         return False
-    plans = [_native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, kp) for w, kp in plan_check_cases()]
+    plans = [_plan_weights_c(w, lay, kp) for w, kp in plan_check_cases()]
     if any(p is None for p in plans) or known_answers.digest(a for p in plans for a in p) \
             != known_answers.WINOGRAD_PLAN:
         return False
     w = np.zeros((8, 2, 13, 13))
     for bad in (float(1 << 15), 0.5, float(1 << 28)):
         w[1, 1, 6, 6] = bad
-        if _native.wino_plan(w, lay.taps32, lay.iy32, lay.ix32, 8) is not None:
+        if _plan_weights_c(w, lay, 8) is not None:
             return False
     return True
 

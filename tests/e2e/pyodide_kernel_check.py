@@ -152,15 +152,15 @@ from webdecoder import model as model_registry  # noqa: E402
 from webdecoder import wino3  # noqa: E402
 
 lay13 = winograd._layout(13, 8, 3)
-plan_pairs = [(_native.wino_plan(w, lay13.taps32, lay13.iy32, lay13.ix32, kp), winograd._plan_weights(w, lay13, kp))
+plan_pairs = [(winograd._plan_weights_c(w, lay13, kp), winograd._plan_weights(w, lay13, kp))
               for w, kp in winograd.plan_check_cases()]
 plan_pairs += [(_native.wino3_plan(w, rows.start, rows.stop - rows.start), wino3._plan_numpy(w, rows))
                for w, rows in wino3.plan_check_cases()]
 for m in model_registry._registry.values():
     if "two.up.w" in m.arrays:
         w = np.ascontiguousarray(synthesis._fused_up(m)[0], np.float64)
-        plan_pairs.append((_native.wino_plan(w, lay13.taps32, lay13.iy32, lay13.ix32, -(-w.shape[0] // 8) * 8),
-                           winograd._plan_weights(w, lay13, -(-w.shape[0] // 8) * 8)))
+        kp = -(-w.shape[0] // 8) * 8
+        plan_pairs.append((winograd._plan_weights_c(w, lay13, kp), winograd._plan_weights(w, lay13, kp)))
     w = np.ascontiguousarray(m.convt("h2.w")[0], np.float64)
     half = w.shape[1] // 2
     plan_pairs += [(_native.wino3_plan(w, r0, half), wino3._plan_numpy(w, slice(r0, r0 + half))) for r0 in (0, half)]
