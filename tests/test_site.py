@@ -70,6 +70,31 @@ def test_runtime_manifest_and_immutable_content_urls(app):
     assert client.get("/static/nic.js").mimetype == "text/javascript"
 
 
+def test_every_page_carries_the_runtime_manifest_inline(app):
+    """base.html writes /nic-runtime.json into the page (nic.js reads it there instead of fetching it before its
+    worker can start): the same JSON, marked with the URL it stands for, and escaped so that it cannot end its
+    element early."""
+    import html
+    import json
+    import re
+
+    client = app.test_client()
+    served = client.get("/nic-runtime.json").get_json()
+    for path in ("/", "/latency"):
+        page = client.get(path).get_data(as_text=True)
+        m = re.search(r'<script type="application/json" id="nic-runtime"\s+data-manifest="([^"]*)">(.*?)</script>',
+                      page, re.S)
+        assert m, f"{path}: no inline runtime manifest"
+        assert html.unescape(m.group(1)) == "/nic-runtime.json"
+        assert json.loads(m.group(2)) == served
+        assert m.start() < page.index('<script type="module" async src="/static/nic-img.js'), "after its reader"
+    with app.app_context():
+        app.config["RUNTIME"] = {**app.config["RUNTIME"], "problems": ["</script><script>alert(1)</script>"]}
+    page = client.get("/latency").get_data(as_text=True)
+    body = re.search(r'id="nic-runtime"[^>]*>(.*?)</script>', page, re.S).group(1)
+    assert "<" not in body and json.loads(body)["problems"] == ["</script><script>alert(1)</script>"]
+
+
 def test_model_weights_are_sent_gzip_encoded(app):
     """The model file's zip members are stored (Pyodide copies them); the wire carries it gzipped, and the
     worker's fetch gets the very bytes of models/nic.npz back (the browser inflates Content-Encoding)."""

@@ -202,10 +202,20 @@ def content(digest: str, name: str) -> Response:
     return resp
 
 
+def runtime_manifest() -> dict:
+    """What nic.js hands the worker: indexURL, wheel and weight URLs (root-relative; nic.js absolutises them against
+    /nic-runtime.json) and the bytes a first visit downloads. Served at /nic-runtime.json and written into every
+    page (base.html), so that a page's nic.js need not fetch it before its worker can start."""
+    return {**current_app.config["RUNTIME"], "bytes": runtime_bytes()}
+
+
+@bp.app_context_processor
+def _templates_get_the_manifest() -> dict:
+    return {"runtime_manifest": runtime_manifest}
+
+
 @bp.get("/nic-runtime.json")
 def runtime_json() -> Response:
-    """What nic.js hands the worker: indexURL, wheel and weight URLs (root-relative; nic.js absolutises)."""
-    rt = current_app.config["RUNTIME"]
-    resp = jsonify({**rt, "bytes": runtime_bytes()})
+    resp = jsonify(runtime_manifest())
     resp.cache_control.no_cache = True  # small and must follow the content hashes
     return resp

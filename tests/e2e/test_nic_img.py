@@ -102,7 +102,9 @@ def test_the_runtime_starts_with_the_first_nic_img_even_a_lazy_one_off_screen(pa
     """The codec's start-up (~2 s) begins when a <nic-img> is in the document, not when a lazy one reaches the
     viewport; the element's own file still waits for the viewport."""
     nic_requests: list[str] = []
+    manifests: list[str] = []
     page.on("request", lambda req: nic_requests.append(req.url) if req.url.endswith(".nic") else None)
+    page.on("request", lambda req: manifests.append(req.url) if "nic-runtime.json" in req.url else None)
     _setup(page, server)
     started = page.evaluate("""async (src) => {
         const nic = await import('/static/nic.js');
@@ -118,6 +120,23 @@ def test_the_runtime_starts_with_the_first_nic_img_even_a_lazy_one_off_screen(pa
     }""", catalog[0]["nic"]["url"])
     assert started == {"ready": True, "complete": False, "state": None}, started
     assert not nic_requests, f"an off-screen lazy image was fetched: {nic_requests}"
+    assert not manifests, f"the page carries the runtime manifest inline, yet nic.js fetched {manifests}"
+
+
+def test_nic_js_fetches_the_manifest_it_was_configured_with(page, server, catalog):
+    """The page's inline manifest stands for /nic-runtime.json only: configured with another manifest URL, nic.js
+    fetches that one (as on a page without the inline copy) and decodes with the runtime it names."""
+    manifests: list[str] = []
+    page.on("request", lambda req: manifests.append(req.url) if "nic-runtime.json" in req.url else None)
+    page.goto(server + "/latency?autorun=0")
+    size = page.evaluate("""async (src) => {
+        const nic = await import('/static/nic.js');
+        nic.configure({ manifestURL: '/nic-runtime.json?copy=1' });
+        const r = await nic.decodeDetailed(src);
+        return [r.width, r.height];
+    }""", catalog[0]["nic"]["url"])
+    assert size == [catalog[0]["width"], catalog[0]["height"]]
+    assert manifests == [server + "/nic-runtime.json?copy=1"], manifests
 
 
 def _corrupt_variants(data: bytes) -> dict[str, bytes]:

@@ -181,13 +181,24 @@ export class NicImg extends HTMLElement {
   }
 
   // The runtime's start-up, once per page: at the first connected element with a src rather than when a lazy one
-  // reaches the viewport (after the first layout: 0.1-0.25 s later on the gallery). In a task of its own, so that
-  // the page's module scripts, which all run before it, may still call nic.js configure(). Its failure is
-  // reported by the decode that awaits it (ready() keeps the error), not here.
+  // reaches the viewport (after the first layout: 0.1-0.25 s later on the gallery). Not before the page's module
+  // scripts have run (they run before DOMContentLoaded), which may still call nic.js configure(); then in a task
+  // of its own, a user-blocking one where the browser has scheduler.postTask: while a page loads, a timer waits
+  // behind its layout and image tasks (60 ms on the gallery). Its failure is reported by the decode that awaits it
+  // (ready() keeps the error), not here.
   _bootRuntime() {
     if (runtimeStarted || !this.src || !supported()) return;
     runtimeStarted = true;
-    setTimeout(() => ready().catch(() => {}), 0);
+    const start = () => ready().catch(() => {});
+    const soon = () => {
+      if (typeof scheduler === "object" && typeof scheduler.postTask === "function") {
+        scheduler.postTask(start, { priority: "user-blocking" });
+      } else {
+        setTimeout(start, 0);
+      }
+    };
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", soon, { once: true });
+    else soon();
   }
 
   async _startNow() {

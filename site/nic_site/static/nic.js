@@ -7,7 +7,8 @@
 // By default decoding runs in one Web Worker, started on first use; it loads the runtime once (~17 MB
 // uncompressed, ~9 MB gzip, cached immutably). configure({mode: "page"}) decodes on the main thread
 // instead (no Worker needed; the e2e throttling test uses it because Chromium's CPU throttling only
-// applies to pages, not workers). The runtime's URLs come from nic-runtime.json at the site root.
+// applies to pages, not workers). The runtime's URLs come from nic-runtime.json at the site root (or the page's
+// inline copy of it: inlineManifest).
 // Every failure rejects the returned promise (never hangs): a decode error leaves the worker running, a
 // crashed or stuck worker is terminated and respawned on the next call.
 
@@ -64,11 +65,28 @@ export function supported() {
     (state.mode === "page" || typeof Worker === "function");
 }
 
+// The nic site's pages carry the manifest inline, <script type="application/json" id="nic-runtime"
+// data-manifest="/nic-runtime.json">: its copy of the manifest at that URL, used when that is the manifest nic.js
+// would fetch (not after configure({manifestURL}) names another), which saves a round trip before the worker starts.
+function inlineManifest() {
+  const el = typeof document === "undefined" ? null : document.getElementById("nic-runtime");
+  if (!el || el.getAttribute("type") !== "application/json" || !el.dataset.manifest) return null;
+  if (new URL(el.dataset.manifest, document.baseURI).href !== state.manifestURL) return null;
+  try {
+    return JSON.parse(el.textContent);
+  } catch {
+    return null; // not JSON: fetch the manifest itself
+  }
+}
+
 async function loadRuntime() {
   if (state.runtime) return state.runtime;
-  const r = await fetch(state.manifestURL, { cache: "no-cache" });
-  if (!r.ok) throw new Error(`nic runtime manifest: HTTP ${r.status}`);
-  const m = await r.json();
+  let m = inlineManifest();
+  if (!m) {
+    const r = await fetch(state.manifestURL, { cache: "no-cache" });
+    if (!r.ok) throw new Error(`nic runtime manifest: HTTP ${r.status}`);
+    m = await r.json();
+  }
   if (!m.indexURL || !m.numpyURL || !m.wheelURL) throw new Error(`nic runtime unavailable: ${(m.problems || []).join("; ")}`);
   // The worker needs absolute URLs: inside it, relative URLs would resolve against the worker script.
   const abs = (u) => new URL(u, state.manifestURL).href;
