@@ -26,8 +26,9 @@ Why ``numpy`` is trimmed and stored: the worker's NumPy is private to the decode
 ``numpy.random``, ``fft``, ``polynomial``, ``ma``, ``f2py`` or ``testing`` (``import numpy`` does not
 either), and unpacking the wheel runs Python's ``zipfile`` inside wasm on the critical path of a cold
 start. Dropping those packages (and C headers, type stubs, NumPy's own test extensions) halves the
-bytes to unpack. ``import numpy`` does import numpy.linalg, which the decoder never calls either: its LAPACK
-extensions go too, a stub taking the place of the one that is imported (``NUMPY_STUBS``). Storing the members
+bytes to unpack. ``import numpy`` does import numpy.linalg, which the decoder never calls either: the whole
+package goes too (its LAPACK extensions, its 3,000 lines of Python and the typing machinery they import), a stub
+taking its place (``NUMPY_STUBS``). Storing the members
 uncompressed turns the unpack into a copy, while the HTTP layer still sends the wheel gzip-compressed (its ``.gz``
 twin), decompressed natively by the browser.
 Stdlib only, like ``bundle``.
@@ -55,27 +56,47 @@ NUMPY_UNUSED_DIRS = ("numpy/random/", "numpy/fft/", "numpy/polynomial/", "numpy/
 NUMPY_UNUSED_SUFFIXES = (".pyi", ".pxd", "/py.typed")
 # (Not _multiarray_tests: numpy._core._add_newdocs imports it.)
 NUMPY_TEST_EXTENSIONS = ("_operand_flag_tests", "_rational_tests", "_simd", "_struct_ufunc_tests", "_umath_tests")
-# numpy.linalg's LAPACK extensions (2.35 MB of WebAssembly): ``import numpy`` imports numpy.linalg (numpy.lib's
-# polynomial and matrix code import from it), which imports ``_umath_linalg`` and so compiles its 1.9 MB on the
-# worker's thread during every cold start; webdecoder never calls numpy.linalg (its products are matmul and einsum,
-# in _multiarray_umath). The served wheel has a stub in its place (``NUMPY_STUBS``).
-NUMPY_LINALG_EXTENSIONS = ("_umath_linalg", "lapack_lite")
-_LINALG_STUB = '''"""numpy.linalg's LAPACK extension: left out of nic's decoder runtime (nic_site/byte_compile.py)."""
+# numpy.linalg (its LAPACK extensions: 2.35 MB of WebAssembly; numpy.linalg._linalg: 3,000 lines of Python, which
+# import numpy._typing): ``import numpy`` imports it (numpy.matrixlib and numpy.lib's polynomial code import names
+# from it), which compiled _umath_linalg's 1.9 MB on the worker's thread during every cold start and then ran those
+# modules (30-40 ms of the BOOT script in Chromium); webdecoder never calls numpy.linalg (its products are matmul
+# and einsum, in _multiarray_umath). The served wheel has a stub package in its place (``NUMPY_STUBS``).
+NUMPY_STUBBED_PACKAGES = ("numpy/linalg/",)
+_LINALG_STUB = '''"""numpy.linalg, left out of nic's decoder runtime (nic_site/byte_compile.py), which never calls it.
+
+``import numpy`` imports names from it (numpy.matrixlib: matrix_power; numpy.lib's polynomial code: eigvals, lstsq,
+inv): each is a function that says what is missing when called."""
+
+__all__ = []
+
+
+class LinAlgError(ValueError):
+    """numpy.linalg's error type, for code that catches it."""
 
 
 def __getattr__(name):
-    raise AttributeError(f"numpy.linalg is not in nic's decoder runtime: _umath_linalg.{name} was left out "
-                         "with its LAPACK code, which the decoder never calls")
+    if name.startswith("__"):
+        raise AttributeError(name)
+
+    def missing(*args, **kwargs):
+        raise NotImplementedError(f"numpy.linalg is not in nic's decoder runtime: numpy.linalg.{name} was left out "
+                                  "with its LAPACK code, which the decoder never calls")
+
+    missing.__name__ = missing.__qualname__ = name
+    return missing
 '''
-NUMPY_STUBS = {"numpy/linalg/_umath_linalg.py": _LINALG_STUB}  # member -> source (byte-compiled like the others)
+NUMPY_STUBS = {"numpy/linalg/__init__.py": _LINALG_STUB}  # member -> source (byte-compiled like the others)
 
 
 def numpy_unused(name: str) -> bool:
-    """Whether a member of the NumPy wheel is left out of the served one (see ``NUMPY_UNUSED_DIRS``)."""
+    """Whether a member of the NumPy wheel is left out of the served one (see ``NUMPY_UNUSED_DIRS``). A stub's own
+    module (``NUMPY_STUBS``, as source or compiled) is served: the stub, not the original of that name."""
     stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    if name.removesuffix("c") in NUMPY_STUBS:
+        return False
     return (name.startswith(NUMPY_UNUSED_DIRS) or name.endswith(NUMPY_UNUSED_SUFFIXES)
             or (name.startswith("numpy/_core/") and name.endswith(".so") and stem in NUMPY_TEST_EXTENSIONS)
-            or (name.startswith("numpy/linalg/") and name.endswith(".so") and stem in NUMPY_LINALG_EXTENSIONS))
+            or name.startswith(NUMPY_STUBBED_PACKAGES))
 
 # The repo's one way to run a Python file inside Pyodide under Node (mounts the host folders it names).
 PYODIDE_RUN = Path(__file__).resolve().parents[2] / "scripts" / "pyodide_run.mjs"
@@ -119,8 +140,8 @@ def compile_zip(src: Path, dst: Path, kind: str) -> int:
     members: list[tuple[zipfile.ZipInfo, bytes]] = []
     record_name, compiled = None, 0
     with zipfile.ZipFile(src) as zin:
-        infos = [(info, zin.read(info)) for info in zin.infolist()
-                 if not (kind == "numpy" and numpy_unused(info.filename))]
+        infos = [(info, zin.read(info)) for info in zin.infolist()  # a stubbed module's original goes too
+                 if not (kind == "numpy" and (numpy_unused(info.filename) or info.filename in NUMPY_STUBS))]
     if kind == "numpy":  # the stubs of what was left out, beside the modules that import them
         stamp = infos[0][0].date_time if infos else (1980, 1, 1, 0, 0, 0)
         infos += [(zipfile.ZipInfo(name, stamp), text.encode()) for name, text in NUMPY_STUBS.items()]
