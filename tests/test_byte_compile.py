@@ -78,6 +78,8 @@ def test_numpy_wheel_is_trimmed_and_stored(tmp_path):
         "numpy/random/__init__.py": "R = 1\n",
         "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so": "kept",
         "numpy/_core/_umath_tests.cpython-312-wasm32-emscripten.so": "a test extension",
+        "numpy/_core/_multiarray_tests.cpython-312-wasm32-emscripten.so": "the one _add_newdocs documents",
+        "numpy/_core/_add_newdocs.py": "add_newdoc('numpy._core._multiarray_tests', 'f', 'doc')\n",
         "numpy/linalg/_umath_linalg.cpython-312-wasm32-emscripten.so": "LAPACK, 1.9 MB of wasm",
         "numpy/linalg/lapack_lite.cpython-312-wasm32-emscripten.so": "LAPACK lite",
         "numpy/_core/include/numpy/ndarrayobject.h": "C header",
@@ -85,18 +87,23 @@ def test_numpy_wheel_is_trimmed_and_stored(tmp_path):
         "numpy-2.0.dist-info/RECORD": "stale\n",
     })
     out = tmp_path / "out.whl"
-    assert byte_compile.compile_zip(src, out, "numpy") == 2  # numpy/__init__ and numpy.linalg's stub
+    # numpy/__init__ and the three stubs (numpy.linalg; _add_newdocs and _add_newdocs_scalars, which add no docstrings)
+    assert byte_compile.compile_zip(src, out, "numpy") == 4
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())  # unpacking is a copy
         record = zf.read("numpy-2.0.dist-info/RECORD").decode()
-    assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc",
-                     "numpy-2.0.dist-info/RECORD", "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
+    assert names == {"numpy/__init__.pyc", "numpy/linalg/__init__.pyc", "numpy/_core/_add_newdocs.pyc",
+                     "numpy/_core/_add_newdocs_scalars.pyc", "numpy-2.0.dist-info/RECORD",
+                     "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"}
     assert "random" not in record and "numpy/linalg/__init__.pyc,sha256=" in record
     assert "_linalg" not in record and "lapack" not in record
     with zipfile.ZipFile(out) as zf:  # the stub, not the original numpy/linalg/__init__
         stub = marshal.loads(zf.read("numpy/linalg/__init__.pyc")[16:])
     assert "LinAlgError" in stub.co_names and "_linalg" not in stub.co_names
+    with zipfile.ZipFile(out) as zf:  # docstrings only: no add_newdoc call, no import of _multiarray_tests
+        newdocs = marshal.loads(zf.read("numpy/_core/_add_newdocs.pyc")[16:])
+    assert newdocs.co_names == ("__doc__",) and "_multiarray_tests" not in record
     assert byte_compile.numpy_unused("numpy/fft/_pocketfft.pyc") and not byte_compile.numpy_unused("numpy/lib/npyio.py")
     assert byte_compile.numpy_unused("numpy/linalg/_linalg.py") and byte_compile.numpy_unused("numpy/linalg/linalg.pyc")
     assert not byte_compile.numpy_unused("numpy/linalg/__init__.pyc")  # the stub's name: served (the stub)

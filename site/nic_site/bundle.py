@@ -60,7 +60,7 @@ NUMPY_SHA256 = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08
 # archives keep the originals' member order and timestamps, so the result is the same on every machine.
 COMPILED_SHA256 = {
     "python_stdlib.zip": "f41951793bcd96d182ed1f108433aa38436305a0bd041abb00979910f30505dd",
-    NUMPY_WHEEL: "23db2123c5f602b9bfeefb9a6d01cc628bd2b7b2be14380cf46894b3f699b7f7",
+    NUMPY_WHEEL: "fee5a7234c05f172072f81bc5c4a1eb794923c9333b7a2b32619df486edf344a",
 }
 
 WHEEL_VERSION = "0.1.0"

@@ -54,8 +54,8 @@ NUMPY_UNUSED_DIRS = ("numpy/random/", "numpy/fft/", "numpy/polynomial/", "numpy/
                      "numpy/testing/", "numpy/typing/", "numpy/_pyinstaller/", "numpy/_core/include/",
                      "numpy/_core/lib/", "numpy/_core/tests/", "numpy/tests/")
 NUMPY_UNUSED_SUFFIXES = (".pyi", ".pxd", "/py.typed")
-# (Not _multiarray_tests: numpy._core._add_newdocs imports it.)
-NUMPY_TEST_EXTENSIONS = ("_operand_flag_tests", "_rational_tests", "_simd", "_struct_ufunc_tests", "_umath_tests")
+NUMPY_TEST_EXTENSIONS = ("_multiarray_tests", "_operand_flag_tests", "_rational_tests", "_simd", "_struct_ufunc_tests",
+                         "_umath_tests")
 # numpy.linalg (its LAPACK extensions: 2.35 MB of WebAssembly; numpy.linalg._linalg: 3,000 lines of Python, which
 # import numpy._typing): ``import numpy`` imports it (numpy.matrixlib and numpy.lib's polynomial code import names
 # from it), which compiled _umath_linalg's 1.9 MB on the worker's thread during every cold start and then ran those
@@ -85,7 +85,14 @@ def __getattr__(name):
     missing.__name__ = missing.__qualname__ = name
     return missing
 '''
-NUMPY_STUBS = {"numpy/linalg/__init__.py": _LINALG_STUB}  # member -> source (byte-compiled like the others)
+# The docstrings NumPy attaches to its C objects at import (267 add_newdoc calls over 199 KB of bytecode, and the one
+# that imports the _multiarray_tests extension to document it: ~10 ms of the BOOT script in Chromium): the decoder's
+# worker never reads a docstring. The stubs leave them out as ``python -OO`` does, where NumPy adds none either.
+_NEWDOCS_STUB = '''"""Docstrings for NumPy's C objects: left out of nic's decoder runtime (nic_site/byte_compile.py),
+whose worker never reads them, as NumPy adds none under ``python -OO``."""
+'''
+NUMPY_STUBS = {"numpy/linalg/__init__.py": _LINALG_STUB,  # member -> source (byte-compiled like the others)
+               "numpy/_core/_add_newdocs.py": _NEWDOCS_STUB, "numpy/_core/_add_newdocs_scalars.py": _NEWDOCS_STUB}
 
 
 def numpy_unused(name: str) -> bool:
