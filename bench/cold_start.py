@@ -8,7 +8,10 @@ the first bundle. A single cold start varies by about +-200 ms on 2 cores: compa
 "First pixel" is the harness's: the latency page loads, then Playwright asks nic.js for one file (the decoder
 starts ~0.2-0.35 s after navigation: "decoder started at"); each round also loads the gallery in another fresh
 context and times its first ``<nic-img>`` load event, what a visitor sees (the element starts the decoder while
-the page parses).
+the page parses). Beside the times, the CPU time the whole machine spent during each latency-page cold start (from
+/proc/stat: Chromium's processes, the server's and Playwright's), and how many cores that kept busy: on 2 cores a cold
+start keeps ~1.9 of them busy (40 % of it V8 compiling Pyodide's interpreter in background threads, BENCHMARKS.md
+session 39), so work removed shortens it, where work moved to the other core or earlier does not.
 
     .venv/bin/python -m bench.cold_start                                   # the served bundle, 6 rounds
     .venv/bin/python -m bench.cold_start --web before=../web-old --web after=build/web --rounds 8
@@ -23,13 +26,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 from pathlib import Path
 import statistics
 import time
 from typing import Any
 
 from bench.browser_latency import CHROMIUM, FIRST_PIXEL_JS, LAUNCH_ARGS, Offline
-from bench.host import CpuWatch, describe
+from bench.host import CpuWatch, busy_seconds, describe
 from bench.site_server import catalog, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +59,13 @@ def cold_start(browser: Any, url: str, nic_url: str) -> dict:
     try:
         page = ctx.new_page()
         page.set_default_timeout(120_000)
+        busy0, t0 = busy_seconds(), time.perf_counter()
         page.goto(url + "/latency?autorun=0")
         r = page.evaluate(FIRST_PIXEL_JS, {"url": nic_url})
+        busy1, t1 = busy_seconds(), time.perf_counter()
     finally:
         ctx.close()
+    cpu = None if busy0 is None or busy1 is None else {"cpuMs": 1000 * (busy1 - busy0), "wallMs": 1000 * (t1 - t0)}
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.on("request", guard)
     try:
@@ -73,7 +80,8 @@ def cold_start(browser: Any, url: str, nic_url: str) -> dict:
     if guard.foreign:
         raise RuntimeError(f"requests off 127.0.0.1: {guard.foreign[:3]}")
     return {"firstPixelMs": r["firstPixelMs"], "galleryFirstPixelMs": gallery, "decodeMs": r["decodeMs"],
-            "initStartMs": r["init"].get("startMs"), **{k: r["init"].get(k) for k in INIT_KEYS}}
+            "initStartMs": r["init"].get("startMs"), **{k: r["init"].get(k) for k in INIT_KEYS},
+            "machineCpuMs": cpu and cpu["cpuMs"], "machineCores": cpu and cpu["cpuMs"] / cpu["wallMs"]}
 
 
 def main() -> None:
@@ -114,7 +122,8 @@ def main() -> None:
                "bundles": {n: {"root": str(r), "web": str(w)} for n, (r, w) in bundles.items()}, "runs": runs,
                "hostCpu": watch.report()}
         browser.close()
-    keys = ("firstPixelMs", "galleryFirstPixelMs", "initStartMs", *INIT_KEYS, "decodeMs")
+    keys = ("firstPixelMs", "galleryFirstPixelMs", "initStartMs", *INIT_KEYS, "decodeMs", "machineCpuMs",
+            "machineCores")
     def median(values: list) -> float | None:  # None where a site's nic-core.js does not report that key
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
@@ -140,6 +149,11 @@ def main() -> None:
         for n in split:
             m = med[n]
             print(f"- {n}: {m['weightsWaitMs']:.0f} / {m['bootScriptMs']:.0f} / {m['registerMs']:.0f}")
+    cores = [n for n in names if med[n]["machineCpuMs"] is not None]
+    if cores:
+        per = "; ".join(f"{n} {med[n]['machineCpuMs']:.0f} ms, {med[n]['machineCores']:.2f} cores busy" for n in cores)
+        print(f"\nThe machine's CPU time during the latency page's cold start (every process: Chromium's, the "
+              f"server's, Playwright's; {os.cpu_count()} cores), medians: {per}")
     print("\n" + describe(out["hostCpu"]))
 
 

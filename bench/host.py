@@ -9,6 +9,7 @@ beside its results, so that a reader can tell a busy host from a slow decoder wh
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import time
 
@@ -24,6 +25,17 @@ def _cpu_times() -> list[int] | None:
     if fields[:1] != ["cpu"] or len(fields) < 9:
         return None
     return [int(v) for v in fields[1:9]]
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds this machine has spent busy since boot, over all its cores (user, nice, system, irq, softirq: not
+    idle, I/O wait or stolen), or None without /proc/stat. The difference of two readings is the CPU time everything
+    on the machine used in between, at the kernel's clock-tick resolution (10 ms a core)."""
+    t = _cpu_times()
+    if t is None:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = t
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuWatch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -232,8 +233,17 @@ def test_host_cpu_watch_reports_the_stolen_share(tmp_path, monkeypatch):
     assert cpu["stealPercent"] == pytest.approx(100 * 100 / 280, abs=0.05)
     assert cpu["busyPercent"] == pytest.approx(100 * 80 / 280, abs=0.05)
     assert "35.7 % stolen" in host.describe(cpu)
+    # busy seconds (bench.cold_start's CPU per cold start): user + nice + system + irq + softirq, not idle, I/O wait
+    # or steal
+    tick = os.sysconf("SC_CLK_TCK")
+    stat.write_text("cpu  160 5 70 900 10 3 2 140 0 0\n")
+    before = host.busy_seconds()
+    assert before == pytest.approx((160 + 5 + 70 + 3 + 2) / tick)
+    stat.write_text("cpu  260 5 90 5000 900 3 2 9000 0 0\n")  # +100 user, +20 system; idle, iowait, steal ignored
+    assert host.busy_seconds() - before == pytest.approx(120 / tick)
     stat.unlink()  # no /proc/stat (not Linux): no figure, and the table says so
     assert host.CpuWatch().report() is None and "not available" in host.describe(None)
+    assert host.busy_seconds() is None
 
 
 def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
