@@ -246,6 +246,29 @@ def test_host_cpu_watch_reports_the_stolen_share(tmp_path, monkeypatch):
     assert host.busy_seconds() is None
 
 
+def test_first_decode_takes_its_checks_and_slow_first_calls_apart() -> None:
+    """bench.first_decode: a check nested in another counts inside it and once in the total; each kernel's largest
+    call against the third decode's; medians skip what a round lacks."""
+    from bench.first_decode import medians, summarize
+
+    first = {"decodeMs": 250.0, "trace": [
+        ["check:winograd_plan", 12.0, 20.0], ["check:winograd", 10.0, 40.0],  # the plan check inside Winograd's
+        ["check:phase", 50.0, 60.0], ["nic_wino_convt", 60.0, 65.0], ["nic_wino_convt", 70.0, 90.0],
+        ["job.start", 90.0, 99.0]]}
+    third = {"decodeMs": 22.0, "trace": [["nic_wino_convt", 1.0, 9.0], ["job.start", 9.0, 9.5],
+                                         ["nic_rans_decode", 10.0, 12.0]]}
+    r = summarize([first, {"decodeMs": 30.0, "trace": []}, third])
+    assert r["firstMs"] == 250.0 and r["warmMs"] == 22.0
+    assert r["checks"] == {"winograd_plan": 8.0, "winograd": 30.0, "phase": 10.0}
+    assert r["checksMs"] == 40.0  # 10-40 and 50-60: the nested plan check counted once
+    assert r["slowerFirstCall"] == {"nic_wino_convt": 12.0, "job.start": 8.5}  # rANS: not in the first decode
+    other = {**r, "firstMs": 200.0, "checksMs": 30.0, "checks": {"phase": 20.0}, "slowerFirstCall": {}}
+    m = medians([r, other])
+    assert m["firstMs"] == 225.0 and m["checksMs"] == 35.0
+    assert m["checks"] == {"phase": 15.0, "winograd": 30.0, "winograd_plan": 8.0}
+    assert m["slowerFirstCall"] == {"job.start": 8.5, "nic_wino_convt": 12.0}
+
+
 def test_helper_jobs_pairs_each_jobs_two_threads_over_decodes() -> None:
     """bench.browser_latency's two-thread balance: per job index, medians over the decodes that ran it of the helper's
     start delay + busy time against this thread's own work, and this thread's wait; decodes with fewer jobs (a small

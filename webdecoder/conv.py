@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from webdecoder import _native, known_answers, winograd
+from webdecoder import _native, known_answers, trace, winograd
 from webdecoder.errors import NicError
 
 # Pyodide's NumPy has no BLAS; CPython's wheels do, and there BLAS matmul beats einsum by ~2x.
@@ -775,7 +775,8 @@ def kernel_checked(name: str, check: Callable[[], bool]) -> bool:
     if not kernels_on():
         return False
     if name not in _checked:
-        _checked[name] = bool(check())
+        with trace.span("check:" + name):
+            _checked[name] = bool(check())
     return _checked[name]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from webdecoder import _native, conv, known_answers
+from webdecoder import _native, conv, known_answers, trace
 from webdecoder.errors import NicError
 from webdecoder.rans import RansDecoder, RansEncoder
 from webdecoder.rans import _kernel_ok as _rans_kernel_ok
@@ -156,20 +156,27 @@ def _values_kernel_ok() -> bool:
     if _values_state is None:
         _values_state = False
         if _native.lib() is not None and _rans_kernel_ok():
-            freqs, offsets, tables, symbols, lanes = _values_check_case()
-            want = _symbol_values(offsets[tables] + symbols, tables, offsets)
-            try:
-                dec = RansDecoder(known_answers.VALUES, lanes=lanes)
-                got = dec.decode_values(freqs, offsets, tables.astype(np.int32), _value_tables(offsets))
-                dec.finish()
-            except NicError:
-                return False
-            _values_state = bool(want[1].size > 0 and np.array_equal(got[0], want[0])
-                                 and np.array_equal(got[1], want[1]))
-            if _values_state:  # y's decode runs this mode of the step loop
-                _native.tier_up(lambda: RansDecoder(known_answers.VALUES, lanes=lanes).decode_values(
-                    freqs, offsets, tables.astype(np.int32), _value_tables(offsets)))
+            with trace.span("check:values"):
+                _values_state = _check_values_kernel()
     return _values_state
+
+
+def _check_values_kernel() -> bool:
+    """``_values_kernel_ok``'s check, run once."""
+    freqs, offsets, tables, symbols, lanes = _values_check_case()
+    want = _symbol_values(offsets[tables] + symbols, tables, offsets)
+    try:
+        dec = RansDecoder(known_answers.VALUES, lanes=lanes)
+        got = dec.decode_values(freqs, offsets, tables.astype(np.int32), _value_tables(offsets))
+        dec.finish()
+    except NicError:
+        return False
+    if not (want[1].size > 0 and np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])):
+        return False
+    # y's decode runs this mode of the step loop
+    _native.tier_up(lambda: RansDecoder(known_answers.VALUES, lanes=lanes).decode_values(
+        freqs, offsets, tables.astype(np.int32), _value_tables(offsets)))
+    return True
 
 
 def _check_freqs(size: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from webdecoder import _native, known_answers
+from webdecoder import _native, known_answers, trace
 from webdecoder.errors import NicError
 
 PRECISION = 16
@@ -183,15 +183,21 @@ def _kernel_ok() -> bool:
     if _kernel_state is None:
         _kernel_state = False
         if _native.lib() is not None:
-            freqs, offsets, tables, symbols, lanes = _check_case()
-            try:
-                dec = RansDecoder(known_answers.RANS, lanes=lanes)
-                out, ptr = _run_steps(True, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
-                _kernel_state = (out.astype(np.int64).tolist() == (offsets[tables] + symbols).tolist()
-                                 and ptr == dec.words.size and dec.x.tolist() == [RANS_L] * lanes)
-            except (NicError, OSError, ValueError):
-                _kernel_state = False
+            with trace.span("check:rans"):
+                _kernel_state = _check_kernel()
     return _kernel_state
+
+
+def _check_kernel() -> bool:
+    """``_kernel_ok``'s check, run once."""
+    freqs, offsets, tables, symbols, lanes = _check_case()
+    try:
+        dec = RansDecoder(known_answers.RANS, lanes=lanes)
+        out, ptr = _run_steps(True, tables, lanes, dec.x, dec.words, 0, freqs, offsets)
+    except (NicError, OSError, ValueError):
+        return False
+    return (out.astype(np.int64).tolist() == (offsets[tables] + symbols).tolist()
+            and ptr == dec.words.size and dec.x.tolist() == [RANS_L] * lanes)
 
 
 TABLE_RANGE = "rANS: table index out of range"

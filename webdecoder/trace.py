@@ -10,7 +10,8 @@ append, a few microseconds in Pyodide, ~20 calls a depth-2 decode). Only timing:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
 import functools
 import time
 from typing import Any
@@ -90,6 +91,18 @@ def disable() -> None:
     _events.clear()
 
 
+@contextlib.contextmanager
+def span(name: str) -> Iterator[None]:
+    """Time the block as one event ``name`` where timing is on (a kernel's load-time check: ``check:<kernel>``, so
+    that a first decode's timeline shows what its one-off checks cost; ``bench/first_decode.py``); else nothing."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if _saved is not None:
+            _events.append((name, t0, time.perf_counter()))
+
+
 def begin() -> float:
     """Start a timeline (forgetting the last one); returns its origin for ``events``."""
     _events.clear()
@@ -98,5 +111,5 @@ def begin() -> float:
 
 def events(origin: float) -> list[list[Any]]:
     """The timeline since ``begin``: [name, start ms, end ms] in the order the calls ended (kernel calls by their
-    export's name, the helper's as job.start, job.wait_part, job.wait)."""
+    export's name, the helper's as job.start, job.wait_part, job.wait, the kernels' checks as check:<kernel>)."""
     return [[name, (t0 - origin) * 1e3, (t1 - origin) * 1e3] for name, t0, t1 in _events]

@@ -78,6 +78,11 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     hot = {"nic_wino_data16", "nic_wino_convt", "nic_wino3_data", "nic_wino3_conv", "nic_convt_phase_i16",
            "nic_upres_igdn", "nic_convt_direct_i16_pixels", "nic_latent16", "nic_rans_decode"}
     assert hot <= set(r["tiered"]), (sorted(hot - set(r["tiered"])), r["check_calls"])
+    # Each check is one span on the timeline (webdecoder.trace.span: what bench/first_decode.py reads), once
+    spans = {k: n for k, n in r["check_calls"].items() if k.startswith("check:")}
+    checks = {"rans", "values", "overlap_add", "direct", "fused", "phase", "winograd", "winograd_plan", "wino3",
+              "wino3_plan", "requantize", "scale_index", "latent", "upres_igdn", "pixels", "direct_pixels", "to_i16t"}
+    assert spans == {"check:" + c: 1 for c in checks}, spans
     # The served NumPy without numpy.linalg: import numpy (and so every decode above) ran on the stub package, which
     # names what is missing when called
     assert r["linalg"][0] == "linalg/__init__.pyc", r["linalg"]
