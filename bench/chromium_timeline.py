@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.browser_latency import CHROMIUM, LAUNCH_ARGS, SETTLE_JS, Offline, latency_page
 from bench.chromium_profile import file_loop_main
-from bench.site_server import catalog, require_compiled_decoder, running_site
+from bench.site_server import catalog_entry, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +98,7 @@ def run(args: argparse.Namespace) -> dict:
 
     with running_site(args.cache_dir, 900) as url, sync_playwright() as p:
         require_compiled_decoder(url)
-        entry = next((e for e in catalog(url) if e["key"] == args.file), None)
-        if entry is None:
-            raise SystemExit(f"no {args.file} in the site's catalog")
+        entry = catalog_entry(url, args.file)
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         ctx = browser.new_context()
         ctx.on("request", Offline())

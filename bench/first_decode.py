@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.browser_latency import CHROMIUM, LAUNCH_ARGS, Offline, latency_page
 from bench.host import CpuWatch, describe
-from bench.site_server import catalog, require_compiled_decoder, running_site
+from bench.site_server import catalog_entry, require_compiled_decoder, running_site
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,9 +103,7 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     with running_site(args.cache_dir, 1800) as url, sync_playwright() as p:
         require_compiled_decoder(url)
-        entry = next((e for e in catalog(url) if e["key"] == args.file), None)
-        if entry is None:
-            raise SystemExit(f"no catalog entry {args.file!r} on the site")
+        entry = catalog_entry(url, args.file)
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         for r in range(args.rounds):
             ctx = browser.new_context()

@@ -40,6 +40,14 @@ def catalog(url: str) -> list[dict]:
     return json.loads(urllib.request.urlopen(url + "/catalog.json", timeout=60).read())["entries"]
 
 
+def catalog_entry(url: str, key: str) -> dict:
+    """The running site's catalog entry ``key`` (e.g. "kodim01-q4"); SystemExit naming it where the site has none."""
+    entry = next((e for e in catalog(url) if e["key"] == key), None)
+    if entry is None:
+        raise SystemExit(f"no catalog entry {key!r} on the site at {url}")
+    return entry
+
+
 def require_compiled_decoder(url: str) -> None:
     """Refuse to time a site that serves the webdecoder wheel as source (webdecoder/ edited after
     scripts/setup_web.sh): its start-up and first decode would measure the interpreter compiling it."""
