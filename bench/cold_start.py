@@ -65,7 +65,7 @@ def cold_start(browser: Any, url: str, nic_url: str) -> dict:
         busy1, t1 = busy_seconds(), time.perf_counter()
     finally:
         ctx.close()
-    cpu = None if busy0 is None or busy1 is None else {"cpuMs": 1000 * (busy1 - busy0), "wallMs": 1000 * (t1 - t0)}
+    cpu_ms = None if busy0 is None or busy1 is None else 1000 * (busy1 - busy0)
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.on("request", guard)
     try:
@@ -81,7 +81,7 @@ def cold_start(browser: Any, url: str, nic_url: str) -> dict:
         raise RuntimeError(f"requests off 127.0.0.1: {guard.foreign[:3]}")
     return {"firstPixelMs": r["firstPixelMs"], "galleryFirstPixelMs": gallery, "decodeMs": r["decodeMs"],
             "initStartMs": r["init"].get("startMs"), **{k: r["init"].get(k) for k in INIT_KEYS},
-            "machineCpuMs": cpu and cpu["cpuMs"], "machineCores": cpu and cpu["cpuMs"] / cpu["wallMs"]}
+            "machineCpuMs": cpu_ms, "machineCores": None if cpu_ms is None else cpu_ms / (1000 * (t1 - t0))}
 
 
 def main() -> None:

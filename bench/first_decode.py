@@ -78,16 +78,14 @@ def summarize(decodes: list[dict]) -> dict:
 
 def medians(rounds: list[dict]) -> dict:
     """Medians over rounds of ``summarize``'s figures (a check or kernel missing from a round does not count there)."""
-    def med(values: list[float]) -> float:
-        return statistics.median(values)
+    med = statistics.median
 
     def per_key(field: str) -> dict[str, float]:
         keys = sorted({k for r in rounds for k in r[field]})
         return {k: med([r[field][k] for r in rounds if k in r[field]]) for k in keys}
 
-    return {"firstMs": med([r["firstMs"] for r in rounds]), "warmMs": med([r["warmMs"] for r in rounds]),
-            "checksMs": med([r["checksMs"] for r in rounds]), "checks": per_key("checks"),
-            "slowerFirstCall": per_key("slowerFirstCall")}
+    return {**{f: med([r[f] for r in rounds]) for f in ("firstMs", "warmMs", "checksMs")},
+            "checks": per_key("checks"), "slowerFirstCall": per_key("slowerFirstCall")}
 
 
 def main() -> None:

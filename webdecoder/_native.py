@@ -270,7 +270,8 @@ def wino_plan(w: np.ndarray, taps: np.ndarray, iy: np.ndarray, ix: np.ndarray, k
     assert w.dtype == np.float64 and w.flags.c_contiguous and w.shape[3] == k and cout % 2 == 0
     assert kp % 8 == 0 and kp >= cin and taps.dtype == iy.dtype == ix.dtype == np.int32 and taps.shape[1] == 4
     assert iy.shape == ix.shape and taps.flags.c_contiguous and iy.flags.c_contiguous and ix.flags.c_contiguous
-    assert int(np.concatenate([iy, ix]).min()) >= 0 and int(np.concatenate([iy, ix]).max()) < taps.shape[0]
+    terms = np.concatenate([iy, ix])
+    assert int(terms.min()) >= 0 and int(terms.max()) < taps.shape[0]
     assert int(taps[:, 1::2].min()) >= 0 and int(taps[:, 1::2].max()) < k
     w16 = np.empty((iy.shape[0] * cout, kp), np.int16)
     wmax = np.empty(iy.shape[0], np.int32)
