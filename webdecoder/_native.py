@@ -59,6 +59,8 @@ def open_module(path: Path) -> ctypes.CDLL:
                                       + [ctypes.c_void_p, ctypes.c_int, ctypes.c_long]
                                       + [ctypes.c_void_p] * 2
                                       + [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int])
+    handle.nic_wino_convt32.restype = ctypes.c_int
+    handle.nic_wino_convt32.argtypes = handle.nic_wino_convt.argtypes
     handle.nic_wino_plan.restype = ctypes.c_int
     handle.nic_wino_plan.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 3
                                      + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 3)
@@ -77,6 +79,13 @@ def open_module(path: Path) -> ctypes.CDLL:
     handle.nic_convt_direct_i16_pixels.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int] * 9 + [ctypes.c_void_p] * 2
                                                    + [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
                                                    + [ctypes.c_void_p])
+    handle.nic_convt_direct_i16_pixels16.restype = ctypes.c_int
+    handle.nic_convt_direct_i16_pixels16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
+                                                     + [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
+                                                     + [ctypes.c_void_p])
+    handle.nic_upres_igdn16.restype = ctypes.c_int
+    handle.nic_upres_igdn16.argtypes = ([ctypes.c_void_p] * 5 + [ctypes.c_int] * 8 + [ctypes.c_double]
+                                        + [ctypes.c_void_p])
     handle.nic_requantize.restype = None
     handle.nic_requantize.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_double] * 2
     handle.nic_pixels.restype = None
@@ -235,7 +244,7 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     0, or 1 with ``out`` untouched where a single block could overflow (None when recorded). The kernel checks no
     bounds: they are asserted here (the plan's, once per read-only plan: ``_plan_addresses``)."""
     cout, hh, ww = out.shape
-    assert w16.dtype == data.dtype == np.int16 and out.dtype == np.float64 and cout % 2 == 0
+    assert w16.dtype == data.dtype == np.int16 and out.dtype in (np.float64, np.int32) and cout % 2 == 0
     assert maxabs.dtype == np.int32 and maxabs.shape == (data.shape[0],) and maxabs.flags.c_contiguous
     assert w16.shape[1] == data.shape[2] and w16.shape[1] % 8 == 0 and band >= 4 and band % 4 == 0
     assert w16.flags.c_contiguous and out.flags.c_contiguous
@@ -255,7 +264,8 @@ def wino_convt(w16: np.ndarray, tstart: np.ndarray, py: np.ndarray, px: np.ndarr
     at = _plan_addresses((tstart, py, px, combo, mask, wmax, pix), (s, cout, hh, ww, *w16.shape, *data.shape[:2]),
                          check)
     a_tstart, a_py, a_px, a_combo, a_mask, a_wmax, a_pix = at
-    return _invoke(run, "nic_wino_convt", ptr(w16), w16.shape[1], a_tstart, a_py,
+    name = "nic_wino_convt" if out.dtype == np.float64 else "nic_wino_convt32"
+    return _invoke(run, name, ptr(w16), w16.shape[1], a_tstart, a_py,
                    a_px, py.shape[0], a_combo, a_mask, a_wmax, ptr(maxabs),
                    cout, ptr(data), pix.shape[0], data.strides[0] // 2, a_pix, ptr(out), s,
                    hh * ww, ww, band)
@@ -469,6 +479,28 @@ def convt_direct_i16_pixels(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: i
                    ptr(scratch), ptr(b), shift, ptr(out), row0, oh, ow, channels, row)
 
 
+def convt_direct_i16_pixels16(ap: np.ndarray, amax: np.ndarray, cin: int, h: int, wd: int, wpk: np.ndarray,
+                              wmax: int, stride: int, pad: int, row0: int, b: np.ndarray, shift: int, out: np.ndarray,
+                              scratch: np.ndarray, run: Callable[..., Any] | None = None) -> int | None:
+    """``convt_direct_i16_pixels`` of a (cin, h, wd) input already in int16 channel pairs (``ap``:
+    ``direct_i16_scratch``'s layout, as ``upres_igdn16`` writes it), ``amax`` (1,) int32 its largest |value| (read when
+    the call runs). ``scratch`` holds one output row's float64 planes (``direct_pixels_scratch``)."""
+    cout, k, pairs = wpk.shape[0], wpk.shape[1], wpk.shape[3]
+    oh, ow, channels = out.shape
+    assert wpk.dtype == np.int32 and wpk.flags.c_contiguous and wpk.shape == (cout, k, k, pairs)
+    assert pairs == -(-cin // 2) and pairs * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
+    assert ap.dtype == np.int16 and ap.flags.c_contiguous and ap.size >= direct_i16_scratch(cin, h, wd, k, stride)
+    assert amax.dtype == np.int32 and amax.shape == (1,) and 0 <= wmax < 1 << 15 and b.dtype == np.float64
+    assert out.dtype == np.uint8 and channels in (cout, cout + 1) and b.shape == (cout,) and shift >= 1
+    assert 0 <= row0 and 0 < oh and row0 + oh <= stride * h and 0 < ow <= stride * wd
+    assert scratch.dtype == np.int16 and scratch.size >= direct_pixels_scratch(cin, cout, h, wd, k, stride)
+    assert out.flags.c_contiguous and scratch.flags.c_contiguous and b.flags.c_contiguous
+    e = -(-k // stride) + 1
+    row = ptr(scratch) + 2 * _pixels_row_at(cin, h, wd, k, stride)
+    return _invoke(run, "nic_convt_direct_i16_pixels16", ptr(ap), ptr(amax), ptr(wpk), cin, cout, k, stride, h, wd,
+                   pad, e, wmax, ptr(b), shift, ptr(out), row0, oh, ow, channels, row)
+
+
 def direct_pixels_scratch(cin: int, cout: int, h: int, wd: int, k: int, stride: int) -> int:
     """int16 elements of ``convt_direct_i16_pixels``' scratch: ``direct_i16_scratch``'s, then one output row's float64
     planes (Cout x s*w)."""
@@ -540,6 +572,23 @@ def upres_igdn(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarr
     _invoke(run, "nic_upres_igdn", ptr(acc), ptr(b), ptr(gamma), ptr(beta),
             ptr(out), c, acc[0].size, *shifts, limit)
     return out
+
+
+def upres_igdn16(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                 shifts: tuple[int, int, int, int], limit: float, k: int, stride: int, ap: np.ndarray,
+                 amax: np.ndarray, run: Callable[..., Any] | None = None) -> int | None:
+    """``upres_igdn`` of int32 accumulators (``wino_convt``'s int32 output), written as the next layer's int16 channel
+    pairs (``ap``: ``direct_i16_scratch``'s layout for a k x k, ``stride`` layer) and their largest |value| into
+    ``amax`` (1,) int32: 0, or 1 where a value leaves int16 or a parameter its int32 bounds (the caller then takes the
+    float64 path); None when recorded by ``run``."""
+    c2, h, wd = acc.shape
+    c = c2 // 2
+    assert c2 == 2 * c and 1 <= c <= 16 and gamma.shape == (c, c) and b.shape == (c2,) and beta.shape == (c,)
+    assert acc.dtype == np.int32 and acc.flags.c_contiguous and ap.dtype == np.int16 and ap.flags.c_contiguous
+    assert all(v.dtype == np.float64 and v.flags.c_contiguous for v in (b, gamma, beta))
+    assert ap.size >= direct_i16_scratch(c, h, wd, k, stride) and amax.dtype == np.int32 and amax.shape == (1,)
+    return _invoke(run, "nic_upres_igdn16", ptr(acc), ptr(b), ptr(gamma), ptr(beta), ptr(ap), c, h, wd,
+                   -(-k // stride) + 1, *shifts, limit, ptr(amax))
 
 
 def overlap_add(patches: np.ndarray, stride: int, pad: int) -> np.ndarray:

@@ -340,18 +340,29 @@ def winograd_check_cases() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _winograd_check() -> bool:
     """Winograd (``winograd``: ``nic_wino_data``, ``nic_wino_convt``) on ``winograd_check_cases``: its outputs must
-    hash to ``known_answers.WINOGRAD``, the digest of ``_numpy_convt``'s (tests/test_decoder_speedups.py)."""
+    hash to ``known_answers.WINOGRAD``, the digest of ``_numpy_convt``'s (tests/test_decoder_speedups.py); its int32
+    outputs (``nic_wino_convt32``) must be the same integers."""
     cases = winograd_check_cases()
     outs = [winograd.convt(a, wt, 8, 3) for a, wt in cases]
     if any(o is None for o in outs) or known_answers.digest(outs) != known_answers.WINOGRAD:
         return False
-    # The decode's k13/s8 layer transforms int16 inputs (nic_wino_data16) for nic_wino_convt, in bands: run both on
+    # nic_wino_convt32 (the depth-2 bands' int32 sums): the same integers, and its refusal of a sum at 2^30
+    for (a, wt), want in zip(cases, outs, strict=True):
+        th, tw = -(-a.shape[1] // 2), -(-a.shape[2] // 2)
+        got = np.empty((wt.shape[1], 16 * th, 16 * tw), np.int32)
+        if winograd.convt_band(winograd.plan_for(wt, 8, 3), a, 0, th, 8, got) \
+                or not np.array_equal(got[:, : want.shape[1], : want.shape[2]], want):
+            return False
+    big = np.full((17, 2, 2), float(winograd.MAX_INPUT)), np.full((17, 2, 13, 13), float((1 << 11) - 1))
+    if winograd.convt_band(winograd.plan_for(big[1], 8, 3), big[0], 0, 1, 8, np.empty((2, 16, 16), np.int32)) != 2:
+        return False
+    # The decode's k13/s8 layer transforms int16 inputs (nic_wino_data16) for nic_wino_convt32, in bands: run both on
     # 64 tiles (the checks' layers have 6-12, and each call costs Python more than the kernels).
     wt = cases[-1][1]
     plan = winograd.plan_for(wt, 8, 3)
     a16 = _native.CheckInts(1).integers(-winograd.MAX_INPUT, winograd.MAX_INPUT + 1, (wt.shape[0], 16, 16))
     a16 = a16.astype(np.int16)
-    out = np.empty((wt.shape[1], 16 * 8, 16 * 8))
+    out = np.empty((wt.shape[1], 16 * 8, 16 * 8), np.int32)
     _native.tier_up(lambda: winograd.convt_band(plan, a16, 0, 8, 8, out))
     winograd._plan_cache.clear()
     return True

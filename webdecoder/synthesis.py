@@ -145,7 +145,7 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     four hidden rows. Same integers as one band. (A latent of odd size, which no .nic file has, would leave
     part of a tile past the hidden layer: it takes the other path.)
     """
-    if not (conv.winograd_ok() and _igdn_kernel_ok() and _direct_pixels_kernel_ok()):
+    if not (conv.winograd_ok() and _igdn16_kernel_ok() and _direct_pixels_kernel_ok()):
         return None
     plan = winograd.plan_for(_fused_up(model)[0], 8, 3)
     w_out = model.convt("two.out.w")[0]
@@ -173,12 +173,14 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
         return whole()
     bufs = _band_buffers(model, plan, max(split, th - split), tw, pairs)
     c = model["two.gdn.gamma"].shape[0]
-    edge = np.empty((c, 2, 16 * tw))  # the lower band's first two hidden rows
+    wpk, wmax = pairs
+    e = -(-wpk.shape[1] // 2) + 1
+    edge = np.empty((-(-c // 2), 2, 16 * tw + 2 * e, 2), np.int16)  # the lower band's first two hidden rows
     # The lower band's calls depend on the shapes and the split alone: recorded once, then made from the template.
     def record(job: parallel.Job) -> None:
         _, hidden_names = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img, bufs, job)
-        for ch in range(c):
-            job.copy_out(edge[ch], hidden_names[ch, :2])
+        for q in range(edge.shape[0]):
+            job.copy_out(edge[q], hidden_names[q, :2])
 
     job = BAND_JOBS.job((x.shape, x.dtype.char, size, layout, split), (plan, pairs[0]), [x, img, edge], record)
     job.learn = (share, (th - split) / th)
@@ -189,16 +191,16 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     if rcs is None:  # the helper failed: this thread computes its band
         rc_low, hidden_low = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img,
                                    _band_buffers(model, plan, th - split, tw, pairs))
-        rcs, edge = [rc_low], np.ascontiguousarray(hidden_low[:, :2])
+        rcs, edge = [rc_low], hidden_low[:, :2]
     if rc or any(rcs):
         return None
     # Image rows 32 T - 2 .. 32 T + 1 from hidden rows 16 T - 2 .. 16 T + 1: output rows 2 .. 5 of those four.
-    four = np.ascontiguousarray(np.concatenate([hidden[:, -2:], edge], axis=1))
-    wpk, wmax = pairs
+    four = np.concatenate([hidden[:, -2:], edge], axis=1)  # int16 pairs, as the output layer reads them
+    amax = np.array([np.abs(four).max()], np.int32)  # |values| <= 32767: upres_igdn16 checked them
     scratch = np.empty(_native.direct_pixels_scratch(c, wpk.shape[0], 4, 16 * tw, wpk.shape[1], 2), np.int16)
     b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
-    if _native.convt_direct_i16_pixels(four, wpk, wmax, 2, 2, 2, b_out, shift, img[32 * split - 2 : 32 * split + 2],
-                                       scratch):
+    if _native.convt_direct_i16_pixels16(four, amax, c, 4, 16 * tw, wpk, wmax, 2, 2, 2, b_out, shift,
+                                         img[32 * split - 2 : 32 * split + 2], scratch):
         return None
     return img
 
@@ -266,21 +268,27 @@ def _one_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
 
 def _band_buffers(model: Model, plan: winograd.Plan, tile_rows: int, tw: int,
                   pairs: tuple[np.ndarray, int]) -> list:
-    """Flat float64 / int16 buffers for a band of ``tile_rows``, and the Winograd layer's (``_band`` takes a prefix
-    of each)."""
+    """Flat buffers for a band of ``tile_rows`` (``_band`` takes a prefix of each): the Winograd layer's int32 sums, the
+    output layer's int16 input and row planes (``_native.direct_pixels_scratch``), the hidden layer's largest
+    |value|, and the Winograd layer's own."""
     c, k = model["two.gdn.gamma"].shape[0], model["two.out.w"].shape[2]
     rows, cols = 16 * tile_rows, 16 * tw
-    return [np.empty(2 * c * rows * cols), np.empty(c * rows * cols),
+    return [np.empty(2 * c * rows * cols, np.int32),
             np.empty(_native.direct_pixels_scratch(c, pairs[0].shape[0], rows, cols, k, 2), np.int16),
-            winograd.band_buffers(plan, 2 * tw, tile_rows)]
+            np.empty(1, np.int32), winograd.band_buffers(plan, 2 * tw, tile_rows)]
 
 
 def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndarray, int], t0: int, t1: int,
           y0: int, y1: int, img: np.ndarray, bufs: list, job: parallel.Job | None = None) -> tuple[int, np.ndarray]:
     """Image rows y0 .. y1 - 1 into ``img`` from tile rows t0 .. t1 - 1 of the latent x (``_two_by_bands``) in
-    prefixes of ``bufs`` (``_band_buffers``): 0, or 1 where the Winograd layer did not apply or the output layer's
-    int16 products could not be exact (0 when recorded in ``job``); and the band's hidden layer (C, 16 (t1 - t0),
-    16 tw) (for a job: the array naming the helper's)."""
+    prefixes of ``bufs`` (``_band_buffers``): 0, or nonzero where the Winograd layer did not apply or a value left the
+    int32 / int16 ranges of this path (0 when recorded in ``job``); and the band's hidden layer as the output layer
+    reads it, int16 channel pairs ((C + 1) / 2, 16 (t1 - t0), 16 tw + 2 e, 2), e zero columns each side (for a job:
+    the array naming the helper's).
+
+    All in integers: the Winograd layer's sums as int32 (each checked below 2^30), the iGDN in int32 lanes
+    (``_native.upres_igdn16``) straight into the int16 pairs the output layer multiplies: no float64 planes. The same
+    integers as ``hidden_layer`` and ``_pixels_by_band``'s float64 arithmetic."""
     rows, cols = 16 * (t1 - t0), 8 * x.shape[2]
     _, _, b_up = _fused_up(model)
     gamma, beta = model.f64("two.gdn.gamma"), model.f64("two.gdn.beta")
@@ -288,21 +296,28 @@ def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndar
     b_out, shift = model.f64("two.out.b"), model.int("two.out.shift")
     c, cout, k = gamma.shape[0], wpk.shape[0], wpk.shape[1]
     acc = bufs[0][: 2 * c * rows * cols].reshape(2 * c, rows, cols)
-    hidden = bufs[1][: c * rows * cols].reshape(c, rows, cols)
-    scratch = bufs[2][: _native.direct_pixels_scratch(c, cout, rows, cols, k, 2)]
+    scratch = bufs[1][: _native.direct_pixels_scratch(c, cout, rows, cols, k, 2)]
+    amax = bufs[2]
+    e = -(-k // 2) + 1  # the output layer's zero columns each side
+    npairs = -(-c // 2)
+    hidden = scratch[: npairs * rows * (cols + 2 * e) * 2].reshape(npairs, rows, cols + 2 * e, 2)
     dst = img[y0:y1]
     if job is not None:
-        for arr in (acc, hidden, scratch):
+        for arr in (acc, scratch, amax):
             job.buf(arr, "scratch")
         for arr in (b_up, gamma, beta, wpk, b_out):
             job.buf(arr, "const")
         job.buf(dst, "out")
-    if winograd.convt_band(plan, x, t0, t1, 8, acc, bufs[3], run=job):
-        return 1, hidden
+    rc = winograd.convt_band(plan, x, t0, t1, 8, acc, bufs[3], run=job)
+    if rc:
+        return rc, hidden
     shifts = (model.int("two.up.shift"), model.int("two.res.shift"), model.int("two.gdn.shift"), SYN_FRAC_BITS)
-    _native.upres_igdn(acc, b_up, gamma, beta, shifts, ACT_LIMIT, out=hidden, run=job)
+    rc = _native.upres_igdn16(acc, b_up, gamma, beta, shifts, ACT_LIMIT, k, 2, scratch, amax, run=job)
+    if rc:
+        return rc, hidden
     # The output layer's sums become pixels row by row (no float64 planes of 2 rows x 2 columns per hidden pixel)
-    rc = _native.convt_direct_i16_pixels(hidden, wpk, wmax, 2, 2, y0 - 32 * t0, b_out, shift, dst, scratch, run=job)
+    rc = _native.convt_direct_i16_pixels16(scratch, amax, c, rows, cols, wpk, wmax, 2, 2, y0 - 32 * t0, b_out, shift,
+                                          dst, scratch, run=job)
     return rc or 0, hidden
 
 
@@ -433,6 +448,58 @@ def _igdn_check() -> bool:
     return True
 
 
+def _igdn16_kernel_ok() -> bool:
+    return conv.kernel_checked("upres_igdn16", _igdn16_check)
+
+
+def pairs16(a: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """A (C, h, w) integer input as the int16 channel pairs a k x k, ``stride`` output layer reads
+    (``_native.direct_i16_scratch``'s layout: ((C + 1) / 2, h, w + 2e, 2), e zero columns each side), in NumPy."""
+    c, h, wd = a.shape
+    e = -(-k // stride) + 1
+    ap = np.zeros((2 * -(-c // 2), h, wd + 2 * e), np.int16)
+    ap[:c, :, e : e + wd] = a
+    return np.ascontiguousarray(ap.reshape(-1, 2, h, wd + 2 * e).transpose(0, 2, 3, 1))
+
+
+IGDN16_CHECK = ((6, 5, 11), (5, 3, 9))  # C (the shipped model's, unrolled; an odd one), h, w (with a scalar tail)
+
+
+def _igdn16_check() -> bool:
+    """``nic_upres_igdn16`` against ``_hidden_numpy`` on random int32 sums at the model's scales: the four-pixel
+    vectors, the int64 path of pixels whose |u| passes the int32 bound (channel 0's, which no norm reads), the scalar
+    tail of each row; its channel pairs and largest |value|; and its refusal of a value beyond int16."""
+    rng = _native.CheckInts()
+    shifts = (9, 9, 16, SYN_FRAC_BITS)
+    for c, h, wd in IGDN16_CHECK:
+        acc = rng.integers(-(1 << 22), 1 << 22, (2 * c, h, wd))
+        b = rng.integers(-(1 << 16), 1 << 16, 2 * c).astype(np.float64)
+        gamma = rng.integers(0, 1 << 12, (c, c)).astype(np.float64)
+        beta = rng.integers(1 << 26, 1 << 28, c).astype(np.float64)
+        gamma[:, 0] = gamma[0] = 0
+        beta[0] = 8 << 16  # channel 0's norm: 8, whatever its |u|
+        acc[0, 1, :5] = [(1 << 30) - 1, -(1 << 30) + 1, 1 << 29, -(1 << 28), 1 << 27]  # |u| past the int32 bound
+        want = _hidden_numpy(acc.astype(np.float64), b, gamma, beta, shifts)
+        ap = np.full(_native.direct_i16_scratch(c, h, wd, 5, 2), 99, np.int16)
+        amax = np.zeros(1, np.int32)
+        acc = acc.astype(np.int32)
+        if _native.upres_igdn16(acc, b, gamma, beta, shifts, ACT_LIMIT, 5, 2, ap, amax) != 0:
+            return False
+        if not (np.array_equal(ap[: pairs16(want, 5, 2).size], pairs16(want, 5, 2).ravel())
+                and amax[0] == np.abs(want).max() and np.abs(want[0]).max() > 1 << 10):
+            return False
+    acc[1:c, 0, 0] = (1 << 23) - 1  # |u| = 2^14 in the norm of channel 1, of ~2^14: a value beyond int16, refused
+    gamma[1, 1:] = (1 << 13) - 1
+    if _native.upres_igdn16(acc, b, gamma, beta, shifts, ACT_LIMIT, 5, 2, ap, amax) != 1:
+        return False
+    acc = rng.integers(-(1 << 23), 1 << 23, (12, 16, 64)).astype(np.int32)
+    ap = np.empty(_native.direct_i16_scratch(6, 16, 64, 5, 2), np.int16)
+    gamma = rng.integers(0, 1 << 13, (6, 6)).astype(np.float64)
+    beta, b = np.full(6, float(1 << 27)), np.zeros(12)
+    _native.tier_up(lambda: _native.upres_igdn16(acc, b, gamma, beta, shifts, ACT_LIMIT, 5, 2, ap, amax))
+    return True
+
+
 def _direct_pixels_kernel_ok() -> bool:
     return conv.kernel_checked("direct_pixels", _direct_pixels_check)
 
@@ -462,8 +529,8 @@ def direct_pixels_check_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray
 def _direct_pixels_check() -> bool:
     """``nic_convt_direct_i16_pixels`` on ``direct_pixels_check_cases``, rows from inside the output, crops, both
     layouts: its images must hash to ``known_answers.DIRECT_PIXELS``, the digest of the NumPy transposed conv and
-    ``_pixels_numpy``'s (tests/test_decoder_speedups.py); and its refusal of inputs beyond int16 (the image
-    untouched)."""
+    ``_pixels_numpy``'s (tests/test_decoder_speedups.py), and ``nic_convt_direct_i16_pixels16`` must make the same
+    images from the int16 pairs of the input; and its refusal of inputs beyond int16 (the image untouched)."""
     shift = 13
     outs = []
     for a, w, b in direct_pixels_check_cases():
@@ -471,15 +538,21 @@ def _direct_pixels_check() -> bool:
         cout = w.shape[1]
         wpk, wmax = _native.weight_pairs(w)
         scratch = np.empty(_native.direct_pixels_scratch(cin, cout, h, wd, 5, 2), np.int16)
+        ap, amax = pairs16(a, 5, 2), np.array([np.abs(a).max()], np.int32)
         for row0, crop_h, crop_w, layout in PIXEL_CHECK_ROWS:
             oh, ow = (2 if crop_h is None else 2 * h - crop_h), 2 * wd - crop_w
             got = np.full((oh, ow, cout + (layout == "rgba")), 7, np.uint8)
             if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, row0, b, shift, got, scratch):
                 return False
             outs.append(got)
+            # the same from the int16 pairs (nic_convt_direct_i16_pixels16, after nic_upres_igdn16)
+            again = np.full_like(got, 7)
+            if _native.convt_direct_i16_pixels16(ap, amax, cin, h, wd, wpk, wmax, 2, 2, row0, b, shift, again,
+                                                 scratch) or not np.array_equal(again, got):
+                return False
         if cout == 3:  # the output layer's kernel
-            args = (a, wpk, wmax, 2, 2, 0, b, shift, np.empty_like(got), scratch)  # not into a checked image
-            _native.tier_up(lambda args=args: _native.convt_direct_i16_pixels(*args))
+            args = (ap, amax, cin, h, wd, wpk, wmax, 2, 2, 0, b, shift, np.empty_like(got), scratch)  # not into a
+            _native.tier_up(lambda args=args: _native.convt_direct_i16_pixels16(*args))  # checked image
         a[0, 0, 0] = 1 << 15  # beyond int16: refused, the image untouched
         got = np.full((2, 2 * wd, cout), 7, np.uint8)
         if _native.convt_direct_i16_pixels(a, wpk, wmax, 2, 2, 0, b, shift, got, scratch) != 1 or np.any(got != 7):

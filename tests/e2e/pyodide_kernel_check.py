@@ -1,8 +1,8 @@
 """Runs inside Pyodide (scripts/pyodide_run.mjs): the wasm matmul kernel loads and matches NumPy bit for bit.
 
 Prints one JSON line: {"kernel", "products_equal", "rans_kernel", "rans_equal", "rans_pause_equal", "conv_kernels",
-"igdn_kernel", "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel", "latent_kernel",
-"to_i16t_kernel": bool,
+"igdn_kernel", "igdn16_kernel", "pixels_kernel", "requantize_kernel", "scale_kernel", "values_kernel", "wino3_kernel",
+"latent_kernel", "to_i16t_kernel": bool,
 "linalg": [the file numpy.linalg came from, what a numpy.linalg call gave],
 "files": {name: [sha_kernel, sha_numpy, [Winograd layers, int16 direct layers, F(2x2, 3x3) hyper layers, phase-gathered
 5x5/s2 hyper layers, int16 latents] run in the kernel decode]},
@@ -134,6 +134,7 @@ from webdecoder import synthesis  # noqa: E402
 
 conv_ok = conv.kernels_on() and all(ok() for ok in conv.CONV_CHECKS)
 igdn_ok = synthesis._igdn_kernel_ok()
+igdn16_ok = synthesis._igdn16_kernel_ok()
 latent_ok = synthesis._latent_kernel_ok()
 to_i16t_ok = conv._to_i16t_kernel_ok()
 pixels_ok = synthesis._pixels_kernel_ok()
@@ -211,6 +212,16 @@ def counted_direct_pixels(*args, **kw):
 
 
 _native.convt_direct_i16_pixels = counted_direct_pixels
+direct_pixels16 = _native.convt_direct_i16_pixels16
+
+
+def counted_direct_pixels16(*args, **kw):
+    rc = direct_pixels16(*args, **kw)
+    wino_runs.append(2 if rc == 0 else 0)  # 2 as well: the same, from the int16 pairs of the depth-2 bands' iGDN
+    return rc
+
+
+_native.convt_direct_i16_pixels16 = counted_direct_pixels16
 from webdecoder import wino3  # noqa: E402
 
 prepare3 = wino3.prepare
@@ -339,8 +350,8 @@ print(json.dumps({"helper": helper_out, "after_corrupt": after_corrupt, "check_c
                   "products_equal": bool(equal),
                   "linalg": ["/".join(str(linalg_stub.__file__).rsplit("/", 2)[-2:]), linalg_call],
                   "rans_kernel": bool(rans_ok),
-                  "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "pixels_kernel": pixels_ok,
-                  "direct_pixels_kernel": direct_pixels_ok,
+                  "conv_kernels": conv_ok, "igdn_kernel": igdn_ok, "igdn16_kernel": igdn16_ok,
+                  "pixels_kernel": pixels_ok, "direct_pixels_kernel": direct_pixels_ok,
                   "requantize_kernel": requantize_ok, "scale_kernel": scale_ok,
                   "values_kernel": values_ok, "wino3_kernel": wino3_ok, "latent_kernel": latent_ok,
                   "to_i16t_kernel": to_i16t_ok,

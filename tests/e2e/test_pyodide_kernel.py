@@ -64,6 +64,7 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["rans_pause_equal"], "a rANS decode paused mid-stream differs from the whole one, or read ahead"
     assert r["conv_kernels"], "the overlap-add / direct conv kernels did not load or failed their self-check"
     assert r["igdn_kernel"], "the fused iGDN kernel did not load or failed its self-check"
+    assert r["igdn16_kernel"], "the int32 iGDN kernel (depth 2's bands) did not load or failed its self-check"
     assert r["pixels_kernel"], "the pixels kernel did not load or failed its self-check"
     assert r["direct_pixels_kernel"], "the output layer + pixels kernel did not load or failed its self-check"
     assert r["requantize_kernel"], "the requantize kernel did not load or failed its self-check"
@@ -75,13 +76,14 @@ def test_wasm_kernel_matches_numpy_and_cpython(tmp_path, small_files, big_files)
     assert r["plans_equal"], "the C plan builders differ from the NumPy plans, or failed their known answers"
     # Each kernel that a decode calls on a whole layer ran again in its check (_native.tier_up), so that V8 has
     # optimised it before that call (a call in progress keeps V8's baseline code to its end).
-    hot = {"nic_wino_data16", "nic_wino_convt", "nic_wino3_data", "nic_wino3_conv", "nic_convt_phase_i16",
-           "nic_upres_igdn", "nic_convt_direct_i16_pixels", "nic_latent16", "nic_rans_decode"}
+    hot = {"nic_wino_data16", "nic_wino_convt32", "nic_wino3_data", "nic_wino3_conv", "nic_convt_phase_i16",
+           "nic_upres_igdn", "nic_upres_igdn16", "nic_convt_direct_i16_pixels16", "nic_latent16", "nic_rans_decode"}
     assert hot <= set(r["tiered"]), (sorted(hot - set(r["tiered"])), r["check_calls"])
     # Each check is one span on the timeline (webdecoder.trace.span: what bench/first_decode.py reads), once
     spans = {k: n for k, n in r["check_calls"].items() if k.startswith("check:")}
     checks = {"rans", "values", "overlap_add", "direct", "fused", "phase", "winograd", "winograd_plan", "wino3",
-              "wino3_plan", "requantize", "scale_index", "latent", "upres_igdn", "pixels", "direct_pixels", "to_i16t"}
+              "wino3_plan", "requantize", "scale_index", "latent", "upres_igdn", "upres_igdn16", "pixels",
+              "direct_pixels", "to_i16t"}
     assert spans == {"check:" + c: 1 for c in checks}, spans
     # The served NumPy without numpy.linalg: import numpy (and so every decode above) ran on the stub package, which
     # names what is missing when called

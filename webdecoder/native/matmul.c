@@ -556,12 +556,32 @@ int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int c
 void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int H, int W, int oh, int ow,
                 int cstride, int pstride, int alpha, int shift);
 
+static int direct_pixels_rows(const int16_t *ap, double amax, const int32_t *wpk, int cin, int cout, int k, int s,
+                              int h, int w, int pad, int e, int wmax, const double *b, int shift, uint8_t *img,
+                              int row0, int oh, int ow, int ps, double *rowbuf);
+
 int nic_convt_direct_i16_pixels(const double *a, const int32_t *wpk, int cin, int cout, int k, int s, int h, int w,
                                 int pad, int e, int wmax, int16_t *ap, const double *b, int shift, uint8_t *img,
                                 int row0, int oh, int ow, int ps, double *rowbuf) {
+  return direct_pixels_rows(ap, pairs_to_i16(a, cin, h, w, e, ap), wpk, cin, cout, k, s, h, w, pad, e, wmax, b, shift,
+                            img, row0, oh, ow, ps, rowbuf);
+}
+
+/* nic_convt_direct_i16_pixels from its input already in int16 channel pairs (pairs_to_i16's layout, as
+ * nic_upres_igdn16 writes it); *amax its largest |value| (read when the call runs: a helper job's earlier call
+ * writes it). */
+int nic_convt_direct_i16_pixels16(const int16_t *ap, const int32_t *amax, const int32_t *wpk, int cin, int cout, int k,
+                                  int s, int h, int w, int pad, int e, int wmax, const double *b, int shift,
+                                  uint8_t *img, int row0, int oh, int ow, int ps, double *rowbuf) {
+  return direct_pixels_rows(ap, (double)*amax, wpk, cin, cout, k, s, h, w, pad, e, wmax, b, shift, img, row0, oh, ow,
+                            ps, rowbuf);
+}
+
+static int direct_pixels_rows(const int16_t *ap, double amax, const int32_t *wpk, int cin, int cout, int k, int s,
+                              int h, int w, int pad, int e, int wmax, const double *b, int shift, uint8_t *img,
+                              int row0, int oh, int ow, int ps, double *rowbuf) {
   int W = s * w, pairs = (cin + 1) / 2;
-  double amax = pairs_to_i16(a, cin, h, w, e, ap);
-  if (!(amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
+  if (!(amax >= 0 && amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
   for (int oy = row0; oy < row0 + oh; oy++) {
     /* planes of one row (H = 1, stored as row 0): channel c of this row at rowbuf[c * W] */
     direct_i16_row(wpk, rowbuf, cout, k, s, h, w, pad, e, pairs, 1, W, oy, 0, amax, ap);
@@ -656,6 +676,164 @@ void nic_upres_igdn(const double *acc, const double *b, const double *gamma, con
       out[(long)i * npx + j] = rq(su[i] * n, hf, iff, lim) + r;
     }
   }
+}
+
+/* One pixel of nic_upres_igdn16 in int64 (exact at any of the layer's values; the vector loop's fallback). */
+static inline int64_t shr_clip(int64_t v, int sh, int64_t lim) {
+  int64_t q = (v + (1LL << (sh - 1))) >> sh; /* arithmetic shift: the floor of the division */
+  return q < -lim ? -lim : (q > lim ? lim : q);
+}
+
+static void igdn_pixel(const int32_t *acc, long npx, long j, const int64_t *b, const int64_t *gamma,
+                       const int64_t *beta, int C, int s_up, int s_res, int s_gdn, int s_frac, int64_t lim,
+                       int64_t *o) {
+  int64_t u[16];
+  for (int i = 0; i < C; i++) u[i] = shr_clip(acc[i * npx + j] + b[i], s_up, lim);
+  for (int i = 0; i < C; i++) {
+    int64_t n = beta[i];
+    for (int m = 0; m < C; m++) n += gamma[i * C + m] * (u[m] < 0 ? -u[m] : u[m]);
+    n = shr_clip(n, s_gdn, lim);
+    o[i] = shr_clip(u[i] * n, s_frac, lim) + shr_clip(acc[(C + i) * npx + j] + b[C + i], s_res, lim);
+  }
+}
+
+/* nic_upres_igdn's arithmetic on int32 sums (nic_wino_convt32's, each below 2^30 in magnitude), four pixels to a
+ * vector of int32 lanes, and written as the output layer's int16 channel pairs: pairs_to_i16's layout ((C + 1) / 2
+ * pairs, h, w + 2e, 2; e zero pixels each side of every row; the odd channel of an odd C zero), so that
+ * nic_convt_direct_i16_pixels16 reads them with no float64 planes in between. rq(v, sh) = clip(floor((v +
+ * 2^(sh-1)) / 2^sh), -lim, lim) is an arithmetic shift and a clip in int32 wherever no sum can leave int32: the biases
+ * below 2^29, and every |u| of the four pixels at most umax (from the largest row sum of |gamma|, |beta| and the
+ * rounding offsets); four pixels past umax go through int64 (igdn_pixel). Every value is an integer (b, gamma, beta
+ * float64 integers, as the model keeps them). 0 with *amax = the largest |output|; 1 where an output leaves int16
+ * or a parameter is beyond these bounds (ap then partly written: the caller takes the float64 path). */
+static inline __attribute__((always_inline)) int32_t igdn16_rows(const int32_t *acc, const int64_t *bl,
+                                                                  const int64_t *gl, const int64_t *betal, int16_t *ap,
+                                                                  int C, int h, int w, int e, int s_up, int s_res,
+                                                                  int s_gdn, int s_frac, int64_t L, int64_t umax,
+                                                                  int64_t hg, int64_t hf) {
+  long npx = (long)h * w;
+  int wp = w + 2 * e, pairs = (C + 1) / 2;
+  v128_t vl = wasm_i32x4_splat((int32_t)L), vnl = wasm_i32x4_splat((int32_t)-L), vumax = wasm_i32x4_splat((int32_t)umax);
+  v128_t big = wasm_i32x4_splat(0);
+  int64_t sbig = 0;
+  v128_t bu[16], br[16], bg[16], gs[256];
+  for (int i = 0; i < C * C; i++) gs[i] = wasm_i32x4_splat((int32_t)gl[i]);
+  for (int i = 0; i < C; i++) {
+    bu[i] = wasm_i32x4_splat((int32_t)(bl[i] + (1LL << (s_up - 1))));
+    br[i] = wasm_i32x4_splat((int32_t)(bl[C + i] + (1LL << (s_res - 1))));
+    bg[i] = wasm_i32x4_splat((int32_t)(betal[i] + hg));
+  }
+  v128_t vhf = wasm_i32x4_splat((int32_t)hf);
+  for (int y = 0; y < h; y++) {
+    for (int q = 0; q < pairs; q++) { /* the zero borders */
+      int16_t *d = ap + ((long)q * h + y) * wp * 2;
+      for (int i = 0; i < 2 * e; i++) d[i] = d[2 * (e + w) + i] = 0;
+    }
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      long j = (long)y * w + x;
+      v128_t u[16], au[16], o[17], mx = wasm_i32x4_splat(0);
+      for (int i = 0; i < C; i++) {
+        v128_t v = wasm_i32x4_add(wasm_v128_load(acc + i * npx + j), bu[i]);
+        u[i] = wasm_i32x4_max(vnl, wasm_i32x4_min(vl, wasm_i32x4_shr(v, s_up)));
+        au[i] = wasm_i32x4_abs(u[i]);
+        mx = wasm_i32x4_max(mx, au[i]);
+      }
+      if (wasm_v128_any_true(wasm_i32x4_gt(mx, vumax))) { /* rare: these four pixels in int64 */
+        for (int p = 0; p < 4; p++) {
+          int64_t ov[16];
+          igdn_pixel(acc, npx, j + p, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ov);
+          for (int i = 0; i < C; i++) {
+            int64_t a = ov[i] < 0 ? -ov[i] : ov[i];
+            sbig = a > sbig ? a : sbig;
+            ap[(((long)(i >> 1) * h + y) * wp + e + x + p) * 2 + (i & 1)] = (int16_t)ov[i];
+          }
+          if (C & 1) ap[(((long)(C >> 1) * h + y) * wp + e + x + p) * 2 + 1] = 0;
+        }
+        continue;
+      }
+      for (int i = 0; i < C; i++) {
+        v128_t n = bg[i];
+        for (int m = 0; m < C; m++)
+          n = wasm_i32x4_add(n, wasm_i32x4_mul(gs[i * C + m], au[m]));
+        n = wasm_i32x4_max(vnl, wasm_i32x4_min(vl, wasm_i32x4_shr(n, s_gdn)));
+        v128_t r = wasm_i32x4_add(wasm_v128_load(acc + (C + i) * npx + j), br[i]);
+        r = wasm_i32x4_max(vnl, wasm_i32x4_min(vl, wasm_i32x4_shr(r, s_res)));
+        v128_t p = wasm_i32x4_shr(wasm_i32x4_add(wasm_i32x4_mul(u[i], n), vhf), s_frac);
+        o[i] = wasm_i32x4_add(wasm_i32x4_max(vnl, wasm_i32x4_min(vl, p)), r);
+        big = wasm_i32x4_max(big, wasm_i32x4_abs(o[i]));
+      }
+      o[C] = wasm_i32x4_splat(0);
+      for (int q = 0; q < pairs; q++) { /* channels 2q, 2q + 1 interleaved pixel by pixel */
+        v128_t lo = wasm_i32x4_shuffle(o[2 * q], o[2 * q + 1], 0, 4, 1, 5);
+        v128_t hi = wasm_i32x4_shuffle(o[2 * q], o[2 * q + 1], 2, 6, 3, 7);
+        wasm_v128_store(ap + (((long)q * h + y) * wp + e + x) * 2, wasm_i16x8_narrow_i32x4(lo, hi));
+      }
+    }
+    for (; x < w; x++) { /* the row's last pixels */
+      int64_t ov[16];
+      igdn_pixel(acc, npx, (long)y * w + x, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ov);
+      for (int i = 0; i < C; i++) {
+        int64_t a = ov[i] < 0 ? -ov[i] : ov[i];
+        sbig = a > sbig ? a : sbig;
+        ap[(((long)(i >> 1) * h + y) * wp + e + x) * 2 + (i & 1)] = (int16_t)ov[i];
+      }
+      if (C & 1) ap[(((long)(C >> 1) * h + y) * wp + e + x) * 2 + 1] = 0;
+    }
+  }
+  int32_t m = 0;
+  for (int l = 0; l < 4; l++) {
+    int32_t v = wasm_i32x4_extract_lane(big, 0);
+    m = v > m ? v : m;
+    big = wasm_i32x4_shuffle(big, big, 1, 2, 3, 0);
+  }
+  if (sbig > m) sbig = sbig > 2147483647LL ? 2147483647LL : sbig, m = (int32_t)sbig;
+  return m;
+}
+
+
+int nic_upres_igdn16(const int32_t *acc, const double *b, const double *gamma, const double *beta, int16_t *ap,
+                     int C, int h, int w, int e, int s_up, int s_res, int s_gdn, int s_frac, double lim,
+                     int32_t *amax) {
+  const int64_t I31 = 2147483647LL;
+  int64_t bl[32], gl[256], betal[16], L = (int64_t)lim, gmax = 0, betamax = 0;
+  if (C < 1 || C > 16 || !(lim >= 1 && lim < 1073741824.0) || s_up < 1 || s_res < 1 || s_gdn < 1 || s_frac < 1 ||
+      s_up > 28 || s_res > 28 || s_gdn > 30 || s_frac > 30)
+    return 1;
+  for (int i = 0; i < 2 * C; i++) {
+    if (!(b[i] > -536870912.0 && b[i] < 536870912.0) || b[i] != (double)(int64_t)b[i]) return 1;
+    bl[i] = (int64_t)b[i];
+  }
+  for (int i = 0; i < C; i++) {
+    int64_t g = 0;
+    if (!(beta[i] > -1073741824.0 && beta[i] < 1073741824.0) || beta[i] != (double)(int64_t)beta[i]) return 1;
+    betal[i] = (int64_t)beta[i];
+    betamax = betal[i] < 0 ? (-betal[i] > betamax ? -betal[i] : betamax) : (betal[i] > betamax ? betal[i] : betamax);
+    for (int m = 0; m < C; m++) {
+      double v = gamma[i * C + m];
+      if (!(v > -1073741824.0 && v < 1073741824.0) || v != (double)(int64_t)v) return 1;
+      gl[i * C + m] = (int64_t)v;
+      g += v < 0 ? -(int64_t)v : (int64_t)v;
+    }
+    gmax = g > gmax ? g : gmax;
+  }
+  /* |beta + sum gamma |u| + half| <= I31 for |u| <= umax; then |n| <= nmax, and |u n| + half <= I31 */
+  int64_t hg = 1LL << (s_gdn - 1), hf = 1LL << (s_frac - 1);
+  int64_t umax = gmax ? (I31 - betamax - hg) / gmax : L;
+  int64_t nmax = (I31 >> s_gdn) + 1 < L ? (I31 >> s_gdn) + 1 : L;
+  int64_t u2 = (I31 - hf) / nmax;
+  umax = umax < u2 ? umax : u2;
+  umax = umax < L ? umax : L;
+  if (umax < 0) return 1;
+  /* C as a constant where it is the shipped model's: its loops unrolled, u and |u| in registers (0.97 against 2.72
+   * ms for a Kodak image's hidden layer under Node) */
+  int32_t m;
+  if (C == 6)
+    m = igdn16_rows(acc, bl, gl, betal, ap, 6, h, w, e, s_up, s_res, s_gdn, s_frac, L, umax, hg, hf);
+  else
+    m = igdn16_rows(acc, bl, gl, betal, ap, C, h, w, e, s_up, s_res, s_gdn, s_frac, L, umax, hg, hf);
+  *amax = m;
+  return m > 32767;
 }
 
 /* Interleaved rANS decode (webdecoder/rans.py RansDecoder.decode, same semantics): symbol i uses lane
@@ -951,10 +1129,16 @@ static inline void wino_store(double *out, const int32_t *pix, int n, int cnt, l
 
 #define WINO_MAX_TERMS 1024 /* 441 for k13/s8 */
 
-int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
-                   int nunits, const int32_t *combo, const int32_t *mask, const int32_t *wmax, const int32_t *maxabs,
-                   int cout, const int16_t *data, int N, long cstride, const int32_t *pix, double *out, int s,
-                   long plane, int row, int band) {
+/* The body of nic_wino_convt and nic_wino_convt32: float64 outputs (out), or int32 ones (o32, non-null; out unused),
+ * each sum checked below 2^30 in magnitude: 2 where one is not (o32 then partly written). Inlined into each, so the
+ * store is a constant choice. */
+static inline __attribute__((always_inline)) int wino_convt(const int16_t *W, int Kp, const int32_t *tstart,
+                                                           const int32_t *py, const int32_t *px, int nunits,
+                                                           const int32_t *combo, const int32_t *mask,
+                                                           const int32_t *wmax, const int32_t *maxabs, int cout,
+                                                           const int16_t *data, int N, long cstride,
+                                                           const int32_t *pix, double *out, int32_t *o32, int s,
+                                                           long plane, int row, int band) {
   /* Each term's int32 flush interval: blocks of 8 products, each adding at most 8 wmax maxabs to the four-lane
    * sum (conv.py _chunk). A bound past int32 for a single block: 1, nothing computed (the caller's other path). */
   int nterm = tstart[nunits], chunk[WINO_MAX_TERMS];
@@ -964,7 +1148,7 @@ int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_
     if (bound < 0 || bound > 2147483647LL) return 1; /* < 0: no transform (nic_wino_data failed) */
     chunk[t] = bound ? (int)(2147483647LL / bound < 4096 ? 2147483647LL / bound : 4096) : 4096;
   }
-  v128_t f[4];
+  v128_t f[4], big = wasm_f64x2_splat(0), magic = wasm_f64x2_splat(6755399441055744.0);
   for (int nb = 0; nb < N; nb += band) {
     int ne = nb + band < N ? nb + band : N;
     for (int u = 0; u < nunits; u++)
@@ -988,15 +1172,48 @@ int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_
           }
           for (int a = 0; a < 2; a++)
             for (int o = 0; o < 4; o++) {
-              double v[4];
-              wasm_v128_store(v, acc[a][o][0]);
-              wasm_v128_store(v + 2, acc[a][o][1]);
               long off = (c + a) * plane + (long)((o >> 1) * s + py[u]) * row + (o & 1) * s + px[u];
-              wino_store(out, pix, n0, cnt, off, v);
+              if (o32) {
+                /* the largest |sum| so far (pmax: one instruction; the sums are integers, never NaN) */
+                big = wasm_f64x2_pmax(big, wasm_f64x2_pmax(wasm_f64x2_abs(acc[a][o][0]), wasm_f64x2_abs(acc[a][o][1])));
+                /* integers below 2^51 plus 1.5 * 2^52: the low 32 bits of each are the integer's, mod 2^32 (one add,
+                 * where a saturating conversion is several instructions in V8) */
+                v128_t v = wasm_i32x4_shuffle(wasm_f64x2_add(acc[a][o][0], magic), wasm_f64x2_add(acc[a][o][1], magic),
+                                              0, 2, 4, 6);
+                int32_t iv[4];
+                wasm_v128_store(iv, v);
+                for (int i = 0; i < cnt; i++) o32[pix[n0 + i] + off] = iv[i];
+              } else {
+                double v[4];
+                wasm_v128_store(v, acc[a][o][0]);
+                wasm_v128_store(v + 2, acc[a][o][1]);
+                wino_store(out, pix, n0, cnt, off, v);
+              }
             }
         }
   }
+  if (o32 && !(wasm_f64x2_extract_lane(big, 0) < 1073741824.0 && wasm_f64x2_extract_lane(big, 1) < 1073741824.0))
+    return 2;
   return 0;
+}
+
+int nic_wino_convt(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
+                   int nunits, const int32_t *combo, const int32_t *mask, const int32_t *wmax, const int32_t *maxabs,
+                   int cout, const int16_t *data, int N, long cstride, const int32_t *pix, double *out, int s,
+                   long plane, int row, int band) {
+  return wino_convt(W, Kp, tstart, py, px, nunits, combo, mask, wmax, maxabs, cout, data, N, cstride, pix, out, 0, s,
+                    plane, row, band);
+}
+
+/* nic_wino_convt with int32 outputs (nic_upres_igdn16's input: half the bytes of float64 to write and read back):
+ * 0; 1 as nic_wino_convt's; 2 where a sum reaches 2^30 in magnitude (out then partly written: the caller takes the
+ * float64 path). */
+int nic_wino_convt32(const int16_t *W, int Kp, const int32_t *tstart, const int32_t *py, const int32_t *px,
+                     int nunits, const int32_t *combo, const int32_t *mask, const int32_t *wmax,
+                     const int32_t *maxabs, int cout, const int16_t *data, int N, long cstride, const int32_t *pix,
+                     int32_t *out, int s, long plane, int row, int band) {
+  return wino_convt(W, Kp, tstart, py, px, nunits, combo, mask, wmax, maxabs, cout, data, N, cstride, pix, 0, out, s,
+                    plane, row, band);
 }
 
 /* Scale indices of the hyper-decoder's log-scales (webdecoder/hyper.py): lut[clamp(t, lo, hi) - lo] for t, integers
