@@ -288,8 +288,8 @@ def test_pixels_by_band_equal_conv_then_to_pixels(monkeypatch, layout, band_cols
 
 def test_known_answers_are_the_numpy_references():
     """The digests that Pyodide's kernels must reproduce on their checks' inputs (``conv._phase_check``,
-    ``conv._winograd_check``, ``winograd._plan_check``, ``wino3._plan_check``) are those of the NumPy references on the
-    same inputs: made again here, in CPython."""
+    ``conv._winograd_check``, ``winograd._plan_check``, ``wino3._plan_check``, ``synthesis._igdn16_check``, ...) are
+    those of the NumPy references on the same inputs: made again here, in CPython."""
     from webdecoder import known_answers as known
     from webdecoder import wino3, winograd
 
@@ -326,6 +326,14 @@ def test_known_answers_are_the_numpy_references():
         assert outs[-3][1, 0, 0] in (0, 1) and not outs[-3][..., 1].any() and (outs[-3][..., -1] == 255).all()
     assert biases == [tuple(map(float, x)) for x in known.DIRECT_PIXELS_BIASES]
     assert known.digest(outs) == known.DIRECT_PIXELS
+    outs = []
+    for acc, b, gamma, beta in synthesis.igdn16_check_cases():
+        want = synthesis._hidden_numpy(acc.astype(np.float64), b, gamma, beta, synthesis.IGDN16_SHIFTS)
+        # within int16 (the kernel's output), channel 0 through the kernel's int64 path (|u| past its int32 bound)
+        assert np.abs(want).max() < 1 << 15 and np.abs(want[0]).max() > 1 << 10
+        assert np.abs(acc[0]).max() >> synthesis.IGDN16_SHIFTS[0] > 1 << 20
+        outs += [synthesis.pairs16(want, 5, 2).ravel(), np.array([np.abs(want).max()])]
+    assert known.digest(outs) == known.IGDN16
     # A digest tells integers apart, not the sign of a zero
     assert known.digest([np.array([0.0, -0.0])]) == known.digest([np.zeros(2, np.int8)])
     assert known.digest([np.array([1.0, 0.0])]) != known.digest([np.array([0.0, 1.0])])

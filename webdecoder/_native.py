@@ -75,10 +75,6 @@ def open_module(path: Path) -> ctypes.CDLL:
                                       + [ctypes.c_void_p] + [ctypes.c_int] * 4)
     handle.nic_convt_direct_i16.restype = ctypes.c_int
     handle.nic_convt_direct_i16.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
-    handle.nic_convt_direct_i16_pixels.restype = ctypes.c_int
-    handle.nic_convt_direct_i16_pixels.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int] * 9 + [ctypes.c_void_p] * 2
-                                                   + [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
-                                                   + [ctypes.c_void_p])
     handle.nic_convt_direct_i16_pixels16.restype = ctypes.c_int
     handle.nic_convt_direct_i16_pixels16.argtypes = ([ctypes.c_void_p] * 3 + [ctypes.c_int] * 9 + [ctypes.c_void_p]
                                                      + [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
@@ -456,35 +452,15 @@ def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int
                    stride, h, wd, pad, e, wmax, ptr(scratch))
 
 
-def convt_direct_i16_pixels(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad: int, row0: int,
-                            b: np.ndarray, shift: int, out: np.ndarray, scratch: np.ndarray,
-                            run: Callable[..., Any] | None = None) -> int | None:
-    """``convt_direct_i16_into`` and ``pixels_rows`` row by row: rows row0 .. row0 + oh - 1 of the layer's output
-    (Cout, s*h, s*w), rounded to pixels, into ``out`` (oh, ow, Cout or Cout + 1); the float64 planes of the whole
-    output are never made (``scratch`` holds one row's). 0, or 1 where the int16 products cannot be exact (``out``
-    untouched); None when recorded by ``run``."""
-    cin, h, wd = a.shape
-    cout, k, pairs = wpk.shape[0], wpk.shape[1], wpk.shape[3]
-    oh, ow, channels = out.shape
-    assert wpk.dtype == np.int32 and wpk.flags.c_contiguous and wpk.shape == (cout, k, k, pairs)
-    assert pairs == -(-cin // 2) and pairs * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
-    assert 0 <= wmax < 1 << 15 and a.dtype == b.dtype == np.float64 and scratch.dtype == np.int16 and shift >= 1
-    assert out.dtype == np.uint8 and channels in (cout, cout + 1) and b.shape == (cout,)
-    assert 0 <= row0 and 0 < oh and row0 + oh <= stride * h and 0 < ow <= stride * wd
-    assert scratch.size >= direct_pixels_scratch(cin, cout, h, wd, k, stride)
-    assert a.flags.c_contiguous and out.flags.c_contiguous and scratch.flags.c_contiguous and b.flags.c_contiguous
-    e = -(-k // stride) + 1  # zero pixels each side: every tap's shifted row stays inside
-    row = ptr(scratch) + 2 * _pixels_row_at(cin, h, wd, k, stride)
-    return _invoke(run, "nic_convt_direct_i16_pixels", ptr(a), ptr(wpk), cin, cout, k, stride, h, wd, pad, e, wmax,
-                   ptr(scratch), ptr(b), shift, ptr(out), row0, oh, ow, channels, row)
-
-
 def convt_direct_i16_pixels16(ap: np.ndarray, amax: np.ndarray, cin: int, h: int, wd: int, wpk: np.ndarray,
                               wmax: int, stride: int, pad: int, row0: int, b: np.ndarray, shift: int, out: np.ndarray,
                               scratch: np.ndarray, run: Callable[..., Any] | None = None) -> int | None:
-    """``convt_direct_i16_pixels`` of a (cin, h, wd) input already in int16 channel pairs (``ap``:
-    ``direct_i16_scratch``'s layout, as ``upres_igdn16`` writes it), ``amax`` (1,) int32 its largest |value| (read when
-    the call runs). ``scratch`` holds one output row's float64 planes (``direct_pixels_scratch``)."""
+    """``convt_direct_i16_into`` and ``pixels_rows`` row by row, from a (cin, h, wd) input already in int16 channel
+    pairs (``ap``: ``direct_i16_scratch``'s layout, as ``upres_igdn16`` writes it; ``amax`` (1,) int32 a bound of its
+    |values|, read when the call runs): rows row0 .. row0 + oh - 1 of the layer's output (Cout, s*h, s*w), rounded
+    to pixels, into ``out`` (oh, ow, Cout or Cout + 1); the float64 planes of the whole output are never made
+    (``scratch`` holds one row's: ``direct_pixels_scratch``). 0, or 1 where the int16 products cannot be exact (a
+    bound beyond int16, or a product past int32: ``out`` untouched); None when recorded by ``run``."""
     cout, k, pairs = wpk.shape[0], wpk.shape[1], wpk.shape[3]
     oh, ow, channels = out.shape
     assert wpk.dtype == np.int32 and wpk.flags.c_contiguous and wpk.shape == (cout, k, k, pairs)
@@ -502,7 +478,7 @@ def convt_direct_i16_pixels16(ap: np.ndarray, amax: np.ndarray, cin: int, h: int
 
 
 def direct_pixels_scratch(cin: int, cout: int, h: int, wd: int, k: int, stride: int) -> int:
-    """int16 elements of ``convt_direct_i16_pixels``' scratch: ``direct_i16_scratch``'s, then one output row's float64
+    """int16 elements of ``convt_direct_i16_pixels16``' scratch: ``direct_i16_scratch``'s, then one output row's float64
     planes (Cout x s*w)."""
     return _pixels_row_at(cin, h, wd, k, stride) + 4 * cout * stride * wd
 

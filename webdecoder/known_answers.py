@@ -28,7 +28,8 @@ def digest(arrays: Iterable[np.ndarray]) -> str:
 # ``digest``s of what the kernels must reproduce, each made by the NumPy reference on the check's inputs (CheckInts):
 # the phase gather's and Winograd's transposed convs (``conv._numpy_convt`` of ``conv.phase_check_cases()`` and of
 # ``conv.winograd_check_cases()``), the hyper-decoder's 3x3 layer (``hyper.wino3_check_cases()``: planes, row ranges,
-# scale indices), the output layer's pixels (``synthesis.direct_pixels_check_cases()``), the Winograd plans
+# scale indices), the output layer's pixels (``synthesis.direct_pixels_check_cases()``), the int32 iGDN's channel pairs
+# and largest |value| (``synthesis._hidden_numpy`` of ``synthesis.igdn16_check_cases()``), the Winograd plans
 # (``winograd._plan_weights`` of ``winograd.plan_check_cases()``) and the F(2x2, 3x3) plans (``wino3._plan_numpy`` of
 # ``wino3.plan_check_cases()``). tests/test_decoder_speedups.py makes them again in CPython; the browser's first
 # decode then never runs that NumPy code.
@@ -38,6 +39,7 @@ WINOGRAD_PLAN = "9f0b6d1357ab5d1228eccb3ce7bb13f2c757161763c1dd72d25e6461edf9e7a
 WINO3_PLAN = "1d64764f85e6f42e4d9ddca68cb3fff235086f8789001058b37f2e57c890c9a8"
 WINO3 = "dcc475acec527f67519853890977d91cb0f10cccf65671d63221fd4c126439f7"
 DIRECT_PIXELS = "03a623f3383aba703bd69d5373355f81b5b17a26ba5aac4684c20238ecc8c1a1"
+IGDN16 = "dea8c3287e8c5e3b4aecb46f04b7b60fcebe13c6b4a2f6e84ffb8fc7ef4f2185"
 # Biases 0, 1 and -1 of ``synthesis.direct_pixels_check_cases()``, from the NumPy conv of each case's a and w
 DIRECT_PIXELS_BIASES = ((-11976220.0, -106052218.0, 84350240.0), (-7893622.0, -82432636.0, 73450503.0))
 

@@ -202,7 +202,7 @@ def counted_direct(*args, **kw):
 
 
 _native.convt_direct_i16_into = counted_direct
-direct_pixels = _native.convt_direct_i16_pixels
+direct_pixels = _native.convt_direct_i16_pixels16
 
 
 def counted_direct_pixels(*args, **kw):
@@ -211,17 +211,7 @@ def counted_direct_pixels(*args, **kw):
     return rc
 
 
-_native.convt_direct_i16_pixels = counted_direct_pixels
-direct_pixels16 = _native.convt_direct_i16_pixels16
-
-
-def counted_direct_pixels16(*args, **kw):
-    rc = direct_pixels16(*args, **kw)
-    wino_runs.append(2 if rc == 0 else 0)  # 2 as well: the same, from the int16 pairs of the depth-2 bands' iGDN
-    return rc
-
-
-_native.convt_direct_i16_pixels16 = counted_direct_pixels16
+_native.convt_direct_i16_pixels16 = counted_direct_pixels
 from webdecoder import wino3  # noqa: E402
 
 prepare3 = wino3.prepare

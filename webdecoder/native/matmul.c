@@ -546,45 +546,27 @@ int nic_convt_direct_i16(const double *a, const int32_t *wpk, double *out, int c
   return 0;
 }
 
-/* nic_convt_direct_i16 and nic_pixels row by row: output rows row0 .. row0 + oh - 1, columns 0 .. ow - 1 of the
- * transposed conv become pixels (nic_pixels below: clip(floor((sum + b_c + 2^(shift-1)) / 2^shift), 0, 255), on the
- * same exact float64 sums) at img[((y - row0) * ow + x) * ps + c], ps = cout (RGB) or cout + 1 (RGBA, the alpha
- * byte 255). Each row's sums go to rowbuf (cout * s * w float64: a few KB, in cache) and straight on to pixels: the
- * float64 planes of the whole output are never written nor read back, and rows outside the range are not computed.
- * (Rounding in the sum loop's registers instead measured 6 % slower for the whole synthesis: more live registers.)
- * 0, or 1 (img untouched) where the int16 products cannot be exact. */
 void nic_pixels(const double *acc, const double *b, uint8_t *out, int C, int H, int W, int oh, int ow,
                 int cstride, int pstride, int alpha, int shift);
 
-static int direct_pixels_rows(const int16_t *ap, double amax, const int32_t *wpk, int cin, int cout, int k, int s,
-                              int h, int w, int pad, int e, int wmax, const double *b, int shift, uint8_t *img,
-                              int row0, int oh, int ow, int ps, double *rowbuf);
-
-int nic_convt_direct_i16_pixels(const double *a, const int32_t *wpk, int cin, int cout, int k, int s, int h, int w,
-                                int pad, int e, int wmax, int16_t *ap, const double *b, int shift, uint8_t *img,
-                                int row0, int oh, int ow, int ps, double *rowbuf) {
-  return direct_pixels_rows(ap, pairs_to_i16(a, cin, h, w, e, ap), wpk, cin, cout, k, s, h, w, pad, e, wmax, b, shift,
-                            img, row0, oh, ow, ps, rowbuf);
-}
-
-/* nic_convt_direct_i16_pixels from its input already in int16 channel pairs (pairs_to_i16's layout, as
- * nic_upres_igdn16 writes it); *amax its largest |value| (read when the call runs: a helper job's earlier call
- * writes it). */
+/* nic_convt_direct_i16 and nic_pixels row by row, from the input already in int16 channel pairs (pairs_to_i16's
+ * layout, as nic_upres_igdn16 writes it; *amax a bound of its |values|, read when the call runs: a helper job's
+ * earlier call writes it): output rows row0 .. row0 + oh - 1, columns 0 .. ow - 1 of the transposed conv become
+ * pixels (nic_pixels below: clip(floor((sum + b_c + 2^(shift-1)) / 2^shift), 0, 255), on the same exact float64
+ * sums) at img[((y - row0) * ow + x) * ps + c], ps = cout (RGB) or cout + 1 (RGBA, the alpha byte 255). Each row's
+ * sums go to rowbuf (cout * s * w float64: a few KB, in cache) and straight on to pixels: the float64 planes of the
+ * whole output are never written nor read back, and rows outside the range are not computed. (Rounding in the sum
+ * loop's registers instead measured 6 % slower for the whole synthesis: more live registers.) 0, or 1 (img
+ * untouched) where the int16 products cannot be exact. */
 int nic_convt_direct_i16_pixels16(const int16_t *ap, const int32_t *amax, const int32_t *wpk, int cin, int cout, int k,
                                   int s, int h, int w, int pad, int e, int wmax, const double *b, int shift,
                                   uint8_t *img, int row0, int oh, int ow, int ps, double *rowbuf) {
-  return direct_pixels_rows(ap, (double)*amax, wpk, cin, cout, k, s, h, w, pad, e, wmax, b, shift, img, row0, oh, ow,
-                            ps, rowbuf);
-}
-
-static int direct_pixels_rows(const int16_t *ap, double amax, const int32_t *wpk, int cin, int cout, int k, int s,
-                              int h, int w, int pad, int e, int wmax, const double *b, int shift, uint8_t *img,
-                              int row0, int oh, int ow, int ps, double *rowbuf) {
   int W = s * w, pairs = (cin + 1) / 2;
-  if (!(amax >= 0 && amax <= 32767.0) || 2.0 * wmax * amax > I32_LIMIT) return 1;
+  double bound = (double)*amax;
+  if (!(bound >= 0 && bound <= 32767.0) || 2.0 * wmax * bound > I32_LIMIT) return 1;
   for (int oy = row0; oy < row0 + oh; oy++) {
     /* planes of one row (H = 1, stored as row 0): channel c of this row at rowbuf[c * W] */
-    direct_i16_row(wpk, rowbuf, cout, k, s, h, w, pad, e, pairs, 1, W, oy, 0, amax, ap);
+    direct_i16_row(wpk, rowbuf, cout, k, s, h, w, pad, e, pairs, 1, W, oy, 0, bound, ap);
     nic_pixels(rowbuf, b, img + (long)(oy - row0) * ow * ps, cout, 1, W, 1, ow, 1, ps, ps > cout, shift);
   }
   return 0;
