@@ -667,6 +667,10 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
     nesc = np.zeros(1, np.int32)
     at = n if pause is None else pause[0]
     ne, new_ptr, first = 0, word_ptr, 0
+    # the addresses once (y's decode takes up to three calls: ~4 us of Pyodide for each address)
+    p_tb, p_x, p_wd, p_bk, p_fr, p_st, p_out, p_base, p_esc, p_pos, p_nesc = map(
+        ptr, (tb, x, wd, bk, fr, st, out, base, escsym, escpos, nesc))
+    decode = lib().nic_rans_decode
     for stop in (at, n):
         if stop > at:
             pause[1]()  # type: ignore[index]
@@ -674,9 +678,8 @@ def rans_decode(tables: np.ndarray, lanes: int, x: np.ndarray, words: np.ndarray
             # From lane j0 of a step: first its lanes j0.. (x from lane j0, as a step of lanes - j0), then whole steps
             j0 = first % lanes
             count = min(stop - first, lanes - j0) if j0 else stop - first
-            new_ptr = lib().nic_rans_decode(ptr(tb) + 4 * first, count, bk.shape[0], lanes - j0, ptr(x) + 8 * j0,
-                                            ptr(wd), wd.size, new_ptr, ptr(bk), ptr(fr), ptr(st), ptr(out) + 4 * first,
-                                            ptr(base), ptr(escsym), ptr(escpos) + 4 * ne, ptr(nesc))
+            new_ptr = decode(p_tb + 4 * first, count, bk.shape[0], lanes - j0, p_x + 8 * j0, p_wd, wd.size, new_ptr,
+                             p_bk, p_fr, p_st, p_out + 4 * first, p_base, p_esc, p_pos + 4 * ne, p_nesc)
             if new_ptr < 0:
                 return out, escpos[:0], new_ptr
             k = int(nesc[0])
