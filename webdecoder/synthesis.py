@@ -537,9 +537,9 @@ def direct_pixels_check_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _direct_pixels_check() -> bool:
-    """``nic_convt_direct_i16_pixels16`` on ``direct_pixels_check_cases`` (as int16 channel pairs, ``pairs16``), rows
-    from inside the output, crops, both layouts: its images must hash to ``known_answers.DIRECT_PIXELS``, the digest
-    of the NumPy transposed conv and ``_pixels_numpy``'s (tests/test_decoder_speedups.py); and its refusal of a bound
+    """``nic_convt_direct_i16_pixels16`` on ``direct_pixels_check_cases`` (as int16 channel pairs, ``pairs16``): rows
+    inside the output, crops, both layouts; its images must hash to ``known_answers.DIRECT_PIXELS``, the digest of
+    the NumPy transposed conv and ``_pixels_numpy``'s (tests/test_decoder_speedups.py); and its refusal of a bound
     beyond int16 (the image untouched)."""
     shift = 13
     outs = []
