@@ -60,14 +60,15 @@ function instantiate(path) {
   return { e, memory, P };
 }
 
-// The k13/s8 layer: its transformed inputs (nic_wino_data) and products (nic_wino_convt), the whole image in one band.
+// The k13/s8 layer: its transformed inputs (nic_wino_data) and products (nic_wino_convt32, the decode's: int32 sums),
+// the whole image in one band.
 function k13(m) {
   const { e, P } = m;
   const t0 = performance.now();
   if (e.nic_wino_data(P.k13_x, k.k13_h * k.k13_w, 0, k.k13_h, k.k13_cin, k.k13_h, k.k13_w, 0, k.k13_th, k.k13_kp,
     P.k13_desc, k.k13_nd, k.k13_border, k.k13_limit, P.k13_scratch, P.k13_data, P.k13_maxabs)) throw new Error("k13 data");
   const t1 = performance.now();
-  if (e.nic_wino_convt(P.k13_w16, k.k13_kp, P.k13_tstart, P.k13_py, P.k13_px, k.k13_units, P.k13_combo, P.k13_mask,
+  if (e.nic_wino_convt32(P.k13_w16, k.k13_kp, P.k13_tstart, P.k13_py, P.k13_px, k.k13_units, P.k13_combo, P.k13_mask,
     P.k13_wmax, P.k13_maxabs, k.k13_cout, P.k13_data, k.k13_tiles, k.k13_tiles4 * k.k13_kp, P.k13_pix, P.k13_out, k.k13_s,
     k.k13_plane, k.k13_row, k.k13_band)) throw new Error("k13 convt");
   return { k13_data: t1 - t0, k13_convt: performance.now() - t1 };

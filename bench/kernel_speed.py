@@ -13,11 +13,12 @@ Pyodide: the kernels import only a memory and a stack pointer), calls every kern
 ``--rounds`` rounds, and fails unless each build's outputs equal the reference bit for bit. Prints the median ms
 per kernel and build with the ratio to the first build; writes JSON. The operands are laid out as the working tree's
 plans lay them out: builds from before a layout change (the k13/s8 weights' interleaved row pairs, session 31) fail
-the check rather than time garbage.
+the check rather than time garbage, and builds from before session 40 have no ``nic_wino_convt32`` (the decode's
+k13/s8 kernel since then: int32 stores).
 
 Where the time goes inside a kernel, instruction by instruction (Linux perf; V8 writes jitdumps that name the
-WebAssembly functions by index: ``wasm-function[17]`` is ``nic_wino_convt`` in this build, as
-``bench.chromium_profile.function_names`` maps them):
+WebAssembly functions by index, as ``bench.chromium_profile.function_names`` maps them to names; ``wasm-function[17]``
+below stands for the kernel's index in the build at hand):
 
     python -m bench.kernel_speed build/k01q4.nic --operands build/ops.bin
     cd build && perf record -k mono -o perf.data node --perf-prof --no-wasm-lazy-compilation \
@@ -46,7 +47,7 @@ from webdecoder.tables import scale_index
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = {
     "k13_data": "k13/s8 inputs (`nic_wino_data`)",
-    "k13_convt": "k13/s8 products (`nic_wino_convt`)",
+    "k13_convt": "k13/s8 products (`nic_wino_convt32`)",
     "h2_data": "hyper 3x3 inputs (`nic_wino3_data`)",
     "h2_means": "hyper 3x3 means (`nic_wino3_conv`)",
     "h2_scales": "hyper 3x3 scale indices (`nic_wino3_conv`)",
@@ -93,7 +94,7 @@ def operands(nic: bytes) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     arrays.update(k13_x=x, k13_desc=plan.desc, k13_w16=plan.w16, k13_tstart=plan.tstart, k13_py=plan.py,
                   k13_px=plan.px, k13_combo=plan.combo, k13_mask=plan.mask, k13_wmax=plan.wmax,
                   k13_pix=winograd._tile_origins(th, tw, s),
-                  ref_k13=conv._numpy_convt(x, wk, conv.weight_matrix(wk), s, 3))
+                  ref_k13=_int32(conv._numpy_convt(x, wk, conv.weight_matrix(wk), s, 3)))
     kp = plan.w16.shape[1]
     scalars.update(k13_cin=cin, k13_h=hy, k13_w=wy, k13_th=th, k13_kp=kp, k13_nd=len(plan.desc),
                    k13_border=plan.border, k13_limit=winograd.MAX_INPUT, k13_units=len(plan.py),
@@ -102,6 +103,12 @@ def operands(nic: bytes) -> tuple[dict[str, np.ndarray], dict[str, int]]:
                    k13_row=2 * s * tw, k13_band=winograd.BAND_TILES,
                    k13_scratch=(2 * th + 2 * plan.border) * (wy + 2 * plan.border) * kp)
     return arrays, {k: int(v) for k, v in scalars.items()}
+
+
+def _int32(sums: np.ndarray) -> np.ndarray:
+    """The k13/s8 sums as ``nic_wino_convt32`` stores them (the decode's bands): int32, each below 2^30."""
+    assert np.abs(sums).max() < 1 << 30, "sums beyond nic_wino_convt32's bound: the decode takes another path"
+    return sums.astype(np.int32)
 
 
 def write_operands(path: Path, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
