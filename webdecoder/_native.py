@@ -397,7 +397,7 @@ def convt_direct(a: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndar
     cin, h, wd = a.shape
     cout, k = w.shape[1], w.shape[2]
     assert cin * (-(-k // stride)) ** 2 <= DIRECT_MAX_TERMS and 0 <= pad < k
-    e = -(-k // stride) + 1  # zero columns each side: every tap's shifted row stays inside
+    e = direct_border(k, stride)
     ap = np.zeros((cin, h, wd + 2 * e), np.float64)
     ap[:, :, e : e + wd] = a
     w = np.ascontiguousarray(w, np.float64)
@@ -431,9 +431,20 @@ def convt_direct_i16(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad
     return None if convt_direct_i16_into(a, wpk, wmax, stride, pad, out, scratch) else out
 
 
+def direct_border(k: int, stride: int) -> int:
+    """Zero columns each side of a direct k x k, ``stride`` layer's input rows: every tap's shifted row stays inside."""
+    return -(-k // stride) + 1
+
+
+def pairs_shape(cin: int, h: int, wd: int, k: int, stride: int) -> tuple[int, int, int, int]:
+    """The int16 channel pairs such a layer's int16 kernels read (``pairs_to_i16`` in matmul.c, ``upres_igdn16``):
+    ((cin + 1) / 2 pairs, h, wd + 2 ``direct_border``, 2), channels 2q and 2q + 1 interleaved pixel by pixel."""
+    return -(-cin // 2), h, wd + 2 * direct_border(k, stride), 2
+
+
 def direct_i16_scratch(cin: int, h: int, wd: int, k: int, stride: int) -> int:
     """int16 elements of ``convt_direct_i16_into``'s scratch: the input as channel pairs, with zero borders."""
-    return -(-cin // 2) * h * (wd + 2 * (-(-k // stride) + 1)) * 2
+    return int(np.prod(pairs_shape(cin, h, wd, k, stride)))
 
 
 def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int, pad: int, out: np.ndarray,
@@ -447,7 +458,7 @@ def convt_direct_i16_into(a: np.ndarray, wpk: np.ndarray, wmax: int, stride: int
     assert 0 <= wmax < 1 << 15 and a.dtype == out.dtype == np.float64 and scratch.dtype == np.int16
     assert out.shape == (cout, stride * h, stride * wd) and scratch.size >= direct_i16_scratch(cin, h, wd, k, stride)
     assert a.flags.c_contiguous and out.flags.c_contiguous and scratch.flags.c_contiguous
-    e = -(-k // stride) + 1  # zero pixels each side: every tap's shifted row stays inside
+    e = direct_border(k, stride)
     return _invoke(run, "nic_convt_direct_i16", ptr(a), ptr(wpk), ptr(out), cin, cout, k,
                    stride, h, wd, pad, e, wmax, ptr(scratch))
 
@@ -471,7 +482,7 @@ def convt_direct_i16_pixels16(ap: np.ndarray, amax: np.ndarray, cin: int, h: int
     assert 0 <= row0 and 0 < oh and row0 + oh <= stride * h and 0 < ow <= stride * wd
     assert scratch.dtype == np.int16 and scratch.size >= direct_pixels_scratch(cin, cout, h, wd, k, stride)
     assert out.flags.c_contiguous and scratch.flags.c_contiguous and b.flags.c_contiguous
-    e = -(-k // stride) + 1
+    e = direct_border(k, stride)
     row = ptr(scratch) + 2 * _pixels_row_at(cin, h, wd, k, stride)
     return _invoke(run, "nic_convt_direct_i16_pixels16", ptr(ap), ptr(amax), ptr(wpk), cin, cout, k, stride, h, wd,
                    pad, e, wmax, ptr(b), shift, ptr(out), row0, oh, ow, channels, row)
@@ -564,7 +575,7 @@ def upres_igdn16(acc: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.nda
     assert all(v.dtype == np.float64 and v.flags.c_contiguous for v in (b, gamma, beta))
     assert ap.size >= direct_i16_scratch(c, h, wd, k, stride) and amax.dtype == np.int32 and amax.shape == (1,)
     return _invoke(run, "nic_upres_igdn16", ptr(acc), ptr(b), ptr(gamma), ptr(beta), ptr(ap), c, h, wd,
-                   -(-k // stride) + 1, *shifts, limit, ptr(amax))
+                   direct_border(k, stride), *shifts, limit, ptr(amax))
 
 
 def overlap_add(patches: np.ndarray, stride: int, pad: int) -> np.ndarray:

@@ -174,8 +174,8 @@ def _two_by_bands(model: Model, x: np.ndarray, size: tuple[int, int], layout: st
     bufs = _band_buffers(model, plan, max(split, th - split), tw, pairs)
     c = model["two.gdn.gamma"].shape[0]
     wpk, wmax = pairs
-    e = -(-wpk.shape[1] // 2) + 1
-    edge = np.empty((-(-c // 2), 2, 16 * tw + 2 * e, 2), np.int16)  # the lower band's first two hidden rows
+    # the lower band's first two hidden rows, as the output layer reads them
+    edge = np.empty(_native.pairs_shape(c, 2, 16 * tw, wpk.shape[1], 2), np.int16)
     # The lower band's calls depend on the shapes and the split alone: recorded once, then made from the template.
     def record(job: parallel.Job) -> None:
         _, hidden_names = _band(model, plan, x, pairs, split, th, 32 * split + 2, height, img, bufs, job)
@@ -298,9 +298,8 @@ def _band(model: Model, plan: winograd.Plan, x: np.ndarray, pairs: tuple[np.ndar
     acc = bufs[0][: 2 * c * rows * cols].reshape(2 * c, rows, cols)
     scratch = bufs[1][: _native.direct_pixels_scratch(c, cout, rows, cols, k, 2)]
     amax = bufs[2]
-    e = -(-k // 2) + 1  # the output layer's zero columns each side
-    npairs = -(-c // 2)
-    hidden = scratch[: npairs * rows * (cols + 2 * e) * 2].reshape(npairs, rows, cols + 2 * e, 2)
+    shape = _native.pairs_shape(c, rows, cols, k, 2)  # the output layer's input, at the scratch's start
+    hidden = scratch[: int(np.prod(shape))].reshape(shape)
     dst = img[y0:y1]
     if job is not None:
         for arr in (acc, scratch, amax):
@@ -454,12 +453,13 @@ def _igdn16_kernel_ok() -> bool:
 
 def pairs16(a: np.ndarray, k: int, stride: int) -> np.ndarray:
     """A (C, h, w) integer input as the int16 channel pairs a k x k, ``stride`` output layer reads
-    (``_native.direct_i16_scratch``'s layout: ((C + 1) / 2, h, w + 2e, 2), e zero columns each side), in NumPy."""
+    (``_native.pairs_shape``), in NumPy."""
     c, h, wd = a.shape
-    e = -(-k // stride) + 1
-    ap = np.zeros((2 * -(-c // 2), h, wd + 2 * e), np.int16)
-    ap[:c, :, e : e + wd] = a
-    return np.ascontiguousarray(ap.reshape(-1, 2, h, wd + 2 * e).transpose(0, 2, 3, 1))
+    npairs, _, wp, _ = _native.pairs_shape(c, h, wd, k, stride)
+    e = _native.direct_border(k, stride)
+    ap = np.zeros((npairs, 2, h, wp), np.int16)
+    ap.reshape(-1, h, wp)[:c, :, e : e + wd] = a
+    return np.ascontiguousarray(ap.transpose(0, 2, 3, 1))
 
 
 IGDN16_CHECK = ((6, 5, 11), (5, 3, 9))  # C (the shipped model's, unrolled; an odd one), h, w (with a scalar tail)

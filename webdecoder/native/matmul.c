@@ -666,28 +666,29 @@ static inline int64_t shr_clip(int64_t v, int sh, int64_t lim) {
   return q < -lim ? -lim : (q > lim ? lim : q);
 }
 
-static void igdn_pixel(const int32_t *acc, long npx, long j, const int64_t *b, const int64_t *gamma,
-                       const int64_t *beta, int C, int s_up, int s_res, int s_gdn, int s_frac, int64_t lim,
-                       int64_t *o) {
-  int64_t u[16];
+/* Pixel j = y w + x, written at column x of row y of the pairs (row stride wp, e zero columns first); returns its
+ * largest |value|. */
+static int64_t igdn_pixel(const int32_t *acc, long npx, int y, int x, int w, const int64_t *b, const int64_t *gamma,
+                          const int64_t *beta, int C, int s_up, int s_res, int s_gdn, int s_frac, int64_t lim,
+                          int16_t *ap, int h, int wp, int e) {
+  int64_t u[16], big = 0;
+  long j = (long)y * w + x;
   for (int i = 0; i < C; i++) u[i] = shr_clip(acc[i * npx + j] + b[i], s_up, lim);
-  for (int i = 0; i < C; i++) {
-    int64_t n = beta[i];
-    for (int m = 0; m < C; m++) n += gamma[i * C + m] * (u[m] < 0 ? -u[m] : u[m]);
-    n = shr_clip(n, s_gdn, lim);
-    o[i] = shr_clip(u[i] * n, s_frac, lim) + shr_clip(acc[(C + i) * npx + j] + b[C + i], s_res, lim);
+  for (int i = 0; i < C + (C & 1); i++) {
+    int64_t o = 0; /* the odd channel of an odd C: zero */
+    if (i < C) {
+      int64_t n = beta[i];
+      for (int m = 0; m < C; m++) n += gamma[i * C + m] * (u[m] < 0 ? -u[m] : u[m]);
+      n = shr_clip(n, s_gdn, lim);
+      o = shr_clip(u[i] * n, s_frac, lim) + shr_clip(acc[(C + i) * npx + j] + b[C + i], s_res, lim);
+    }
+    big = (o < 0 ? -o : o) > big ? (o < 0 ? -o : o) : big;
+    ap[(((long)(i >> 1) * h + y) * wp + e + x) * 2 + (i & 1)] = (int16_t)o;
   }
+  return big;
 }
 
-/* nic_upres_igdn's arithmetic on int32 sums (nic_wino_convt32's, each below 2^30 in magnitude), four pixels to a
- * vector of int32 lanes, and written as the output layer's int16 channel pairs: pairs_to_i16's layout ((C + 1) / 2
- * pairs, h, w + 2e, 2; e zero pixels each side of every row; the odd channel of an odd C zero), so that
- * nic_convt_direct_i16_pixels16 reads them with no float64 planes in between. rq(v, sh) = clip(floor((v +
- * 2^(sh-1)) / 2^sh), -lim, lim) is an arithmetic shift and a clip in int32 wherever no sum can leave int32: the biases
- * below 2^29, and every |u| of the four pixels at most umax (from the largest row sum of |gamma|, |beta| and the
- * rounding offsets); four pixels past umax go through int64 (igdn_pixel). Every value is an integer (b, gamma, beta
- * float64 integers, as the model keeps them). 0 with *amax = the largest |output|; 1 where an output leaves int16
- * or a parameter is beyond these bounds (ap then partly written: the caller takes the float64 path). */
+/* nic_upres_igdn16's loop over the rows, its parameters checked and converted (below): the largest |value|. */
 static inline __attribute__((always_inline)) int32_t igdn16_rows(const int32_t *acc, const int64_t *bl,
                                                                   const int64_t *gl, const int64_t *betal, int16_t *ap,
                                                                   int C, int h, int w, int e, int s_up, int s_res,
@@ -723,14 +724,8 @@ static inline __attribute__((always_inline)) int32_t igdn16_rows(const int32_t *
       }
       if (wasm_v128_any_true(wasm_i32x4_gt(mx, vumax))) { /* rare: these four pixels in int64 */
         for (int p = 0; p < 4; p++) {
-          int64_t ov[16];
-          igdn_pixel(acc, npx, j + p, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ov);
-          for (int i = 0; i < C; i++) {
-            int64_t a = ov[i] < 0 ? -ov[i] : ov[i];
-            sbig = a > sbig ? a : sbig;
-            ap[(((long)(i >> 1) * h + y) * wp + e + x + p) * 2 + (i & 1)] = (int16_t)ov[i];
-          }
-          if (C & 1) ap[(((long)(C >> 1) * h + y) * wp + e + x + p) * 2 + 1] = 0;
+          int64_t a = igdn_pixel(acc, npx, y, x + p, w, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ap, h, wp, e);
+          sbig = a > sbig ? a : sbig;
         }
         continue;
       }
@@ -753,14 +748,8 @@ static inline __attribute__((always_inline)) int32_t igdn16_rows(const int32_t *
       }
     }
     for (; x < w; x++) { /* the row's last pixels */
-      int64_t ov[16];
-      igdn_pixel(acc, npx, (long)y * w + x, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ov);
-      for (int i = 0; i < C; i++) {
-        int64_t a = ov[i] < 0 ? -ov[i] : ov[i];
-        sbig = a > sbig ? a : sbig;
-        ap[(((long)(i >> 1) * h + y) * wp + e + x) * 2 + (i & 1)] = (int16_t)ov[i];
-      }
-      if (C & 1) ap[(((long)(C >> 1) * h + y) * wp + e + x) * 2 + 1] = 0;
+      int64_t a = igdn_pixel(acc, npx, y, x, w, bl, gl, betal, C, s_up, s_res, s_gdn, s_frac, L, ap, h, wp, e);
+      sbig = a > sbig ? a : sbig;
     }
   }
   int32_t m = 0;
@@ -773,7 +762,15 @@ static inline __attribute__((always_inline)) int32_t igdn16_rows(const int32_t *
   return m;
 }
 
-
+/* nic_upres_igdn's arithmetic on int32 sums (nic_wino_convt32's, each below 2^30 in magnitude), four pixels to a
+ * vector of int32 lanes, and written as the output layer's int16 channel pairs: pairs_to_i16's layout ((C + 1) / 2
+ * pairs, h, w + 2e, 2; e zero pixels each side of every row; the odd channel of an odd C zero), so that
+ * nic_convt_direct_i16_pixels16 reads them with no float64 planes in between. rq(v, sh) = clip(floor((v +
+ * 2^(sh-1)) / 2^sh), -lim, lim) is an arithmetic shift and a clip in int32 wherever no sum can leave int32: the biases
+ * below 2^29, and every |u| of the four pixels at most umax (from the largest row sum of |gamma|, |beta| and the
+ * rounding offsets); four pixels past umax go through int64 (igdn_pixel). Every value is an integer (b, gamma, beta
+ * float64 integers, as the model keeps them). 0 with *amax = the largest |output|; 1 where an output leaves int16
+ * or a parameter is beyond these bounds (ap then partly written: the caller takes its float64 path). */
 int nic_upres_igdn16(const int32_t *acc, const double *b, const double *gamma, const double *beta, int16_t *ap,
                      int C, int h, int w, int e, int s_up, int s_res, int s_gdn, int s_frac, double lim,
                      int32_t *amax) {
